@@ -1,0 +1,1 @@
+//! Runnable examples of msg live beside this file; run one with `cargo run --example NAME`.
