@@ -1,0 +1,109 @@
+//! The `Transport` and `Listener` traits.
+
+use std::future::Future;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::{Endpoint, PeerAddr, TransportError};
+
+/// A byte stream between two peers, as produced by a [`Transport`].
+///
+/// Anything `AsyncRead + AsyncWrite + Send + Unpin + 'static` is a connection; this
+/// trait only names that bound. Shutting down the write half
+/// ([`AsyncWriteExt::shutdown`](tokio::io::AsyncWriteExt::shutdown)) tells the peer no
+/// more bytes are coming (it reads EOF); dropping the connection closes it.
+pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Conn for T {}
+
+/// A way to bind listeners and open connections for one kind of [`Endpoint`].
+///
+/// Implementations are cheap to clone where they carry configuration (TLS and QUIC
+/// share theirs through an `Arc`), so a socket driver can keep one per reconnect task.
+/// The returned futures are `Send`, so connecting and accepting can run inside
+/// `tokio::spawn`. [`AnyTransport`](crate::AnyTransport) picks the implementation from
+/// the endpoint's scheme at run time.
+///
+/// # Examples
+///
+/// ```
+/// use msg_transport::{Endpoint, Inproc, Listener, Transport};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let endpoint: Endpoint = "inproc://doc-example".parse()?;
+/// let mut listener = Inproc.bind(&endpoint).await?;
+/// let (mut client, _) = Inproc.connect(&endpoint).await?;
+/// let (mut server, peer) = listener.accept().await?;
+/// client.write_all(b"ping").await?;
+/// let mut buf = [0; 4];
+/// server.read_exact(&mut buf).await?;
+/// assert_eq!(&buf, b"ping");
+/// println!("accepted {peer}");
+/// # Ok(())
+/// # }
+/// ```
+pub trait Transport: Send + Sync + 'static {
+    /// The connection type.
+    type Conn: Conn;
+    /// The listener type; it yields the same connections.
+    type Listener: Listener<Conn = Self::Conn>;
+
+    /// Binds a listener at `endpoint`.
+    ///
+    /// With port 0, the listener's [`local_endpoint`](Listener::local_endpoint) reports
+    /// the port the operating system chose.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::AddrInUse`] when another listener owns the address, plus the
+    /// transport's own errors (missing configuration, an unsupported scheme, I/O).
+    fn bind(
+        &self,
+        endpoint: &Endpoint,
+    ) -> impl Future<Output = Result<Self::Listener, TransportError>> + Send;
+
+    /// Connects to `endpoint`, returning the connection and the peer's address.
+    ///
+    /// When this returns, the connection is ready for bytes in both directions
+    /// (TLS and QUIC handshakes are complete on the client's side).
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Refused`] when nothing listens there (see
+    /// [`TransportError::is_refused`]), [`TransportError::Timeout`] when the configured
+    /// connect timeout passes, handshake and I/O errors otherwise.
+    fn connect(
+        &self,
+        endpoint: &Endpoint,
+    ) -> impl Future<Output = Result<(Self::Conn, PeerAddr), TransportError>> + Send;
+}
+
+/// A bound listener that accepts connections.
+///
+/// Dropping the listener stops accepting and frees the address (and, for IPC, removes
+/// the socket file); connections already accepted stay open.
+pub trait Listener: Send + 'static {
+    /// The connection type.
+    type Conn: Conn;
+
+    /// The endpoint this listener is bound to, with the real port when bound to port 0.
+    fn local_endpoint(&self) -> &Endpoint;
+
+    /// Waits for the next connection that is ready for bytes.
+    ///
+    /// For TLS and QUIC the handshake has completed. This future is cancel safe: if it
+    /// is dropped before completing (for example in `tokio::select!`), no connection is
+    /// lost.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors from the operating system's accept (such as running out of file
+    /// descriptors) are returned as they happen; the listener stays usable and the
+    /// caller decides whether to back off. [`TransportError::Closed`] means the listener
+    /// can accept no more connections.
+    fn accept(
+        &mut self,
+    ) -> impl Future<Output = Result<(Self::Conn, PeerAddr), TransportError>> + Send;
+}
