@@ -569,6 +569,41 @@ impl EncodedFrame {
     pub fn into_parts(self) -> (Bytes, Bytes) {
         (self.header, self.payload)
     }
+
+    /// A copy of this frame with its sequence number replaced, sharing the
+    /// payload.
+    ///
+    /// Only the header is rewritten (into `scratch`, so a caller stamping
+    /// many copies, one per subscriber, allocates once for all of them): a
+    /// publisher encodes and compresses a message once and gives every
+    /// subscriber its own consecutive sequence number. Applies to
+    /// [`Frame::Publish`] and [`Frame::Data`]; other kinds, and a frame that
+    /// was already partly consumed through [`Buf`], are returned unchanged
+    /// as `None`.
+    pub fn with_seq(&self, seq: u64, scratch: &mut BytesMut) -> Option<EncodedFrame> {
+        // Header layout: length (4), version, kind, flags, then the u64
+        // sequence number at bytes 7..15 for both kinds.
+        let &[a, b, c, d, _version, kind, ..] = self.header.get(..HEADER_LEN + 8)? else {
+            return None;
+        };
+        if kind != FrameKind::Publish.code() && kind != FrameKind::Data.code() {
+            return None;
+        }
+        // A frame partly consumed through `Buf` no longer starts with its
+        // header: its declared length stops adding up.
+        let declared = u32::from_be_bytes([a, b, c, d]) as usize;
+        if declared != self.len() - HEADER_LEN {
+            return None;
+        }
+        scratch.reserve(self.header.len());
+        scratch.extend_from_slice(&self.header[..HEADER_LEN]);
+        scratch.put_u64(seq);
+        scratch.extend_from_slice(&self.header[HEADER_LEN + 8..]);
+        Some(EncodedFrame {
+            header: scratch.split().freeze(),
+            payload: self.payload.clone(),
+        })
+    }
 }
 
 impl Buf for EncodedFrame {

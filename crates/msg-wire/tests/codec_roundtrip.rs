@@ -114,3 +114,58 @@ fn encode_uses_the_default_compression_from_options() {
     assert!(buf.len() < 4096);
     assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame));
 }
+
+#[test]
+fn with_seq_restamps_publish_and_data_sharing_the_payload() {
+    use bytes::{Bytes, BytesMut};
+    use msg_wire::{Compression, Frame, FrameCodec};
+
+    let mut codec = FrameCodec::new();
+    let payload = Bytes::from(vec![7u8; 5000]);
+    let mut scratch = BytesMut::new();
+    for frame in [
+        Frame::Publish {
+            topic: Bytes::from_static(b"t.1"),
+            seq: 0,
+            payload: payload.clone(),
+        },
+        Frame::Data {
+            seq: 0,
+            payload: payload.clone(),
+        },
+    ] {
+        for compression in [Compression::None, Compression::Lz4] {
+            let encoded = codec.encode_parts(&frame, compression).unwrap();
+            let stamped = encoded.with_seq(42, &mut scratch).unwrap();
+            assert_eq!(stamped.payload().as_ptr(), encoded.payload().as_ptr());
+            let mut wire = BytesMut::from(&stamped.to_bytes()[..]);
+            let got = codec.decode(&mut wire).unwrap().unwrap();
+            let want = match &frame {
+                Frame::Publish { topic, payload, .. } => Frame::Publish {
+                    topic: topic.clone(),
+                    seq: 42,
+                    payload: payload.clone(),
+                },
+                Frame::Data { payload, .. } => Frame::Data {
+                    seq: 42,
+                    payload: payload.clone(),
+                },
+                _ => unreachable!(),
+            };
+            assert_eq!(got, want);
+        }
+    }
+    let ping = codec.encode_parts(&Frame::Ping { nonce: 1 }, Compression::None).unwrap();
+    assert!(ping.with_seq(3, &mut scratch).is_none());
+    let mut consumed = codec
+        .encode_parts(
+            &Frame::Data {
+                seq: 1,
+                payload: payload.clone(),
+            },
+            Compression::None,
+        )
+        .unwrap();
+    bytes::Buf::advance(&mut consumed, 3);
+    assert!(consumed.with_seq(3, &mut scratch).is_none());
+}

@@ -1,0 +1,121 @@
+//! Errors of the socket layer.
+
+use msg_transport::{EndpointError, TransportError};
+use msg_wire::{Reason, WireError};
+
+/// Options that contradict each other or are out of range.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid socket options: {what}")]
+pub struct ConfigError {
+    pub(crate) what: &'static str,
+}
+
+/// Errors of socket-level operations: creating, binding, connecting,
+/// closing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    /// The options were rejected.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The endpoint string could not be parsed.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// Binding or connecting at the transport level failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The socket was closed.
+    #[error("socket is closed")]
+    Closed,
+}
+
+/// Why the handshake with a peer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The peer refused us (incompatible socket, version, authentication).
+    #[error("peer rejected the handshake ({code}): {text}")]
+    Rejected {
+        /// Reason code sent by the peer.
+        code: Reason,
+        /// Reason text sent by the peer.
+        text: String,
+    },
+    /// We refused the peer.
+    #[error("refused the peer ({code}): {text}")]
+    Refused {
+        /// Reason code we sent.
+        code: Reason,
+        /// Reason text we sent.
+        text: String,
+    },
+    /// The peer sent bytes that are not a valid handshake.
+    #[error("invalid handshake")]
+    Wire(#[from] WireError),
+    /// The handshake did not complete in time.
+    #[error("handshake timed out")]
+    Timeout,
+    /// The connection failed during the handshake.
+    #[error("connection failed during the handshake")]
+    Io(#[from] std::io::Error),
+}
+
+impl HandshakeError {
+    /// Whether the peer's (or our) authenticator refused the connection.
+    pub fn is_auth_rejected(&self) -> bool {
+        matches!(
+            self,
+            HandshakeError::Rejected {
+                code: Reason::AuthRejected,
+                ..
+            } | HandshakeError::Refused {
+                code: Reason::AuthRejected,
+                ..
+            }
+        )
+    }
+}
+
+/// Errors of [`ReqSocket::request`](crate::ReqSocket::request).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReqError {
+    /// No reply arrived within the request timeout (whether or not a
+    /// connection was up).
+    #[error("request timed out")]
+    Timeout,
+    /// The connection carrying the request dropped before the reply came.
+    /// The request was not re-sent: it may or may not have been processed.
+    #[error("connection lost while the request was in flight")]
+    ConnectionLost,
+    /// The request could not be encoded (too large for the frame limit, say).
+    #[error("could not encode the request")]
+    Encode(#[source] WireError),
+    /// The socket was closed.
+    #[error("socket is closed")]
+    Closed,
+}
+
+/// Errors of [`Request::reply`](crate::Request::reply).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The requester's connection is gone; the reply cannot be delivered.
+    #[error("the requester disconnected")]
+    Disconnected,
+    /// The reply could not be encoded.
+    #[error("could not encode the reply")]
+    Encode(#[source] WireError),
+}
+
+/// Errors of [`PubSocket::publish`](crate::PubSocket::publish).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The message could not be encoded (topic too long, too large).
+    #[error("could not encode the message")]
+    Encode(#[source] WireError),
+    /// The socket was closed.
+    #[error("socket is closed")]
+    Closed,
+}

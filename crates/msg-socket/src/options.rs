@@ -1,0 +1,342 @@
+//! Socket options: every knob with its unit, its default and its trade-off.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use msg_transport::AnyTransport;
+use msg_wire::{Compression, WireOptions};
+
+use crate::auth::{Authenticator, DynAuthenticator};
+use crate::error::ConfigError;
+use crate::proto::backoff::BackoffPolicy;
+
+/// Options shared by every socket type.
+///
+/// Build one with [`SocketOptions::new`], change what you need through the
+/// setters (each documents its unit and default), and hand it to a socket's
+/// `with_options` constructor, which validates it once. The defaults are safe
+/// for a socket exposed to the internet: bounded queues, a 64 MiB frame
+/// limit, a 5 second handshake deadline, heartbeats on.
+///
+/// ```
+/// use std::time::Duration;
+/// use msg_socket::SocketOptions;
+///
+/// let mut opts = SocketOptions::new();
+/// opts.request_timeout(Duration::from_secs(2))
+///     .send_hwm(10_000)
+///     .reconnect_max(Duration::from_secs(1));
+/// ```
+#[derive(Clone)]
+pub struct SocketOptions {
+    pub(crate) identity: Option<Bytes>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) send_hwm: usize,
+    pub(crate) send_hwm_bytes: usize,
+    pub(crate) recv_hwm: usize,
+    pub(crate) recv_hwm_bytes: usize,
+    pub(crate) reconnect: BackoffPolicy,
+    pub(crate) auth_reject_delay: Duration,
+    pub(crate) heartbeat_interval: Option<Duration>,
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) wire: WireOptions,
+    pub(crate) linger: Duration,
+    pub(crate) auth_token: Option<Bytes>,
+    pub(crate) authenticator: Option<Arc<dyn DynAuthenticator>>,
+    pub(crate) auth_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) transport: AnyTransport,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            identity: None,
+            request_timeout: Duration::from_secs(10),
+            send_hwm: 1_000,
+            send_hwm_bytes: 64 * 1024 * 1024,
+            recv_hwm: 1_000,
+            recv_hwm_bytes: 64 * 1024 * 1024,
+            reconnect: BackoffPolicy::default(),
+            auth_reject_delay: Duration::from_secs(5),
+            heartbeat_interval: Some(Duration::from_secs(5)),
+            heartbeat_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            wire: WireOptions::default(),
+            linger: Duration::from_secs(1),
+            auth_token: None,
+            authenticator: None,
+            auth_timeout: Duration::from_secs(5),
+            max_connections: 65_536,
+            transport: AnyTransport::new(),
+        }
+    }
+}
+
+impl fmt::Debug for SocketOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketOptions")
+            .field("identity", &self.identity)
+            .field("request_timeout", &self.request_timeout)
+            .field("send_hwm", &self.send_hwm)
+            .field("send_hwm_bytes", &self.send_hwm_bytes)
+            .field("recv_hwm", &self.recv_hwm)
+            .field("recv_hwm_bytes", &self.recv_hwm_bytes)
+            .field("reconnect", &self.reconnect)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("wire", &self.wire)
+            .field("linger", &self.linger)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("authenticator", &self.authenticator.is_some())
+            .field("auth_timeout", &self.auth_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketOptions {
+    /// Options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The identity this socket announces in its handshake, at most 255
+    /// bytes.
+    ///
+    /// Peers see it in [`PeerInfo::identity`](crate::PeerInfo::identity) and
+    /// authenticators decide on it. Default: a random identity made when the
+    /// socket is created.
+    pub fn identity(&mut self, identity: impl Into<Bytes>) -> &mut Self {
+        self.identity = Some(identity.into());
+        self
+    }
+
+    /// How long a [`ReqSocket::request`](crate::ReqSocket::request) may take,
+    /// from the call to the reply, whether or not a connection is up.
+    ///
+    /// Default: 10 s.
+    pub fn request_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// High-water mark of each connection's outgoing queue, in messages.
+    ///
+    /// What happens at the mark depends on the socket: a Req request and a
+    /// Rep reply wait for room; a publisher drops the message for that
+    /// subscriber and counts the drop. Default: 1,000.
+    pub fn send_hwm(&mut self, messages: usize) -> &mut Self {
+        self.send_hwm = messages;
+        self
+    }
+
+    /// High-water mark of each connection's outgoing queue, in bytes of
+    /// encoded frames. Whichever of the two marks is reached first applies.
+    /// A single frame larger than the mark still goes out when the queue is
+    /// empty. Default: 64 MiB.
+    pub fn send_hwm_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.send_hwm_bytes = bytes;
+        self
+    }
+
+    /// High-water mark of the socket's incoming queue (requests waiting in a
+    /// Rep socket, messages waiting in a Sub socket), in messages.
+    ///
+    /// A Rep socket stops reading from its clients while the queue is full
+    /// (they feel TCP backpressure); a Sub socket drops the newest message
+    /// and counts it. Default: 1,000.
+    pub fn recv_hwm(&mut self, messages: usize) -> &mut Self {
+        self.recv_hwm = messages;
+        self
+    }
+
+    /// High-water mark of the socket's incoming queue in payload bytes.
+    /// Default: 64 MiB.
+    pub fn recv_hwm_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.recv_hwm_bytes = bytes;
+        self
+    }
+
+    /// First delay before reconnecting after a connection is lost or an
+    /// attempt fails. Delays double from here up to
+    /// [`reconnect_max`](Self::reconnect_max). Default: 100 ms.
+    pub fn reconnect_initial(&mut self, delay: Duration) -> &mut Self {
+        self.reconnect.initial = delay;
+        self
+    }
+
+    /// Longest delay between reconnect attempts. Default: 10 s.
+    pub fn reconnect_max(&mut self, delay: Duration) -> &mut Self {
+        self.reconnect.max = delay;
+        self
+    }
+
+    /// Fraction (0.0 to 1.0) by which each reconnect delay is randomly
+    /// shortened, so that clients that lost the same server do not return in
+    /// lockstep. Default: 0.5.
+    pub fn reconnect_jitter(&mut self, fraction: f64) -> &mut Self {
+        self.reconnect.jitter = fraction;
+        self
+    }
+
+    /// Give up on an endpoint after this many failed attempts in a row;
+    /// `None` retries forever. Default: `None`.
+    pub fn reconnect_give_up_after(&mut self, attempts: Option<u32>) -> &mut Self {
+        self.reconnect.max_attempts = attempts;
+        self
+    }
+
+    /// How long a client waits before trying again after the server's
+    /// authenticator rejected it, instead of retrying in a tight loop.
+    /// Default: 5 s.
+    pub fn auth_reject_delay(&mut self, delay: Duration) -> &mut Self {
+        self.auth_reject_delay = delay;
+        self
+    }
+
+    /// Interval between heartbeat pings; `None` turns heartbeats off.
+    /// Default: 5 s.
+    pub fn heartbeat_interval(&mut self, interval: Option<Duration>) -> &mut Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// How long a connection may stay silent (nothing received, not even a
+    /// pong) before it is declared dead and closed, which makes a client
+    /// reconnect. Must exceed the interval. Default: 15 s.
+    pub fn heartbeat_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Deadline for the handshake (including the authenticator) on both
+    /// sides. A peer that connects and says nothing is dropped after it.
+    /// Default: 5 s.
+    pub fn handshake_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Deadline for establishing the transport connection (TCP connect, TLS
+    /// or QUIC handshake) of one attempt. Default: 10 s.
+    pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Largest frame accepted from a peer, in bytes; also the largest
+    /// decompressed payload.
+    ///
+    /// Larger frames close the connection with
+    /// [`WireError::FrameTooLarge`](msg_wire::WireError::FrameTooLarge).
+    /// Default: 64 MiB.
+    pub fn max_frame_size(&mut self, bytes: usize) -> &mut Self {
+        self.wire.max_frame_size(bytes);
+        self
+    }
+
+    /// Compression of outgoing payloads (receivers need no setting).
+    /// Default: [`Compression::None`].
+    pub fn compression(&mut self, compression: Compression) -> &mut Self {
+        self.wire.compression(compression);
+        self
+    }
+
+    /// Payloads shorter than this many bytes are sent uncompressed.
+    /// Default: 1024.
+    pub fn compress_min_size(&mut self, bytes: usize) -> &mut Self {
+        self.wire.compress_min_size(bytes);
+        self
+    }
+
+    /// How long [`close`](crate::ReqSocket::close)-on-drop keeps delivering
+    /// queued messages. Default: 1 s.
+    pub fn linger(&mut self, linger: Duration) -> &mut Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Token sent in this client's handshake for the server's
+    /// [`Authenticator`]. Default: none.
+    pub fn auth_token(&mut self, token: impl Into<Bytes>) -> &mut Self {
+        self.auth_token = Some(token.into());
+        self
+    }
+
+    /// Server-side hook that accepts or rejects each connecting peer.
+    /// Default: none (everyone is accepted).
+    pub fn authenticator(&mut self, authenticator: impl Authenticator) -> &mut Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Deadline for the [`Authenticator`]; a hook that takes longer rejects
+    /// the peer. Default: 5 s.
+    pub fn auth_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.auth_timeout = timeout;
+        self
+    }
+
+    /// Most connections a bound socket serves at once; more are closed right
+    /// after accept (with a warning and a counter). Default: 65,536.
+    pub fn max_connections(&mut self, connections: usize) -> &mut Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// The transports used for endpoint strings: set TLS and QUIC
+    /// configurations (certificates, roots) here. Default:
+    /// [`AnyTransport::new`] (TCP, IPC and inproc; TLS and QUIC need
+    /// configuration).
+    pub fn transport(&mut self, transport: AnyTransport) -> &mut Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Checks the options for contradictions.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: &'static str| Err(ConfigError { what });
+        if self.identity.as_ref().is_some_and(|i| i.len() > 255) {
+            return bad("identity longer than 255 bytes");
+        }
+        if self.send_hwm == 0 || self.recv_hwm == 0 {
+            return bad("high-water marks must be at least one message");
+        }
+        if !(0.0..=1.0).contains(&self.reconnect.jitter) {
+            return bad("reconnect jitter must be between 0.0 and 1.0");
+        }
+        if self.reconnect.initial.is_zero() || self.reconnect.initial > self.reconnect.max {
+            return bad("reconnect initial delay must be positive and at most the maximum");
+        }
+        if let Some(interval) = self.heartbeat_interval {
+            if interval.is_zero() || self.heartbeat_timeout <= interval {
+                return bad("heartbeat timeout must exceed a positive heartbeat interval");
+            }
+        }
+        if self.handshake_timeout.is_zero() || self.request_timeout.is_zero() {
+            return bad("timeouts must be positive");
+        }
+        if self
+            .auth_token
+            .as_ref()
+            .is_some_and(|t| t.len() > self.wire.get_max_token_size())
+        {
+            return bad("auth token longer than the maximum token size");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least one");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! The requesting side of request/reply.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use msg_transport::{Endpoint, Transport};
+use msg_wire::{Frame, FrameCodec, Reason, SocketType};
+use tokio::sync::{Notify, oneshot};
+
+use crate::driver::conn::{ConnHandle, Pattern};
+use crate::driver::core::Core;
+use crate::error::{ReqError, SocketError};
+use crate::monitor::{SocketEvents, SocketStats};
+use crate::options::SocketOptions;
+use crate::socket::{CloseReport, impl_common};
+
+/// Sends requests and waits for their replies.
+///
+/// A `ReqSocket` connects (or binds) to any number of [`RepSocket`]s and
+/// spreads requests over the connected ones round-robin. Any number of
+/// requests may be in flight at once (call [`request`](Self::request) from
+/// many tasks through an `Arc<ReqSocket>`); replies are matched by id, in
+/// whatever order they come.
+///
+/// Each request has a deadline ([`SocketOptions::request_timeout`]) that
+/// runs from the call, whether or not a connection is up: while no peer is
+/// connected, requests wait for one. A request in flight on a connection that
+/// drops fails with [`ReqError::ConnectionLost`] and is never re-sent behind
+/// your back: it may or may not have been processed. At-least-once delivery
+/// is the reliable layer's job.
+///
+/// High-water mark: each connection queues at most
+/// [`send_hwm`](SocketOptions::send_hwm) requests; past it, `request` waits
+/// for room (within its deadline).
+///
+/// ```
+/// use msg_socket::{RepSocket, ReqSocket};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut rep = RepSocket::new();
+/// let endpoint = rep.bind("inproc://req-doc").await?;
+/// tokio::spawn(async move {
+///     while let Some(request) = rep.recv().await {
+///         let answer = request.payload().to_ascii_uppercase();
+///         let _ = request.reply(answer).await;
+///     }
+/// });
+///
+/// let req = ReqSocket::new();
+/// req.connect(&endpoint.to_string())?;
+/// let reply = req.request("hello").await?;
+/// assert_eq!(reply, "HELLO");
+/// # Ok(()) }
+/// ```
+///
+/// [`RepSocket`]: crate::RepSocket
+#[derive(Debug)]
+pub struct ReqSocket {
+    core: Arc<Core>,
+    state: Arc<ReqState>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    conn_id: u64,
+    tx: oneshot::Sender<Result<Bytes, ReqError>>,
+}
+
+#[derive(Debug)]
+struct ReqState {
+    core: Arc<Core>,
+    conns: Mutex<Vec<Arc<ConnHandle>>>,
+    next_conn: AtomicUsize,
+    conn_ready: Notify,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_id: AtomicU64,
+    codec: FrameCodec,
+}
+
+impl ReqSocket {
+    /// A socket with default options.
+    pub fn new() -> Self {
+        Self::with_options(SocketOptions::default()).expect("default options are valid")
+    }
+
+    /// A socket with these options.
+    ///
+    /// # Errors
+    ///
+    /// [`SocketError::Config`] when the options contradict each other.
+    pub fn with_options(options: SocketOptions) -> Result<Self, SocketError> {
+        let core = Core::new(SocketType::Req, options)?;
+        let state = Arc::new(ReqState {
+            core: core.clone(),
+            conns: Mutex::new(Vec::new()),
+            next_conn: AtomicUsize::new(0),
+            conn_ready: Notify::new(),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            codec: FrameCodec::with_options(core.opts.wire.clone()),
+        });
+        Ok(Self { core, state })
+    }
+
+    /// Sends `payload` to one of the connected peers and waits for its reply.
+    ///
+    /// # Errors
+    ///
+    /// - [`ReqError::Timeout`]: no reply within the request timeout.
+    /// - [`ReqError::ConnectionLost`]: the connection dropped while the
+    ///   request was in flight; it was not re-sent.
+    /// - [`ReqError::Encode`]: the payload is too large for the frame limit.
+    /// - [`ReqError::Closed`]: the socket was closed.
+    pub async fn request(&self, payload: impl Into<Bytes>) -> Result<Bytes, ReqError> {
+        self.request_timeout(payload, self.core.opts.request_timeout)
+            .await
+    }
+
+    /// Like [`request`](Self::request), with its own deadline.
+    ///
+    /// # Errors
+    ///
+    /// As for [`request`](Self::request).
+    pub async fn request_timeout(
+        &self,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, ReqError> {
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout(timeout, self.state.send(payload.into())).await;
+        match result {
+            Ok(Ok(reply)) => {
+                self.core.counters.latency.record(started.elapsed());
+                Ok(reply)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ReqError::Timeout),
+        }
+    }
+}
+
+impl Default for ReqSocket {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Removes a request's entry from the pending table when the request ends
+/// in any way (reply, timeout, cancellation), so nothing leaks.
+struct PendingGuard<'a> {
+    state: &'a ReqState,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.state.pending.lock() {
+            pending.remove(&self.id);
+        }
+    }
+}
+
+impl ReqState {
+    async fn send(&self, payload: Bytes) -> Result<Bytes, ReqError> {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let frame = self
+            .codec
+            .encode_parts(
+                &Frame::Request { id, payload },
+                self.core.opts.wire.get_compression(),
+            )
+            .map_err(ReqError::Encode)?;
+        loop {
+            let conn = self.pick().await?;
+            let (tx, rx) = oneshot::channel();
+            self.pending.lock().expect("pending lock").insert(
+                id,
+                Pending {
+                    conn_id: conn.peer.conn_id,
+                    tx,
+                },
+            );
+            let _guard = PendingGuard { state: self, id };
+            if conn.send(frame.clone()).await.is_err() {
+                // The connection went away before the request was queued:
+                // nothing was sent, so another connection may take it.
+                continue;
+            }
+            self.core.counters.msgs_sent.fetch_add(1, Relaxed);
+            return tokio::select! {
+                result = rx => result.unwrap_or(Err(ReqError::ConnectionLost)),
+                _ = self.core.cancel.cancelled() => Err(ReqError::Closed),
+            };
+        }
+    }
+
+    /// The next connected peer, round-robin; waits while there is none.
+    async fn pick(&self) -> Result<Arc<ConnHandle>, ReqError> {
+        loop {
+            let ready = self.conn_ready.notified();
+            {
+                let conns = self.conns.lock().expect("conns lock");
+                if !conns.is_empty() {
+                    let i = self.next_conn.fetch_add(1, Relaxed) % conns.len();
+                    return Ok(conns[i].clone());
+                }
+            }
+            if self.core.cancel.is_cancelled() {
+                return Err(ReqError::Closed);
+            }
+            tokio::select! {
+                _ = ready => {}
+                _ = self.core.cancel.cancelled() => return Err(ReqError::Closed),
+            }
+        }
+    }
+}
+
+impl Pattern for ReqState {
+    async fn connected(&self, conn: &Arc<ConnHandle>) {
+        self.conns.lock().expect("conns lock").push(conn.clone());
+        self.conn_ready.notify_waiters();
+    }
+
+    async fn frame(
+        &self,
+        conn: &Arc<ConnHandle>,
+        frame: Frame,
+    ) -> Result<(), (Reason, &'static str)> {
+        match frame {
+            Frame::Reply { id, payload } => {
+                let mut pending = self.pending.lock().expect("pending lock");
+                // A reply for a request that timed out, or from another
+                // connection than the one the request went to, is ignored.
+                if pending
+                    .get(&id)
+                    .is_some_and(|p| p.conn_id == conn.peer.conn_id)
+                {
+                    if let Some(p) = pending.remove(&id) {
+                        let _ = p.tx.send(Ok(payload));
+                    }
+                }
+                Ok(())
+            }
+            _ => Err((Reason::ProtocolError, "a REQ socket only accepts replies")),
+        }
+    }
+
+    fn disconnected(&self, conn: &Arc<ConnHandle>) {
+        let id = conn.peer.conn_id;
+        self.conns
+            .lock()
+            .expect("conns lock")
+            .retain(|c| c.peer.conn_id != id);
+        let mut pending = self.pending.lock().expect("pending lock");
+        let lost: Vec<u64> = pending
+            .iter()
+            .filter(|(_, p)| p.conn_id == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in lost {
+            if let Some(p) = pending.remove(&k) {
+                let _ = p.tx.send(Err(ReqError::ConnectionLost));
+            }
+        }
+    }
+}
+
+impl_common!(ReqSocket);

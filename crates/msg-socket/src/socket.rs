@@ -1,0 +1,202 @@
+//! What every socket type offers: bind, connect, stats, events, close.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crate::driver::core::Core;
+
+/// What [`close`](crate::ReqSocket::close) could not deliver before its
+/// linger time ran out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseReport {
+    /// Frames still queued on connections when the socket stopped.
+    pub undelivered_frames: usize,
+    /// Their size in bytes.
+    pub undelivered_bytes: usize,
+}
+
+impl CloseReport {
+    /// Whether everything queued was written before the socket stopped.
+    pub fn is_complete(&self) -> bool {
+        self.undelivered_frames == 0 && self.undelivered_bytes == 0
+    }
+}
+
+/// Waits until every connection's queue is written out or `linger` passes,
+/// then stops the socket's tasks and waits for them.
+pub(crate) async fn close_core(core: &Core, linger: Duration) -> CloseReport {
+    let deadline = tokio::time::Instant::now() + linger;
+    loop {
+        let progress = core.progress.notified();
+        let (frames, bytes) = core.queued();
+        if (frames == 0 && bytes == 0) || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::select! {
+            _ = progress => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+    let (frames, bytes) = core.queued();
+    core.shutdown();
+    core.wait_stopped().await;
+    CloseReport {
+        undelivered_frames: frames,
+        undelivered_bytes: bytes,
+    }
+}
+
+/// Drop: linger in the background (when a runtime is there), then stop.
+pub(crate) fn drop_core(core: &std::sync::Arc<Core>) {
+    if core.cancel.is_cancelled() {
+        return;
+    }
+    let linger = core.opts.linger;
+    let (frames, bytes) = core.queued();
+    let idle = frames == 0 && bytes == 0;
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if !linger.is_zero() && !idle => {
+            let core = core.clone();
+            rt.spawn(async move {
+                close_core(&core, linger).await;
+            });
+        }
+        _ => core.shutdown(),
+    }
+}
+
+pub(crate) fn active_peers(core: &Core) -> usize {
+    core.counters.active_peers.load(Relaxed)
+}
+
+/// The methods every socket type shares, written once.
+macro_rules! impl_common {
+    ($ty:ident) => {
+        impl $ty {
+            /// Binds `endpoint` (for example `tcp://127.0.0.1:0`) and serves
+            /// every peer that connects to it, until the socket closes.
+            ///
+            /// Returns the bound endpoint, with the real port when bound to
+            /// port 0. A socket may be bound to several endpoints, and may
+            /// bind and connect at once.
+            ///
+            /// # Errors
+            ///
+            /// A bad endpoint string, an address in use, a missing TLS or
+            /// QUIC configuration (see [`SocketOptions::transport`]), or a
+            /// closed socket.
+            ///
+            /// [`SocketOptions::transport`]: crate::SocketOptions::transport
+            pub async fn bind(&self, endpoint: &str) -> Result<Endpoint, SocketError> {
+                let endpoint: Endpoint = endpoint.parse()?;
+                let transport = self.core.opts.transport.clone();
+                self.core
+                    .bind(self.state.clone(), transport, &endpoint)
+                    .await
+            }
+
+            /// Binds with a transport of your own (a [`Faulty`] wrapper, a
+            /// differently configured [`Tcp`], ...) instead of the one from
+            /// the options.
+            ///
+            /// # Errors
+            ///
+            /// As for [`bind`](Self::bind).
+            ///
+            /// [`Faulty`]: msg_transport::Faulty
+            /// [`Tcp`]: msg_transport::Tcp
+            pub async fn bind_with<T: Transport>(
+                &self,
+                transport: T,
+                endpoint: &Endpoint,
+            ) -> Result<Endpoint, SocketError> {
+                self.core
+                    .bind(self.state.clone(), transport, endpoint)
+                    .await
+            }
+
+            /// Connects to `endpoint` in the background and keeps the
+            /// connection up: after a failure or a lost connection it
+            /// reconnects with capped exponential backoff and jitter (forever
+            /// by default; see
+            /// [`SocketOptions::reconnect_give_up_after`]).
+            ///
+            /// Returns at once; watch [`events`](Self::events) or
+            /// [`peers`](Self::peers) to see the connection come up. A
+            /// socket may connect to several endpoints.
+            ///
+            /// # Errors
+            ///
+            /// A bad endpoint string or a closed socket. Connection failures
+            /// are not errors here: they are retried and reported as events.
+            ///
+            /// [`SocketOptions::reconnect_give_up_after`]: crate::SocketOptions::reconnect_give_up_after
+            pub fn connect(&self, endpoint: &str) -> Result<(), SocketError> {
+                let endpoint: Endpoint = endpoint.parse()?;
+                let transport = self.core.opts.transport.clone();
+                self.core.connect(self.state.clone(), transport, endpoint)
+            }
+
+            /// Connects with a transport of your own instead of the one from
+            /// the options.
+            ///
+            /// # Errors
+            ///
+            /// As for [`connect`](Self::connect).
+            pub fn connect_with<T: Transport>(
+                &self,
+                transport: T,
+                endpoint: &Endpoint,
+            ) -> Result<(), SocketError> {
+                self.core
+                    .connect(self.state.clone(), transport, endpoint.clone())
+            }
+
+            /// Waits until at least `n` peers are connected (handshake
+            /// done), or `timeout` passes; returns whether they are.
+            pub async fn wait_for_peers(&self, n: usize, timeout: std::time::Duration) -> bool {
+                self.core.wait_for_peers(n, timeout).await
+            }
+
+            /// Connected peers right now.
+            pub fn peers(&self) -> usize {
+                crate::socket::active_peers(&self.core)
+            }
+
+            /// The identity this socket announces to its peers.
+            pub fn identity(&self) -> &bytes::Bytes {
+                &self.core.identity
+            }
+
+            /// A snapshot of this socket's counters.
+            pub fn stats(&self) -> SocketStats {
+                self.core.counters.snapshot()
+            }
+
+            /// A stream of connection events (connected, disconnected,
+            /// reconnecting, handshake failed, auth rejected, ...), from now
+            /// on. Each call gives an independent stream.
+            pub fn events(&self) -> SocketEvents {
+                self.core.events()
+            }
+
+            /// Closes the socket: delivers what is queued for up to `linger`,
+            /// then stops every connection and listener (freeing ports and
+            /// socket files) and reports what was not delivered.
+            pub async fn close(self, linger: std::time::Duration) -> CloseReport {
+                crate::socket::close_core(&self.core, linger).await
+            }
+        }
+
+        impl Drop for $ty {
+            /// Stops the socket's tasks after delivering what is queued for
+            /// up to the configured linger time, in the background.
+            fn drop(&mut self) {
+                crate::socket::drop_core(&self.core);
+            }
+        }
+    };
+}
+
+pub(crate) use impl_common;
