@@ -1,0 +1,48 @@
+//! Every pattern works over every transport.
+
+mod common;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use msg_socket::{PubSocket, RepSocket, ReqSocket, SubSocket};
+
+#[tokio::test]
+async fn reqrep_and_pubsub_work_over_every_transport() {
+    for s in common::setups() {
+        let rep = RepSocket::with_options(s.server.clone()).unwrap();
+        let bound = rep.bind(&s.bind).await.unwrap();
+        tokio::spawn(rep.serve(4, |p, _| async move { p }));
+        let req = ReqSocket::with_options(s.client.clone()).unwrap();
+        req.connect(&bound.to_string()).unwrap();
+        let reply = req
+            .request("ping")
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        assert_eq!(reply, "ping", "{}", s.name);
+
+        let publisher = PubSocket::with_options(s.server.clone()).unwrap();
+        let bind = if s.name == "inproc" {
+            format!("{}-pub", s.bind)
+        } else if s.name == "ipc" {
+            format!("{}-pub", s.bind)
+        } else {
+            s.bind.clone()
+        };
+        let bound = publisher.bind(&bind).await.unwrap();
+        let mut sub = SubSocket::with_options(s.client.clone()).unwrap();
+        sub.subscribe("t").await;
+        sub.connect(&bound.to_string()).unwrap();
+        assert!(
+            publisher
+                .wait_for_subscribers(1, Duration::from_secs(10))
+                .await,
+            "{}",
+            s.name
+        );
+        publisher.publish("topic", "hello").unwrap();
+        let msg = sub.next().await.unwrap();
+        assert_eq!(msg.payload(), "hello", "{}", s.name);
+        assert_eq!(msg.seq(), 1);
+    }
+}
