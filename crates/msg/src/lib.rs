@@ -1,0 +1,74 @@
+//! msg: brokerless messaging sockets in the style of ZeroMQ, on tokio.
+//!
+//! Pick a pattern, pick a transport, bind or connect, and send
+//! [`Bytes`](bytes::Bytes):
+//!
+//! ```
+//! use msg::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rep = RepSocket::new();
+//! let endpoint = rep.bind("tcp://127.0.0.1:0").await?;
+//! tokio::spawn(rep.serve(8, |request, _peer| async move { request }));
+//!
+//! let req = ReqSocket::new();
+//! req.connect(&endpoint.to_string())?;
+//! assert_eq!(req.request("echo me").await?, "echo me");
+//! # Ok(()) }
+//! ```
+//!
+//! | pattern | sockets | what it is for |
+//! |---|---|---|
+//! | request/reply | [`ReqSocket`], [`RepSocket`] | RPC-style calls, many in flight, spread over servers |
+//! | publish/subscribe | [`PubSocket`], [`SubSocket`] | one-to-many streams filtered by topic prefix |
+//!
+//! Endpoints are strings: `tcp://host:port`, `ipc:///path`,
+//! `quic://host:port`, `tls://host:port`, `inproc://name`. Switching
+//! transports is a change of string (TLS and QUIC also need certificates:
+//! [`SocketOptions::transport`] with a [`transport::AnyTransport`]).
+//!
+//! This crate only re-exports: the layers live in `msg-wire` (the protocol,
+//! [`wire`]), `msg-transport` (byte streams, [`transport`]) and `msg-socket`
+//! (the patterns). The book in the repository explains each of them.
+//!
+//! # Feature flags
+//!
+//! All on by default:
+//!
+//! - `ipc`: Unix domain socket endpoints (`ipc://`).
+//! - `tls`: TLS over TCP (`tls://`), with mutual TLS and development
+//!   certificates.
+//! - `quic`: QUIC endpoints (`quic://`).
+//! - `gzip`, `zstd`, `snappy`, `lz4`: compression algorithms. A receiver
+//!   without an algorithm refuses frames compressed with it; the public
+//!   types do not change with features.
+
+pub use msg_socket::{
+    AuthRejection, AuthRequest, Authenticator, BackoffPolicy, CloseReport, ConfigError,
+    HandshakeError, PeerInfo, PubMessage, PubSocket, PublishError, RepSocket, ReplyError,
+    ReqError, ReqSocket, Request, SocketError, SocketEvent, SocketEvents, SocketOptions,
+    SocketStats, SubSocket,
+};
+pub use msg_wire::Compression;
+
+/// Transports, endpoints and certificates (the `msg-transport` crate).
+pub mod transport {
+    pub use msg_transport::*;
+}
+
+/// The wire protocol: frames, handshake, compression, limits (the
+/// `msg-wire` crate).
+pub mod wire {
+    pub use msg_wire::*;
+}
+
+/// Everything a typical program needs, in one `use msg::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        Compression, PubMessage, PubSocket, RepSocket, ReqSocket, Request, SocketEvent,
+        SocketOptions, SubSocket,
+    };
+    pub use bytes::Bytes;
+    pub use futures::StreamExt as _;
+}
