@@ -46,9 +46,9 @@
 
 pub use msg_socket::{
     AuthRejection, AuthRequest, Authenticator, BackoffPolicy, CloseReport, ConfigError,
-    HandshakeError, PeerInfo, PubMessage, PubSocket, PublishError, RepSocket, ReplyError,
-    ReqError, ReqSocket, Request, SocketError, SocketEvent, SocketEvents, SocketOptions,
-    SocketStats, SubSocket,
+    HandshakeError, PeerInfo, PubMessage, PubSocket, PublishError, RepSocket, ReplyError, ReqError,
+    ReqSocket, Request, SocketError, SocketEvent, SocketEvents, SocketOptions, SocketStats,
+    SubSocket,
 };
 pub use msg_wire::Compression;
 
