@@ -8,7 +8,10 @@ use msg_transport::{Listener, Quic, QuicConn, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn connected_pair(quic: &Quic) -> (QuicConn, QuicConn) {
-    let mut listener = quic.bind(&"quic://127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut listener = quic
+        .bind(&"quic://127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let endpoint = listener.local_endpoint().clone();
     let (client, _) = quic.connect(&endpoint).await.unwrap();
     let (server, _) = listener.accept().await.unwrap();

@@ -155,7 +155,9 @@ fn with_seq_restamps_publish_and_data_sharing_the_payload() {
             assert_eq!(got, want);
         }
     }
-    let ping = codec.encode_parts(&Frame::Ping { nonce: 1 }, Compression::None).unwrap();
+    let ping = codec
+        .encode_parts(&Frame::Ping { nonce: 1 }, Compression::None)
+        .unwrap();
     assert!(ping.with_seq(3, &mut scratch).is_none());
     let mut consumed = codec
         .encode_parts(
