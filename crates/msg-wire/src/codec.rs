@@ -108,13 +108,17 @@ impl FrameCodec {
             })?;
 
         if src.len() < total {
-            // The body is still on its way. We know exactly how much is
-            // missing, and that it is within the limit, so make room for
-            // precisely that: the reader can then pull the rest of the frame
-            // in as few reads as the socket allows, and the buffer never
-            // grows past the largest frame we accept. (`BytesMut::reserve`
-            // may double the capacity instead; see `reserve_exact`.)
-            reserve_exact(src, total);
+            // The body is still on its way. We know how much is missing and
+            // that it is within the limit, but a declared length is only a
+            // promise: a peer could declare 64 MiB on each of many
+            // connections and then trickle bytes. So the buffer grows with
+            // what has actually arrived (at most double it, or 64 KiB more),
+            // never past the frame itself: memory follows the bytes the peer
+            // really sent, and a large frame still arrives in few reads and
+            // few copies (growth is geometric). (`BytesMut::reserve` may
+            // double the capacity past the frame; see `reserve_exact`.)
+            let step = src.len().max(GROW_STEP);
+            reserve_exact(src, total.min(src.len().saturating_add(step)));
             return Ok(None);
         }
 
@@ -391,6 +395,10 @@ fn check_header(src: &[u8], max: usize) -> Result<Option<Header>, WireError> {
 /// allocates) and otherwise move the partial frame into a buffer of exactly
 /// the needed size. The copy is what `reserve` would have done anyway when
 /// reallocating, and it only covers the bytes of the one incomplete frame.
+/// Smallest step by which the decoder grows a buffer for a frame whose body
+/// is still arriving.
+const GROW_STEP: usize = 64 * 1024;
+
 pub(crate) fn reserve_exact(src: &mut BytesMut, total: usize) {
     if src.capacity() >= total {
         return;

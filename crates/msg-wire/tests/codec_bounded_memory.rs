@@ -153,9 +153,9 @@ fn frame_at_the_limit_is_accepted() {
 }
 
 #[test]
-fn incomplete_body_reserves_exactly_the_rest_of_the_frame() {
+fn incomplete_body_reserves_exactly_the_rest_of_a_small_frame() {
     let mut codec = FrameCodec::new();
-    let body_len = 10 * 1024 * 1024;
+    let body_len = 40 * 1024;
     let mut src = common::header(body_len, 1, 0x09, 0);
     src.put_u64(1);
     assert!(codec.decode(&mut src).unwrap().is_none());
@@ -169,6 +169,44 @@ fn incomplete_body_reserves_exactly_the_rest_of_the_frame() {
     src.put_u8(0x10);
     assert!(codec.decode(&mut src).unwrap().is_none());
     assert_eq!(src.capacity(), 8);
+}
+
+#[test]
+fn a_declared_large_frame_costs_memory_only_as_its_bytes_arrive() {
+    // A peer declares 10 MiB and then trickles: the buffer follows what
+    // actually arrived (at most double it, or 64 KiB more), never the
+    // declaration, and ends exactly at the frame size.
+    let mut codec = FrameCodec::new();
+    let body_len = 10 * 1024 * 1024;
+    let total = HEADER_LEN + body_len as usize;
+    let mut src = common::header(body_len, 1, 0x09, 0);
+    src.put_u64(1);
+    assert!(codec.decode(&mut src).unwrap().is_none());
+    assert!(
+        src.capacity() <= src.len() + 64 * 1024 + 64,
+        "capacity {} after {} bytes",
+        src.capacity(),
+        src.len()
+    );
+    let mut reallocations = 0;
+    while src.len() < total {
+        // A reader fills whatever room the decoder made, then asks again.
+        let room = (src.capacity() - src.len()).min(total - src.len());
+        let before = src.capacity();
+        src.put_bytes(0, room);
+        match codec.decode(&mut src).unwrap() {
+            None => {
+                assert!(src.capacity() <= (2 * src.len()).max(src.len() + 64 * 1024) + 64);
+                assert!(src.capacity() <= total + 64);
+                if src.capacity() != before {
+                    reallocations += 1;
+                }
+            }
+            Some(_) => break,
+        }
+    }
+    // Geometric growth: a handful of copies for 10 MiB, not one per read.
+    assert!(reallocations <= 12, "{reallocations} reallocations");
 }
 
 #[test]
