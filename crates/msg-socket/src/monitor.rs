@@ -154,6 +154,7 @@ pub(crate) struct Counters {
     pub(crate) handshake_failures: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) heartbeat_timeouts: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
     pub(crate) gaps: AtomicU64,
     pub(crate) latency: LatencyHistogram,
 }
@@ -242,6 +243,9 @@ pub struct SocketStats {
     pub protocol_errors: u64,
     /// Connections closed because the peer went silent.
     pub heartbeat_timeouts: u64,
+    /// Connections refused right after accept because the socket already
+    /// served [`max_connections`](crate::SocketOptions::max_connections).
+    pub connections_refused: u64,
     /// Messages missing from a publisher's sequence (Sub sockets).
     pub gaps: u64,
     /// Completed requests (Req sockets).
@@ -270,6 +274,7 @@ impl Counters {
             handshake_failures: self.handshake_failures.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             heartbeat_timeouts: self.heartbeat_timeouts.load(Relaxed),
+            connections_refused: self.connections_refused.load(Relaxed),
             gaps: self.gaps.load(Relaxed),
             requests,
             latency_p50: l.quantile(0.5),

@@ -71,7 +71,7 @@ impl Default for SocketOptions {
             linger: Duration::from_secs(1),
             auth_token: None,
             authenticator: None,
-            auth_timeout: Duration::from_secs(5),
+            auth_timeout: Duration::from_secs(3),
             max_connections: 65_536,
             transport: AnyTransport::new(),
         }
@@ -220,9 +220,14 @@ impl SocketOptions {
         self
     }
 
-    /// Deadline for the handshake (including the authenticator) on both
-    /// sides. A peer that connects and says nothing is dropped after it.
-    /// Default: 5 s.
+    /// Deadline for the peer's part of the handshake.
+    ///
+    /// A server gives each connecting peer this long to send its Hello: a
+    /// peer that connects and says nothing, or stops halfway, is refused
+    /// (with a `HandshakeTimeout` rejection) and counted in
+    /// [`SocketStats::handshake_failures`](crate::SocketStats::handshake_failures).
+    /// A client gives the server this long to answer, the server's
+    /// [`Authenticator`] included. Default: 5 s.
     pub fn handshake_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.handshake_timeout = timeout;
         self
@@ -282,14 +287,21 @@ impl SocketOptions {
     }
 
     /// Deadline for the [`Authenticator`]; a hook that takes longer rejects
-    /// the peer. Default: 5 s.
+    /// the peer ("authentication timed out"). Keep it below the clients'
+    /// [`handshake_timeout`](Self::handshake_timeout), so that they hear the
+    /// rejection (and wait [`auth_reject_delay`](Self::auth_reject_delay)
+    /// before trying again) instead of timing out. Default: 3 s.
     pub fn auth_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.auth_timeout = timeout;
         self
     }
 
-    /// Most connections a bound socket serves at once; more are closed right
-    /// after accept (with a warning and a counter). Default: 65,536.
+    /// Most accepted connections a bound socket holds at once, handshakes
+    /// in progress included; more are closed right after accept, with an
+    /// `Overloaded` rejection where that can be sent without waiting, a
+    /// warning and a counter
+    /// ([`SocketStats::connections_refused`](crate::SocketStats::connections_refused)).
+    /// Default: 65,536.
     pub fn max_connections(&mut self, connections: usize) -> &mut Self {
         self.max_connections = connections;
         self
@@ -324,7 +336,10 @@ impl SocketOptions {
                 return bad("heartbeat timeout must exceed a positive heartbeat interval");
             }
         }
-        if self.handshake_timeout.is_zero() || self.request_timeout.is_zero() {
+        if self.handshake_timeout.is_zero()
+            || self.request_timeout.is_zero()
+            || self.auth_timeout.is_zero()
+        {
             return bad("timeouts must be positive");
         }
         if self

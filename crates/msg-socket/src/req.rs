@@ -1,6 +1,7 @@
 //! The requesting side of request/reply.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +32,9 @@ use crate::socket::{CloseReport, impl_common};
 /// drops fails with [`ReqError::ConnectionLost`] and is never re-sent behind
 /// your back: it may or may not have been processed. At-least-once delivery
 /// is the reliable layer's job.
+///
+/// A reply that arrives after its request timed out is dropped. A request
+/// the [`RepSocket`] drops without replying ends with its timeout.
 ///
 /// High-water mark: each connection queues at most
 /// [`send_hwm`](SocketOptions::send_hwm) requests; past it, `request` waits
@@ -113,8 +117,12 @@ impl ReqSocket {
     /// - [`ReqError::Timeout`]: no reply within the request timeout.
     /// - [`ReqError::ConnectionLost`]: the connection dropped while the
     ///   request was in flight; it was not re-sent.
-    /// - [`ReqError::Encode`]: the payload is too large for the frame limit.
-    /// - [`ReqError::Closed`]: the socket was closed.
+    /// - [`ReqError::Encode`]: the payload is too large for the frame limit;
+    ///   returned at once, nothing was sent.
+    /// - [`ReqError::Closed`]: the socket shut down while the request was
+    ///   waiting. In practice a request never sees this: it borrows the
+    ///   socket, and [`close`](Self::close) and drop take the socket by
+    ///   value, so every request has ended before the socket can close.
     pub async fn request(&self, payload: impl Into<Bytes>) -> Result<Bytes, ReqError> {
         self.request_timeout(payload, self.core.opts.request_timeout)
             .await
@@ -154,10 +162,16 @@ impl Default for ReqSocket {
 struct PendingGuard<'a> {
     state: &'a ReqState,
     id: u64,
+    /// Cleared once the entry is known to be gone (the reply or the loss was
+    /// delivered), which saves a lock on the common path.
+    armed: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         if let Ok(mut pending) = self.state.pending.lock() {
             pending.remove(&self.id);
         }
@@ -167,7 +181,7 @@ impl Drop for PendingGuard<'_> {
 impl ReqState {
     async fn send(&self, payload: Bytes) -> Result<Bytes, ReqError> {
         let id = self.next_id.fetch_add(1, Relaxed);
-        let frame = self
+        let mut frame = self
             .codec
             .encode_parts(
                 &Frame::Request { id, payload },
@@ -177,6 +191,8 @@ impl ReqState {
         loop {
             let conn = self.pick().await?;
             let (tx, rx) = oneshot::channel();
+            // Registered before the frame is queued: the reply may come back
+            // before `send` returns.
             self.pending.lock().expect("pending lock").insert(
                 id,
                 Pending {
@@ -184,16 +200,41 @@ impl ReqState {
                     tx,
                 },
             );
-            let _guard = PendingGuard { state: self, id };
-            if conn.send(frame.clone()).await.is_err() {
-                // The connection went away before the request was queued:
-                // nothing was sent, so another connection may take it.
-                continue;
+            let mut guard = PendingGuard {
+                state: self,
+                id,
+                armed: true,
+            };
+            match conn.send(frame).await {
+                Ok(()) => {}
+                Err(unsent) => {
+                    // The connection is closing and the request was not
+                    // queued, so another connection may take it. Forget this
+                    // one now rather than when its task gets round to
+                    // `disconnected`: until then `pick` would keep offering
+                    // it and this loop would spin.
+                    frame = unsent;
+                    self.forget(conn.peer.conn_id);
+                    continue;
+                }
             }
             self.core.counters.msgs_sent.fetch_add(1, Relaxed);
             return tokio::select! {
-                result = rx => result.unwrap_or(Err(ReqError::ConnectionLost)),
-                _ = self.core.cancel.cancelled() => Err(ReqError::Closed),
+                biased;
+                result = rx => {
+                    // Whoever completed (or dropped) the sender took the
+                    // entry out of the table already.
+                    guard.armed = false;
+                    match result {
+                        Ok(Ok(reply)) => Ok(reply),
+                        // A connection torn down by the socket's own shutdown
+                        // reports the shutdown, not a lost peer.
+                        _ if self.core.cancel.is_cancelled() => Err(ReqError::Closed),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(ReqError::ConnectionLost),
+                    }
+                }
+                () = self.core.cancel.cancelled() => Err(ReqError::Closed),
             };
         }
     }
@@ -213,10 +254,18 @@ impl ReqState {
                 return Err(ReqError::Closed);
             }
             tokio::select! {
-                _ = ready => {}
-                _ = self.core.cancel.cancelled() => return Err(ReqError::Closed),
+                () = ready => {}
+                () = self.core.cancel.cancelled() => return Err(ReqError::Closed),
             }
         }
+    }
+
+    /// Stops offering connection `conn_id` to new requests.
+    fn forget(&self, conn_id: u64) {
+        self.conns
+            .lock()
+            .expect("conns lock")
+            .retain(|c| c.peer.conn_id != conn_id);
     }
 }
 
@@ -233,16 +282,20 @@ impl Pattern for ReqState {
     ) -> Result<(), (Reason, &'static str)> {
         match frame {
             Frame::Reply { id, payload } => {
-                let mut pending = self.pending.lock().expect("pending lock");
-                // A reply for a request that timed out, or from another
-                // connection than the one the request went to, is ignored.
-                if pending
-                    .get(&id)
-                    .is_some_and(|p| p.conn_id == conn.peer.conn_id)
-                {
-                    if let Some(p) = pending.remove(&id) {
-                        let _ = p.tx.send(Ok(payload));
+                let waiter = {
+                    let mut pending = self.pending.lock().expect("pending lock");
+                    // A reply for a request that timed out, or from another
+                    // connection than the one the request went to, is
+                    // ignored.
+                    match pending.entry(id) {
+                        Entry::Occupied(e) if e.get().conn_id == conn.peer.conn_id => {
+                            Some(e.remove())
+                        }
+                        _ => None,
                     }
+                };
+                if let Some(p) = waiter {
+                    let _ = p.tx.send(Ok(payload));
                 }
                 Ok(())
             }
@@ -252,20 +305,22 @@ impl Pattern for ReqState {
 
     fn disconnected(&self, conn: &Arc<ConnHandle>) {
         let id = conn.peer.conn_id;
-        self.conns
-            .lock()
-            .expect("conns lock")
-            .retain(|c| c.peer.conn_id != id);
-        let mut pending = self.pending.lock().expect("pending lock");
-        let lost: Vec<u64> = pending
-            .iter()
-            .filter(|(_, p)| p.conn_id == id)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in lost {
-            if let Some(p) = pending.remove(&k) {
-                let _ = p.tx.send(Err(ReqError::ConnectionLost));
-            }
+        self.forget(id);
+        // Every request queued on this connection fails, written or not:
+        // none is re-sent. (A request still waiting for room in the queue
+        // was never sent; `send` sees the connection closed, which happens
+        // before this runs, and tries another connection.)
+        let lost: Vec<Pending> = {
+            let mut pending = self.pending.lock().expect("pending lock");
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.conn_id == id)
+                .map(|(k, _)| *k)
+                .collect();
+            ids.iter().filter_map(|k| pending.remove(k)).collect()
+        };
+        for p in lost {
+            let _ = p.tx.send(Err(ReqError::ConnectionLost));
         }
     }
 }

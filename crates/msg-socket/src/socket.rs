@@ -10,9 +10,11 @@ use crate::driver::core::Core;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CloseReport {
-    /// Frames still queued on connections when the socket stopped.
+    /// Frames not completely written to their connection when the linger
+    /// time ran out: still queued, or cut off in the middle of a write.
+    /// They were dropped.
     pub undelivered_frames: usize,
-    /// Their size in bytes.
+    /// Bytes of those frames that were not written.
     pub undelivered_bytes: usize,
 }
 
@@ -25,6 +27,11 @@ impl CloseReport {
 
 /// Waits until every connection's queue is written out or `linger` passes,
 /// then stops the socket's tasks and waits for them.
+///
+/// "Written" means handed to the transport (the kernel's socket buffer, the
+/// inproc pipe), not read by the peer. Once the linger is over, a writer
+/// stuck on a peer that does not read gives up at once, so closing never
+/// takes much longer than `linger`.
 pub(crate) async fn close_core(core: &Core, linger: Duration) -> CloseReport {
     let deadline = tokio::time::Instant::now() + linger;
     loop {
@@ -182,16 +189,24 @@ macro_rules! impl_common {
             }
 
             /// Closes the socket: delivers what is queued for up to `linger`,
-            /// then stops every connection and listener (freeing ports and
-            /// socket files) and reports what was not delivered.
+            /// then stops every connection (telling each peer with a `Close`
+            /// frame where the stream allows) and listener, freeing ports and
+            /// socket files before it returns, and reports what was not
+            /// delivered.
+            ///
+            /// Delivered means written to the transport; with `linger` zero,
+            /// whatever is still queued is dropped and reported.
             pub async fn close(self, linger: std::time::Duration) -> CloseReport {
                 crate::socket::close_core(&self.core, linger).await
             }
         }
 
         impl Drop for $ty {
-            /// Stops the socket's tasks after delivering what is queued for
-            /// up to the configured linger time, in the background.
+            /// Stops the socket's tasks, freeing its ports and socket files as
+            /// they end. With messages still queued (and a tokio runtime
+            /// around), it first keeps delivering them in the background for
+            /// up to the configured [`linger`](crate::SocketOptions::linger)
+            /// time; [`close`](Self::close) is the way to wait for that.
             fn drop(&mut self) {
                 crate::socket::drop_core(&self.core);
             }

@@ -1,9 +1,23 @@
 //! One connection after its handshake: a reader and a batching writer
 //! driven from one task, plus heartbeats.
+//!
+//! The reader decodes frames, answers pings and hands everything else to the
+//! pattern; the writer drains the connection's bounded queue in batches.
+//! Whichever ends first ends the connection:
+//!
+//! - the reader, on EOF, a `Close` frame, a protocol error or a heartbeat
+//!   timeout. It records why (for the `Close` frame) and cancels the
+//!   connection's token; the writer then drops what is still queued, sends
+//!   the `Close` frame and shuts its half down, within [`CLOSE_GRACE`];
+//! - the writer, on an I/O error;
+//! - both, when the socket shuts down (the connection's token is a child of
+//!   the socket's): the writer stops at once, even in the middle of a write
+//!   to a peer that does not read, and says goodbye with a `Close` frame if
+//!   the stream is still whole.
 
 use std::io::IoSlice;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -12,10 +26,19 @@ use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec, Reason, SocketType,
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::driver::core::Core;
-use crate::monitor::SocketEvent;
+use crate::monitor::{Counters, SocketEvent};
 use crate::proto::heartbeat::{Heartbeat, HeartbeatAction};
+
+/// How long a closing connection may spend on its last words (the `Close`
+/// frame and the shutdown of its write half) to a peer that does not read.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
+
+/// Most characters of a reason text sent in a `Close` frame (at most 800
+/// bytes of UTF-8, well within the wire limit of 1024).
+const MAX_CLOSE_TEXT_CHARS: usize = 200;
 
 /// Who is at the other end of a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +68,10 @@ pub(crate) enum QueueError {
 ///
 /// Frames go into a bounded queue that the connection's writer drains; the
 /// queue is bounded in messages (the channel) and in bytes (`queued_bytes`).
+/// `queued_frames` counts frames from the moment they are queued until their
+/// last byte is written (or they are dropped when the connection ends), and
+/// `queued_bytes` their bytes not yet written, so a batch in the middle of
+/// being written counts exactly as far as it is undelivered.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
     pub(crate) peer: Arc<PeerInfo>,
@@ -53,10 +80,13 @@ pub(crate) struct ConnHandle {
     /// saw from this publisher.
     pub(crate) seq: AtomicU64,
     tx: mpsc::Sender<EncodedFrame>,
+    queued_frames: AtomicUsize,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     room: Notify,
     closed: CancellationToken,
+    /// Why the reader ended the connection, for the writer's `Close` frame.
+    close_reason: Mutex<Option<(Reason, String)>>,
     codec: FrameCodec,
     compression: Compression,
 }
@@ -73,6 +103,17 @@ impl ConnHandle {
         queued > 0 && queued.saturating_add(len) > self.max_bytes
     }
 
+    fn account(&self, len: usize) {
+        self.queued_bytes.fetch_add(len, Relaxed);
+        self.queued_frames.fetch_add(1, Relaxed);
+    }
+
+    fn release(&self, frames: usize, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Relaxed);
+        self.queued_frames.fetch_sub(frames, Relaxed);
+        self.room.notify_waiters();
+    }
+
     /// Queues without waiting; at the mark the frame comes back as `Full`.
     pub(crate) fn try_send(&self, frame: EncodedFrame) -> Result<(), QueueError> {
         if self.closed.is_cancelled() {
@@ -82,11 +123,11 @@ impl ConnHandle {
             return Err(QueueError::Full);
         }
         let len = frame.len();
-        self.queued_bytes.fetch_add(len, Relaxed);
+        self.account(len);
         match self.tx.try_send(frame) {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.queued_bytes.fetch_sub(len, Relaxed);
+                self.release(1, len);
                 Err(match e {
                     mpsc::error::TrySendError::Full(_) => QueueError::Full,
                     mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
@@ -111,7 +152,7 @@ impl ConnHandle {
             }
         }
         let len = frame.len();
-        self.queued_bytes.fetch_add(len, Relaxed);
+        self.account(len);
         let permit = tokio::select! {
             p = self.tx.reserve() => p,
             _ = self.closed.cancelled() => Err(mpsc::error::SendError(())),
@@ -122,29 +163,53 @@ impl ConnHandle {
                 Ok(())
             }
             Err(_) => {
-                self.queued_bytes.fetch_sub(len, Relaxed);
+                self.release(1, len);
                 Err(frame)
             }
         }
     }
 
-    /// Frames queued and not yet taken by the writer.
+    /// Frames queued and not yet written.
     pub(crate) fn queued(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.queued_frames.load(Relaxed)
     }
 
     /// Bytes queued and not yet written.
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued_bytes.load(Relaxed)
     }
+
+    /// The `Close` frame to end with: the reader's reason, or a shutdown
+    /// notice when the socket is closing; none when the peer left first.
+    fn final_frame(&self, core: &Core) -> Option<EncodedFrame> {
+        let reason = self
+            .close_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .or_else(|| {
+                core.cancel
+                    .is_cancelled()
+                    .then(|| (Reason::Shutdown, "socket closing".to_owned()))
+            });
+        let (code, text) = reason?;
+        let text: String = text.chars().take(MAX_CLOSE_TEXT_CHARS).collect();
+        self.encode(&Frame::Close { code, text }).ok()
+    }
 }
 
 /// What a socket pattern does with a connection's traffic.
 pub(crate) trait Pattern: Send + Sync + 'static {
-    /// A connection finished its handshake.
+    /// A connection finished its handshake. Runs beside the connection's
+    /// writer (so it may queue frames with [`ConnHandle::send`], even more
+    /// than fit in the queue), before the first frame is read.
     fn connected(&self, conn: &Arc<ConnHandle>) -> impl Future<Output = ()> + Send;
     /// A frame other than heartbeats and `Close` arrived. An `Err` closes the
     /// connection with that reason (the peer broke the pattern's protocol).
+    ///
+    /// Reading from this connection pauses until the future completes, which
+    /// is how a pattern applies backpressure; heartbeats keep going out
+    /// meanwhile, and the peer is not judged silent.
     fn frame(
         &self,
         conn: &Arc<ConnHandle>,
@@ -159,7 +224,7 @@ pub(crate) trait Pattern: Send + Sync + 'static {
 enum End {
     /// The peer closed (EOF or a `Close` frame).
     PeerClosed(String),
-    /// We were asked to close (socket shutdown or pattern decision).
+    /// We were asked to close (socket shutdown).
     Local,
     /// Reading or writing failed.
     Io(std::io::Error),
@@ -178,24 +243,35 @@ pub(crate) async fn run<P: Pattern, C: Conn>(
     peer: PeerInfo,
     buf: BytesMut,
 ) {
+    let span = tracing::debug_span!("conn", peer = %peer.addr, id = peer.conn_id);
+    run_connection(core, pattern, conn, peer, buf)
+        .instrument(span)
+        .await;
+}
+
+async fn run_connection<P: Pattern, C: Conn>(
+    core: Arc<Core>,
+    pattern: Arc<P>,
+    conn: C,
+    peer: PeerInfo,
+    buf: BytesMut,
+) {
     let opts = &core.opts;
     let (tx, rx) = mpsc::channel(opts.send_hwm);
-    let closed = core.cancel.child_token();
     let handle = Arc::new(ConnHandle {
         peer: Arc::new(peer),
         seq: AtomicU64::new(0),
         tx,
+        queued_frames: AtomicUsize::new(0),
         queued_bytes: AtomicUsize::new(0),
         max_bytes: opts.send_hwm_bytes,
         room: Notify::new(),
-        closed: closed.clone(),
+        closed: core.cancel.child_token(),
+        close_reason: Mutex::new(None),
         codec: FrameCodec::with_options(opts.wire.clone()),
         compression: opts.wire.get_compression(),
     });
     let addr = handle.peer.addr.clone();
-    let span = tracing::debug_span!("conn", peer = %addr, id = handle.peer.conn_id);
-    let _enter = span.enter();
-    drop(_enter);
 
     core.counters.active_peers.fetch_add(1, Relaxed);
     core.register(&handle);
@@ -204,18 +280,26 @@ pub(crate) async fn run<P: Pattern, C: Conn>(
         identity: handle.peer.identity.clone(),
     });
     tracing::debug!(peer = %addr, identity = ?handle.peer.identity, "connected");
-    pattern.connected(&handle).await;
 
     let (reader, writer) = tokio::io::split(conn);
     let end = {
-        let read = read_loop(&core, &*pattern, &handle, reader, buf);
+        let read = async {
+            // The greeting (a subscriber's subscriptions) may be more than the
+            // queue holds, so it runs while the writer drains the queue.
+            tokio::select! {
+                () = pattern.connected(&handle) => {}
+                () = handle.closed.cancelled() => {}
+            }
+            read_loop(&core, &*pattern, &handle, reader, buf).await
+        };
         let write = write_loop(&core, &handle, writer, rx);
         tokio::pin!(read, write);
         tokio::select! {
             end = &mut read => {
-                // The writer may still hold a Close frame for the peer; give it
-                // a moment, bounded, to go out.
-                let _ = tokio::time::timeout(Duration::from_millis(200), &mut write).await;
+                // The reader cancelled `closed`: the writer drops the queue,
+                // sends the Close frame if there is one, and shuts down. It
+                // takes longer only with a peer that does not read.
+                let _ = tokio::time::timeout(CLOSE_GRACE, &mut write).await;
                 end
             }
             end = &mut write => end,
@@ -233,7 +317,7 @@ pub(crate) async fn run<P: Pattern, C: Conn>(
         End::Io(e) => format!("i/o error: {e}"),
         End::Protocol(code, text) => {
             core.counters.protocol_errors.fetch_add(1, Relaxed);
-            tracing::warn!(peer = %addr, %code, "closing connection: peer broke the protocol: {text}");
+            tracing::warn!(peer = %addr, %code, "closed connection: peer broke the protocol: {text}");
             core.emit(SocketEvent::PeerMisbehaved {
                 peer: addr.clone(),
                 error: text.clone(),
@@ -242,7 +326,7 @@ pub(crate) async fn run<P: Pattern, C: Conn>(
         }
         End::Silent => {
             core.counters.heartbeat_timeouts.fetch_add(1, Relaxed);
-            tracing::warn!(peer = %addr, "closing connection: peer silent past the heartbeat timeout");
+            tracing::warn!(peer = %addr, "closed connection: peer silent past the heartbeat timeout");
             core.emit(SocketEvent::PeerMisbehaved {
                 peer: addr.clone(),
                 error: "heartbeat timeout".into(),
@@ -254,10 +338,34 @@ pub(crate) async fn run<P: Pattern, C: Conn>(
     core.emit(SocketEvent::Disconnected { peer: addr, reason });
 }
 
-/// Reads frames, answers heartbeats and hands everything else to the
-/// pattern. Returns when the connection should end; on a protocol error it
-/// queues a `Close` frame for the writer first.
+/// Runs the reader until the connection should end, then records why for
+/// the writer's `Close` frame and tells the writer to finish.
 async fn read_loop<P: Pattern, C: Conn>(
+    core: &Core,
+    pattern: &P,
+    handle: &Arc<ConnHandle>,
+    reader: ReadHalf<C>,
+    buf: BytesMut,
+) -> End {
+    let end = read_frames(core, pattern, handle, reader, buf).await;
+    let reason = match &end {
+        End::Protocol(code, text) => Some((*code, text.clone())),
+        End::Silent => Some((Reason::ProtocolError, "heartbeat timeout".to_owned())),
+        _ => None,
+    };
+    if reason.is_some() {
+        *handle
+            .close_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = reason;
+    }
+    handle.closed.cancel();
+    end
+}
+
+/// Reads frames, answers heartbeats and hands everything else to the
+/// pattern, until the connection should end.
+async fn read_frames<P: Pattern, C: Conn>(
     core: &Core,
     pattern: &P,
     handle: &Arc<ConnHandle>,
@@ -265,20 +373,20 @@ async fn read_loop<P: Pattern, C: Conn>(
     mut buf: BytesMut,
 ) -> End {
     let opts = &core.opts;
+    let counters = &core.counters;
     let mut codec = FrameCodec::with_options(opts.wire.clone());
-    let start = tokio::time::Instant::now();
     let mut heartbeat = opts
         .heartbeat_interval
-        .map(|interval| Heartbeat::new(start.into_std(), interval, opts.heartbeat_timeout));
-    let counters = &core.counters;
+        .map(|interval| Heartbeat::new(now(), interval, opts.heartbeat_timeout));
+    if !buf.is_empty() {
+        // Bytes that came with the handshake are proof of life too.
+        counters.bytes_received.fetch_add(buf.len() as u64, Relaxed);
+    }
 
-    let end = loop {
+    loop {
         // Drain every whole frame already buffered before reading again.
         match codec.decode(&mut buf) {
             Ok(Some(frame)) => {
-                if let Some(hb) = heartbeat.as_mut() {
-                    hb.handle_recv(tokio::time::Instant::now().into_std());
-                }
                 match frame {
                     Frame::Ping { nonce } => {
                         if let Ok(f) = handle.encode(&Frame::Pong { nonce }) {
@@ -288,79 +396,104 @@ async fn read_loop<P: Pattern, C: Conn>(
                     }
                     Frame::Pong { .. } => {}
                     Frame::Close { code, text } => {
-                        break End::PeerClosed(format!("peer closed ({code}): {text}"));
+                        return End::PeerClosed(format!("peer closed ({code}): {text}"));
                     }
                     other => {
                         if other.payload().is_some() {
                             counters.msgs_received.fetch_add(1, Relaxed);
                         }
-                        let result = tokio::select! {
-                            r = pattern.frame(handle, other) => r,
-                            _ = handle.closed.cancelled() => break End::Local,
+                        let handled = pattern.frame(handle, other);
+                        tokio::pin!(handled);
+                        // The pattern may hold us here (backpressure). Keep
+                        // pinging so the peer knows we are alive, but do not
+                        // judge the peer: we are not reading what it sends.
+                        let result = loop {
+                            let deadline = heartbeat.as_ref().map(Heartbeat::poll_timeout);
+                            tokio::select! {
+                                biased;
+                                () = handle.closed.cancelled() => return End::Local,
+                                r = &mut handled => break r,
+                                () = sleep_until_opt(deadline) => {
+                                    if let Some(hb) = heartbeat.as_mut() {
+                                        let now = now();
+                                        match hb.handle_timeout(now) {
+                                            Some(HeartbeatAction::Ping(nonce)) => send_ping(handle, nonce),
+                                            Some(HeartbeatAction::Dead) => hb.handle_recv(now),
+                                            None => {}
+                                        }
+                                    }
+                                }
+                            }
                         };
                         if let Err((code, text)) = result {
-                            break End::Protocol(code, text.to_owned());
+                            return End::Protocol(code, text.to_owned());
                         }
                     }
                 }
                 continue;
             }
             Ok(None) => {}
-            Err(e) => break End::Protocol(e.reason(), e.to_string()),
+            // Malformed, oversized (known from the header alone, before any
+            // body is buffered) or a decompression bomb: this peer is done.
+            Err(e) => return End::Protocol(e.reason(), e.to_string()),
         }
-        // Reading: the codec reserved room for a frame whose header it has
-        // seen; otherwise make room for a typical batch, without ever
-        // letting a peer choose the size.
-        if buf.capacity() - buf.len() < 1024 {
+        // Reading: once it has seen a frame header the codec makes room for
+        // that frame itself, growing with the bytes that really arrive, so
+        // reserve only when there is no room at all (no header yet, or a
+        // frame just split off). Reserving more on top of the codec's exact
+        // room could let `BytesMut` double a buffer that already holds a
+        // frame at the size limit.
+        if buf.capacity() == buf.len() {
             buf.reserve(16 * 1024);
         }
-        let deadline = heartbeat.as_ref().map(|hb| hb.poll_timeout());
+        let deadline = heartbeat.as_ref().map(Heartbeat::poll_timeout);
         tokio::select! {
+            biased;
+            () = handle.closed.cancelled() => return End::Local,
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) => {
-                    break if buf.is_empty() {
+                    return if buf.is_empty() {
                         End::PeerClosed("peer closed the connection".into())
                     } else {
-                        End::Protocol(Reason::ProtocolError, "connection closed in the middle of a frame".into())
+                        End::Protocol(
+                            Reason::ProtocolError,
+                            "connection closed in the middle of a frame".into(),
+                        )
                     };
                 }
                 Ok(n) => {
                     counters.bytes_received.fetch_add(n as u64, Relaxed);
+                    // Any bytes are proof of life, also the first part of a
+                    // large frame still on its way.
+                    if let Some(hb) = heartbeat.as_mut() {
+                        hb.handle_recv(now());
+                    }
                 }
-                Err(e) => break End::Io(e),
+                Err(e) => return End::Io(e),
             },
-            _ = sleep_until_opt(deadline) => {
-                let now = tokio::time::Instant::now().into_std();
+            () = sleep_until_opt(deadline) => {
                 if let Some(hb) = heartbeat.as_mut() {
-                    match hb.handle_timeout(now) {
-                        Some(HeartbeatAction::Ping(nonce)) => {
-                            if let Ok(f) = handle.encode(&Frame::Ping { nonce }) {
-                                let _ = handle.try_send(f);
-                            }
-                        }
-                        Some(HeartbeatAction::Dead) => break End::Silent,
+                    match hb.handle_timeout(now()) {
+                        Some(HeartbeatAction::Ping(nonce)) => send_ping(handle, nonce),
+                        Some(HeartbeatAction::Dead) => return End::Silent,
                         None => {}
                     }
                 }
             }
-            _ = handle.closed.cancelled() => break End::Local,
-        }
-    };
-    // Tell the peer why, where the stream is still usable.
-    let close = match &end {
-        End::Protocol(code, text) => Some((*code, text.as_str())),
-        End::Silent => Some((Reason::ProtocolError, "heartbeat timeout")),
-        End::Local => Some((Reason::Shutdown, "closing")),
-        _ => None,
-    };
-    if let Some((code, text)) = close {
-        let text: String = text.chars().take(200).collect();
-        if let Ok(f) = handle.encode(&Frame::Close { code, text }) {
-            // Bypass the HWM: the writer is the only consumer left.
-            let _ = handle.tx.try_send(f);
         }
     }
-    end
+}
+
+fn send_ping(handle: &ConnHandle, nonce: u64) {
+    if let Ok(f) = handle.encode(&Frame::Ping { nonce }) {
+        // A full queue means the peer has plenty to read already.
+        let _ = handle.try_send(f);
+    }
+}
+
+/// The tokio clock (paused in tests) as a std `Instant` for the sans-IO code.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 async fn sleep_until_opt(deadline: Option<std::time::Instant>) {
@@ -380,6 +513,11 @@ const COALESCE_BELOW: usize = 4 * 1024;
 
 /// Drains the queue: everything waiting goes out in one (vectored) write,
 /// and the stream is flushed only when the queue is empty.
+///
+/// Once the connection's token is cancelled the writer stops, even in the
+/// middle of a write (a peer that does not read cannot hold up a close),
+/// drops whatever is still queued, and ends with a `Close` frame where the
+/// stream is still whole, then shuts its half down.
 async fn write_loop<C: Conn>(
     core: &Core,
     handle: &ConnHandle,
@@ -389,24 +527,24 @@ async fn write_loop<C: Conn>(
     let counters = &core.counters;
     let mut batch: Vec<Bytes> = Vec::with_capacity(64);
     let mut scratch = BytesMut::new();
-    loop {
+    let mut progress = Progress::new(handle, counters);
+    // Whether the stream ends at a frame boundary, so a Close frame can
+    // still follow.
+    let mut whole = true;
+    let end = loop {
         let first = tokio::select! {
             biased;
+            () = handle.closed.cancelled() => break End::Local,
             f = rx.recv() => f,
-            _ = handle.closed.cancelled() => {
-                // Deliver what is already queued (the Close frame among it).
-                rx.close();
-                rx.recv().await
-            }
         };
+        // The handle keeps a sender alive, so the queue never ends by itself.
         let Some(first) = first else {
-            let _ = writer.shutdown().await;
-            return End::Local;
+            break End::Local;
         };
-        let mut total = 0usize;
         let mut next = Some(first);
+        progress.start();
         while let Some(frame) = next.take() {
-            total += frame.len();
+            progress.add(frame.len());
             let (header, payload) = frame.into_parts();
             scratch.extend_from_slice(&header);
             if payload.len() < COALESCE_BELOW {
@@ -415,32 +553,144 @@ async fn write_loop<C: Conn>(
                 batch.push(scratch.split().freeze());
                 batch.push(payload);
             }
-            if total < MAX_BATCH_BYTES {
+            if progress.total < MAX_BATCH_BYTES {
                 next = rx.try_recv().ok();
             }
         }
         if !scratch.is_empty() {
             batch.push(scratch.split().freeze());
         }
-        if let Err(e) = write_all_vectored(&mut writer, &mut batch).await {
-            return End::Io(e);
-        }
-        handle.queued_bytes.fetch_sub(total, Relaxed);
-        handle.room.notify_waiters();
+        let io = async {
+            write_all_vectored(&mut writer, &mut batch, |n| progress.wrote(n)).await?;
+            if rx.is_empty() {
+                writer.flush().await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let written = tokio::select! {
+            biased;
+            () = handle.closed.cancelled() => None,
+            r = io => Some(r),
+        };
+        // Whatever of the batch is not written by now never will be.
+        progress.give_up();
         core.progress.notify_waiters();
-        counters.bytes_sent.fetch_add(total as u64, Relaxed);
-        if rx.is_empty() {
-            if let Err(e) = writer.flush().await {
-                return End::Io(e);
+        match written {
+            Some(Ok(())) => {}
+            Some(Err(e)) => break End::Io(e),
+            None => {
+                // Abandoned in the middle of a write to a peer that does not
+                // read: it may hold part of a frame, and would not read a
+                // Close frame either.
+                batch.clear();
+                whole = false;
+                break End::Local;
+            }
+        }
+    };
+
+    // What is still queued is not delivered (close() has reported it).
+    rx.close();
+    let (mut frames, mut bytes) = (0, 0);
+    while let Ok(frame) = rx.try_recv() {
+        frames += 1;
+        bytes += frame.len();
+    }
+    handle.release(frames, bytes);
+    core.progress.notify_waiters();
+
+    if whole && !matches!(end, End::Io(_)) {
+        if let Some(close) = handle.final_frame(core) {
+            let len = close.len() as u64;
+            let (header, payload) = close.into_parts();
+            let goodbye = async {
+                writer.write_all(&header).await?;
+                writer.write_all(&payload).await?;
+                writer.flush().await
+            };
+            if let Ok(Ok(())) = tokio::time::timeout(CLOSE_GRACE, goodbye).await {
+                counters.bytes_sent.fetch_add(len, Relaxed);
             }
         }
     }
+    let _ = tokio::time::timeout(CLOSE_GRACE, writer.shutdown()).await;
+    end
 }
 
-/// Writes every buffer, in as few system calls as the stream allows.
+/// How much of the batch being written is out: each frame leaves the
+/// queue's accounting (and so a [`CloseReport`](crate::CloseReport)'s
+/// undelivered count) as soon as its last byte is written.
+struct Progress<'a> {
+    handle: &'a ConnHandle,
+    counters: &'a Counters,
+    /// Where each frame of the batch ends, in bytes from the batch's start.
+    ends: Vec<usize>,
+    /// Frames of the batch completely written.
+    done: usize,
+    /// Bytes of the batch.
+    total: usize,
+    /// Bytes of the batch written.
+    written: usize,
+}
+
+impl<'a> Progress<'a> {
+    fn new(handle: &'a ConnHandle, counters: &'a Counters) -> Self {
+        Self {
+            handle,
+            counters,
+            ends: Vec::with_capacity(64),
+            done: 0,
+            total: 0,
+            written: 0,
+        }
+    }
+
+    fn start(&mut self) {
+        self.ends.clear();
+        self.done = 0;
+        self.total = 0;
+        self.written = 0;
+    }
+
+    fn add(&mut self, len: usize) {
+        self.total += len;
+        self.ends.push(self.total);
+    }
+
+    fn wrote(&mut self, n: usize) {
+        self.written += n;
+        self.counters.bytes_sent.fetch_add(n as u64, Relaxed);
+        let first = self.done;
+        while self
+            .ends
+            .get(self.done)
+            .is_some_and(|&end| end <= self.written)
+        {
+            self.done += 1;
+        }
+        self.handle.queued_bytes.fetch_sub(n, Relaxed);
+        self.handle
+            .queued_frames
+            .fetch_sub(self.done - first, Relaxed);
+    }
+
+    /// The batch is over: whatever was not written is dropped from the
+    /// accounting, and senders waiting for room are told.
+    fn give_up(&mut self) {
+        let frames = self.ends.len() - self.done;
+        let bytes = self.total - self.written;
+        self.done = self.ends.len();
+        self.written = self.total;
+        self.handle.release(frames, bytes);
+    }
+}
+
+/// Writes every buffer, in as few system calls as the stream allows,
+/// reporting each write's byte count to `wrote`.
 async fn write_all_vectored<W: AsyncWrite + Unpin>(
     writer: &mut W,
     bufs: &mut Vec<Bytes>,
+    mut wrote: impl FnMut(usize),
 ) -> std::io::Result<()> {
     let mut start = 0;
     while start < bufs.len() {
@@ -461,6 +711,7 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
+        wrote(n);
         let mut left = n;
         while left > 0 {
             let b = &mut bufs[start];

@@ -1,20 +1,31 @@
 //! What every socket shares: options, counters, events, its tasks, and the
 //! accept and reconnect loops that turn endpoints into connections.
+//!
+//! Every accepted connection gets a task of its own (so a slow or hostile
+//! peer never holds up the accept loop or another peer), and at most
+//! [`SocketOptions::max_connections`] of them exist at once, handshakes in
+//! progress included: past that, new connections are refused right after
+//! accept without spawning anything. A handshake is bounded in time (the
+//! handshake timeout for the peer's part, the auth timeout for the
+//! authenticator) and in memory (the handshake codec refuses a bad field as
+//! soon as it arrives and never buffers more than one maximal Hello).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use msg_transport::{Conn, Endpoint, Listener, PeerAddr, Transport};
-use msg_wire::{Answer, HandshakeCodec, Hello, Reason, SocketType};
+use msg_wire::{Answer, HandshakeCodec, Hello, MAX_REASON_LEN, Reason, SocketType, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
-use crate::auth::AuthRequest;
+use crate::auth::{AuthRejection, AuthRequest};
 use crate::driver::conn::{self, ConnHandle, Pattern, PeerInfo};
 use crate::error::{HandshakeError, SocketError};
 use crate::monitor::{Counters, SocketEvent, SocketEvents};
@@ -24,6 +35,9 @@ use crate::proto::handshake::{check_answer, check_hello};
 
 /// Connection ids, unique within the process.
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How long a refused peer may take to receive its rejection.
+const REJECT_GRACE: Duration = Duration::from_secs(1);
 
 /// Shared state of one socket.
 #[derive(Debug)]
@@ -39,6 +53,9 @@ pub(crate) struct Core {
     pub(crate) progress: Notify,
     /// Connections with a finished handshake, by id.
     live: Mutex<HashMap<u64, Arc<ConnHandle>>>,
+    /// Accepted connections that are still open (in their handshake or
+    /// established), against `max_connections`.
+    accepted: AtomicUsize,
 }
 
 impl Core {
@@ -62,6 +79,7 @@ impl Core {
             tasks: TaskTracker::new(),
             progress: Notify::new(),
             live: Mutex::new(HashMap::new()),
+            accepted: AtomicUsize::new(0),
         }))
     }
 
@@ -138,40 +156,13 @@ impl Core {
         if self.cancel.is_cancelled() {
             return Err(SocketError::Closed);
         }
-        let mut listener = transport.bind(endpoint).await?;
+        let listener = transport.bind(endpoint).await?;
         let bound = listener.local_endpoint().clone();
         tracing::debug!(socket = %self.socket_type, endpoint = %bound, "listening");
         self.emit(SocketEvent::Listening(bound.clone()));
-        let core = self.clone();
-        self.tasks.spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = core.cancel.cancelled() => break,
-                };
-                match accepted {
-                    Ok((conn, addr)) => {
-                        if core.counters.active_peers.load(Relaxed) >= core.opts.max_connections {
-                            tracing::warn!(peer = %addr, "refusing connection: max_connections reached");
-                            continue;
-                        }
-                        let core2 = core.clone();
-                        let pattern = pattern.clone();
-                        core.tasks
-                            .spawn(async move { serve_accepted(core2, pattern, conn, addr).await });
-                    }
-                    Err(e) => {
-                        // Running out of descriptors and the like: log, breathe, go on.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                            _ = core.cancel.cancelled() => break,
-                        }
-                    }
-                }
-            }
-            // The listener drops here, freeing the port or socket file.
-        });
+        let span = tracing::debug_span!("listener", socket = %self.socket_type, endpoint = %bound);
+        self.tasks
+            .spawn(accept_loop(self.clone(), pattern, listener).instrument(span));
         Ok(bound)
     }
 
@@ -186,46 +177,145 @@ impl Core {
         if self.cancel.is_cancelled() {
             return Err(SocketError::Closed);
         }
-        let core = self.clone();
         let seed = NEXT_CONN_ID.load(Relaxed) ^ random_seed();
-        self.tasks.spawn(async move {
-            let mut backoff = Backoff::new(core.opts.reconnect.clone(), seed);
-            loop {
-                let extra_wait = tokio::select! {
-                    w = connect_once(&core, &pattern, &transport, &endpoint, &mut backoff) => w,
-                    _ = core.cancel.cancelled() => return,
-                };
-                let Some(delay) = backoff.next_delay() else {
-                    tracing::warn!(%endpoint, "giving up on endpoint after repeated failures");
-                    core.emit(SocketEvent::GaveUp { endpoint });
-                    return;
-                };
-                let delay = delay.max(extra_wait);
-                core.counters.reconnects.fetch_add(1, Relaxed);
-                core.emit(SocketEvent::Reconnecting {
-                    endpoint: endpoint.clone(),
-                    attempt: backoff.attempts(),
-                    delay,
-                });
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = core.cancel.cancelled() => return,
-                }
-            }
-        });
+        let span = tracing::debug_span!("connect", socket = %self.socket_type, %endpoint);
+        self.tasks
+            .spawn(connect_loop(self.clone(), pattern, transport, endpoint, seed).instrument(span));
         Ok(())
     }
 }
 
-/// One connect attempt and, if it succeeds, the whole life of the
-/// connection. Returns a minimum wait before the next attempt.
-async fn connect_once<T: Transport, P: Pattern>(
+/// A place among the `max_connections` accepted connections; given back
+/// when dropped.
+struct Slot(Arc<Core>);
+
+impl Slot {
+    fn take(core: &Arc<Core>) -> Option<Slot> {
+        let max = core.opts.max_connections;
+        core.accepted
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(core.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.accepted.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Accepts connections until the socket closes; each gets a task of its
+/// own. Dropping the listener at the end frees the port or socket file.
+async fn accept_loop<L: Listener, P: Pattern>(core: Arc<Core>, pattern: Arc<P>, mut listener: L) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = core.cancel.cancelled() => break,
+        };
+        match accepted {
+            Ok((conn, addr)) => {
+                let Some(slot) = Slot::take(&core) else {
+                    core.counters.connections_refused.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        peer = %addr,
+                        max = core.opts.max_connections,
+                        "refused connection: max_connections reached"
+                    );
+                    refuse_at_once(&core, conn);
+                    continue;
+                };
+                let core2 = core.clone();
+                let pattern = pattern.clone();
+                core.tasks.spawn(async move {
+                    let _slot = slot;
+                    serve_accepted(core2, pattern, conn, addr).await;
+                });
+            }
+            Err(e) => {
+                // Running out of descriptors and the like: log, breathe, go on.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = core.cancel.cancelled() => break,
+                }
+            }
+        }
+    }
+}
+
+/// Tells a connection over the limit why it is dropped, if that can be done
+/// without waiting (nothing is spawned or awaited for it), and drops it.
+fn refuse_at_once<C: Conn>(core: &Core, mut conn: C) {
+    let codec = HandshakeCodec::with_options(core.opts.wire.clone());
+    let mut out = BytesMut::new();
+    let answer = Answer::reject(Reason::Overloaded, "too many connections");
+    if codec.encode_answer(&answer, &mut out).is_ok() {
+        let _ = conn.write_all(&out).now_or_never();
+    }
+}
+
+/// What one connect attempt gave.
+enum Attempt<C> {
+    /// A connection with a finished handshake.
+    Up(C, PeerInfo, BytesMut),
+    /// No connection; wait at least this long before the next attempt.
+    Failed(Duration),
+}
+
+/// Connects, runs the connection until it ends, and reconnects with backoff,
+/// until the socket closes or the give-up limit is reached.
+async fn connect_loop<T: Transport, P: Pattern>(
+    core: Arc<Core>,
+    pattern: Arc<P>,
+    transport: T,
+    endpoint: Endpoint,
+    seed: u64,
+) {
+    let mut backoff = Backoff::new(core.opts.reconnect.clone(), seed);
+    loop {
+        // Only the attempt is dropped when the socket closes; an established
+        // connection sees the close itself, and says goodbye.
+        let attempt = tokio::select! {
+            a = attempt(&core, &transport, &endpoint) => a,
+            _ = core.cancel.cancelled() => return,
+        };
+        let extra_wait = match attempt {
+            Attempt::Up(conn, peer, buf) => {
+                backoff.reset();
+                conn::run(core.clone(), pattern.clone(), conn, peer, buf).await;
+                Duration::ZERO
+            }
+            Attempt::Failed(wait) => wait,
+        };
+        if core.cancel.is_cancelled() {
+            return;
+        }
+        let Some(delay) = backoff.next_delay() else {
+            tracing::warn!(%endpoint, "giving up on endpoint after repeated failures");
+            core.emit(SocketEvent::GaveUp { endpoint });
+            return;
+        };
+        let delay = delay.max(extra_wait);
+        core.counters.reconnects.fetch_add(1, Relaxed);
+        core.emit(SocketEvent::Reconnecting {
+            endpoint: endpoint.clone(),
+            attempt: backoff.attempts(),
+            delay,
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = core.cancel.cancelled() => return,
+        }
+    }
+}
+
+/// One connect attempt: the transport connection and the handshake.
+async fn attempt<T: Transport>(
     core: &Arc<Core>,
-    pattern: &Arc<P>,
     transport: &T,
     endpoint: &Endpoint,
-    backoff: &mut Backoff,
-) -> Duration {
+) -> Attempt<T::Conn> {
     let opts = &core.opts;
     let connected =
         match tokio::time::timeout(opts.connect_timeout, transport.connect(endpoint)).await {
@@ -236,46 +326,45 @@ async fn connect_once<T: Transport, P: Pattern>(
                     endpoint: endpoint.clone(),
                     error: e.to_string(),
                 });
-                return Duration::ZERO;
+                return Attempt::Failed(Duration::ZERO);
             }
             Err(_) => {
+                tracing::debug!(%endpoint, "connect timed out");
                 core.emit(SocketEvent::ConnectFailed {
                     endpoint: endpoint.clone(),
                     error: "connect timed out".into(),
                 });
-                return Duration::ZERO;
+                return Attempt::Failed(Duration::ZERO);
             }
         };
     let (mut conn, addr) = connected;
-    match tokio::time::timeout(
+    let handshake = tokio::time::timeout(
         opts.handshake_timeout,
         client_handshake(core, &mut conn, &addr),
     )
     .await
-    .unwrap_or(Err(HandshakeError::Timeout))
-    {
-        Ok((peer, buf)) => {
-            backoff.reset();
-            conn::run(core.clone(), pattern.clone(), conn, peer, buf).await;
-            Duration::ZERO
-        }
-        Err(e) if e.is_auth_rejected() => {
+    .unwrap_or(Err(HandshakeError::Timeout));
+    match handshake {
+        Ok((peer, buf)) => Attempt::Up(conn, peer, buf),
+        Err(HandshakeError::Rejected {
+            code: Reason::AuthRejected,
+            text,
+        }) => {
             core.counters.auth_rejections.fetch_add(1, Relaxed);
-            tracing::warn!(peer = %addr, error = %e, "server rejected our authentication");
+            tracing::warn!(peer = %addr, reason = %text, "server rejected our authentication");
             core.emit(SocketEvent::AuthRejected {
                 peer: addr,
-                reason: e.to_string(),
+                reason: text,
             });
-            opts.auth_reject_delay
+            // Not a tight loop: a rejected client waits before trying again.
+            Attempt::Failed(opts.auth_reject_delay)
         }
         Err(e) => {
+            let error = describe(&e);
             core.counters.handshake_failures.fetch_add(1, Relaxed);
-            tracing::warn!(peer = %addr, error = %e, "handshake failed");
-            core.emit(SocketEvent::HandshakeFailed {
-                peer: addr,
-                error: e.to_string(),
-            });
-            Duration::ZERO
+            tracing::warn!(peer = %addr, %error, "handshake failed");
+            core.emit(SocketEvent::HandshakeFailed { peer: addr, error });
+            Attempt::Failed(Duration::ZERO)
         }
     }
 }
@@ -288,39 +377,51 @@ async fn serve_accepted<P: Pattern, C: Conn>(
     addr: PeerAddr,
 ) {
     let result = tokio::select! {
-        r = tokio::time::timeout(core.opts.handshake_timeout, server_handshake(&core, &mut conn, &addr)) => {
-            r.unwrap_or(Err(HandshakeError::Timeout))
-        }
+        r = server_handshake(&core, &mut conn, &addr) => r,
         _ = core.cancel.cancelled() => return,
     };
     match result {
         Ok((peer, buf)) => conn::run(core, pattern, conn, peer, buf).await,
+        Err(HandshakeError::Refused {
+            code: Reason::AuthRejected,
+            text,
+        }) => {
+            core.counters.auth_rejections.fetch_add(1, Relaxed);
+            tracing::warn!(peer = %addr, reason = %text, "authentication rejected a peer");
+            core.emit(SocketEvent::AuthRejected {
+                peer: addr,
+                reason: text,
+            });
+        }
         Err(e) => {
-            if e.is_auth_rejected() {
-                core.counters.auth_rejections.fetch_add(1, Relaxed);
-                tracing::warn!(peer = %addr, error = %e, "authentication rejected a peer");
-                core.emit(SocketEvent::AuthRejected {
-                    peer: addr,
-                    reason: e.to_string(),
-                });
-            } else {
-                core.counters.handshake_failures.fetch_add(1, Relaxed);
-                tracing::warn!(peer = %addr, error = %e, "handshake with peer failed");
-                core.emit(SocketEvent::HandshakeFailed {
-                    peer: addr,
-                    error: e.to_string(),
-                });
-            }
+            let error = describe(&e);
+            core.counters.handshake_failures.fetch_add(1, Relaxed);
+            tracing::warn!(peer = %addr, %error, "closed connection: handshake failed");
+            core.emit(SocketEvent::HandshakeFailed { peer: addr, error });
         }
     }
 }
 
+/// An error and its sources, for events and logs: `invalid handshake: bad
+/// protocol magic`.
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// Reads into `buf` until `decode` yields a value. The handshake codec
-/// bounds what it buffers, so the buffer stays small whatever the peer sends.
+/// refuses a bad field as soon as it arrives and reserves no more than one
+/// maximal message, so the buffer stays small whatever the peer sends.
 async fn read_until<C: Conn, T>(
     conn: &mut C,
     buf: &mut BytesMut,
-    mut decode: impl FnMut(&mut BytesMut) -> Result<Option<T>, msg_wire::WireError>,
+    mut decode: impl FnMut(&mut BytesMut) -> Result<Option<T>, WireError>,
 ) -> Result<T, HandshakeError> {
     loop {
         if let Some(v) = decode(buf)? {
@@ -362,48 +463,58 @@ async fn client_handshake<C: Conn>(
     ))
 }
 
+/// The server's side of the handshake. The peer gets the handshake timeout
+/// to send its Hello; the authenticator then gets the auth timeout; every
+/// refusal is answered with a Reject naming the reason, except garbage (a
+/// peer that does not speak msg gets no answer at all).
 async fn server_handshake<C: Conn>(
     core: &Core,
     conn: &mut C,
     addr: &PeerAddr,
 ) -> Result<(PeerInfo, BytesMut), HandshakeError> {
-    let mut codec = HandshakeCodec::with_options(core.opts.wire.clone());
+    let opts = &core.opts;
+    let mut codec = HandshakeCodec::with_options(opts.wire.clone());
     let mut buf = BytesMut::with_capacity(256);
-    let hello = match read_until(conn, &mut buf, |b| codec.decode_hello(b)).await {
-        Ok(h) => h,
-        Err(HandshakeError::Wire(e)) => {
+    let read = read_until(conn, &mut buf, |b| codec.decode_hello(b));
+    let hello = match tokio::time::timeout(opts.handshake_timeout, read).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(HandshakeError::Wire(e))) => {
             // A peer that speaks msg but another version, or breaks a limit,
-            // hears why; garbage gets no answer at all.
-            if !matches!(e, msg_wire::WireError::BadMagic) {
-                let answer = Answer::reject(e.reason(), e.to_string());
-                send_answer(&codec, conn, &answer).await;
+            // hears why; garbage gets no answer.
+            if !matches!(e, WireError::BadMagic) {
+                reject(&codec, conn, e.reason(), &e.to_string()).await;
             }
             return Err(HandshakeError::Wire(e));
         }
-        Err(e) => return Err(e),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            reject(
+                &codec,
+                conn,
+                Reason::HandshakeTimeout,
+                "handshake timed out",
+            )
+            .await;
+            return Err(HandshakeError::Timeout);
+        }
     };
     if let Err((code, text)) = check_hello(core.socket_type, &hello) {
-        send_answer(&codec, conn, &Answer::reject(code, text.clone())).await;
+        reject(&codec, conn, code, &text).await;
         return Err(HandshakeError::Refused { code, text });
     }
-    if let Some(auth) = &core.opts.authenticator {
+    if let Some(auth) = &opts.authenticator {
         let request = AuthRequest {
             identity: hello.identity.clone(),
             token: hello.token.clone(),
             addr: addr.clone(),
             socket_type: hello.socket_type,
         };
-        let verdict = tokio::time::timeout(core.opts.auth_timeout, auth.authenticate_dyn(request))
+        let verdict = tokio::time::timeout(opts.auth_timeout, auth.authenticate_dyn(request))
             .await
-            .unwrap_or_else(|_| Err(crate::AuthRejection::new("authentication timed out")));
+            .unwrap_or_else(|_| Err(AuthRejection::new("authentication timed out")));
         if let Err(rejection) = verdict {
-            let text: String = rejection.text.chars().take(256).collect();
-            send_answer(
-                &codec,
-                conn,
-                &Answer::reject(Reason::AuthRejected, text.clone()),
-            )
-            .await;
+            let text = truncate_utf8(rejection.text, MAX_REASON_LEN);
+            reject(&codec, conn, Reason::AuthRejected, &text).await;
             return Err(HandshakeError::Refused {
                 code: Reason::AuthRejected,
                 text,
@@ -415,8 +526,16 @@ async fn server_handshake<C: Conn>(
         &Answer::accept(core.socket_type, core.identity.clone()),
         &mut out,
     )?;
-    conn.write_all(&out).await?;
-    conn.flush().await?;
+    // A peer that does not read its answer is as stuck as one that does not
+    // send its Hello.
+    let send = async {
+        conn.write_all(&out).await?;
+        conn.flush().await
+    };
+    match tokio::time::timeout(opts.handshake_timeout, send).await {
+        Ok(result) => result?,
+        Err(_) => return Err(HandshakeError::Timeout),
+    }
     Ok((
         PeerInfo {
             identity: hello.identity,
@@ -428,16 +547,30 @@ async fn server_handshake<C: Conn>(
     ))
 }
 
-/// Best effort: the connection is closed right after anyway.
-async fn send_answer<C: Conn>(codec: &HandshakeCodec, conn: &mut C, answer: &Answer) {
+/// Sends a Reject and shuts the stream down; best effort and bounded, since
+/// the connection is dropped right after anyway.
+async fn reject<C: Conn>(codec: &HandshakeCodec, conn: &mut C, code: Reason, text: &str) {
+    let answer = Answer::reject(code, truncate_utf8(text.to_owned(), MAX_REASON_LEN));
     let mut out = BytesMut::new();
-    if codec.encode_answer(answer, &mut out).is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    if codec.encode_answer(&answer, &mut out).is_ok() {
+        let _ = tokio::time::timeout(REJECT_GRACE, async {
             conn.write_all(&out).await?;
             conn.shutdown().await
         })
         .await;
     }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncate_utf8(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 fn random_seed() -> u64 {
@@ -454,4 +587,22 @@ fn random_identity(socket_type: SocketType) -> Bytes {
         socket_type.as_str().to_ascii_lowercase(),
         rng.next_u64()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate_utf8("héllo".into(), 2), "h");
+        assert_eq!(truncate_utf8("héllo".into(), 3), "hé");
+        assert_eq!(truncate_utf8("short".into(), 1024), "short");
+    }
+
+    #[test]
+    fn descriptions_carry_the_cause() {
+        let e = HandshakeError::Wire(WireError::BadMagic);
+        assert_eq!(describe(&e), "invalid handshake: bad protocol magic");
+    }
 }

@@ -8,9 +8,13 @@ use std::time::Duration;
 
 /// How a client-side connection waits between reconnect attempts.
 ///
-/// The n-th delay (counting from zero) is `initial * 2^n`, capped at `max`,
-/// then shortened by a random fraction of at most `jitter` so that many
-/// clients that lost the same server do not come back in lockstep.
+/// The n-th delay since the last established connection (counting from
+/// zero) is `initial * 2^n`, capped at `max`, then shortened by a random
+/// fraction of at most `jitter` so that many clients that lost the same
+/// server do not come back in lockstep. With `max_attempts`, the endpoint is
+/// given up after that many failed attempts in a row; losing an established
+/// connection is not a failed attempt. Set it through
+/// [`SocketOptions`](crate::SocketOptions).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackoffPolicy {
     pub(crate) initial: Duration,
@@ -30,11 +34,22 @@ impl Default for BackoffPolicy {
     }
 }
 
-/// The state of one reconnect loop: which attempt comes next.
+/// The state of one reconnect loop.
+///
+/// The loop calls [`next_delay`](Backoff::next_delay) each time an attempt
+/// ends, and [`reset`](Backoff::reset) when an attempt connected (before the
+/// connection runs). An attempt that ends without `reset` failed; one that
+/// connected and later dropped did not, so after a lost connection the first
+/// delay is `initial` again and the give-up count starts from zero.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     policy: BackoffPolicy,
-    attempt: u32,
+    /// Delays handed out since the last connection: the doubling exponent.
+    step: u32,
+    /// Failed attempts in a row.
+    failures: u32,
+    /// The attempt that ends next had connected.
+    connected: bool,
     rng: XorShift,
 }
 
@@ -42,40 +57,52 @@ impl Backoff {
     pub(crate) fn new(policy: BackoffPolicy, seed: u64) -> Self {
         Self {
             policy,
-            attempt: 0,
+            step: 0,
+            failures: 0,
+            connected: false,
             rng: XorShift::new(seed),
         }
     }
 
-    /// How long to wait before the next attempt, or `None` when the policy
-    /// says to give up.
+    /// An attempt ended: how long to wait before the next one, or `None`
+    /// when it failed and the policy says to give up (after `max_attempts`
+    /// failures in a row; a limit of zero acts as one).
     pub(crate) fn next_delay(&mut self) -> Option<Duration> {
-        if let Some(max) = self.policy.max_attempts {
-            if self.attempt >= max {
+        if std::mem::take(&mut self.connected) {
+            // A connection that was up and dropped is not a failure.
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            if self
+                .policy
+                .max_attempts
+                .is_some_and(|max| self.failures >= max)
+            {
                 return None;
             }
         }
-        // 2^attempt overflows quickly; past 2^31 the cap has long been hit.
-        let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
+        // 2^step overflows quickly; past 2^31 the cap has long been hit.
+        let factor = 1u32.checked_shl(self.step.min(31)).unwrap_or(u32::MAX);
         let base = self
             .policy
             .initial
             .checked_mul(factor)
             .unwrap_or(self.policy.max)
             .min(self.policy.max);
-        self.attempt = self.attempt.saturating_add(1);
+        self.step = self.step.saturating_add(1);
         let cut = base.mul_f64(self.policy.jitter * self.rng.next_unit());
         Some(base.saturating_sub(cut))
     }
 
-    /// Attempts made since the last successful connection.
+    /// Failed attempts in a row so far.
     pub(crate) fn attempts(&self) -> u32 {
-        self.attempt
+        self.failures
     }
 
-    /// Starts over after a connection succeeded.
+    /// The attempt connected: delays and failures start over.
     pub(crate) fn reset(&mut self) {
-        self.attempt = 0;
+        self.step = 0;
+        self.failures = 0;
+        self.connected = true;
     }
 }
 
@@ -144,15 +171,41 @@ mod tests {
     }
 
     #[test]
-    fn gives_up_after_max_attempts_and_reset_starts_over() {
+    fn gives_up_after_max_failures_in_a_row() {
         let mut b = Backoff::new(policy(0.0, Some(3)), 1);
-        assert!(b.next_delay().is_some());
-        assert!(b.next_delay().is_some());
-        assert!(b.next_delay().is_some());
+        // Three attempts: the first two failures get a delay, the third
+        // failure gives up.
+        assert_eq!(b.next_delay(), Some(Duration::from_millis(100)));
+        assert_eq!(b.attempts(), 1);
+        assert_eq!(b.next_delay(), Some(Duration::from_millis(200)));
+        assert_eq!(b.attempts(), 2);
         assert_eq!(b.next_delay(), None);
         assert_eq!(b.attempts(), 3);
-        b.reset();
+    }
+
+    #[test]
+    fn a_connection_resets_delays_and_failures_and_its_loss_is_no_failure() {
+        let mut b = Backoff::new(policy(0.0, Some(2)), 1);
         assert_eq!(b.next_delay(), Some(Duration::from_millis(100)));
+        b.reset();
+        // The connection drops: not a failure, the first delay again.
+        assert_eq!(b.next_delay(), Some(Duration::from_millis(100)));
+        assert_eq!(b.attempts(), 0);
+        assert_eq!(b.next_delay(), Some(Duration::from_millis(200)));
+        assert_eq!(b.attempts(), 1);
+        assert_eq!(b.next_delay(), None, "second failure in a row");
+    }
+
+    #[test]
+    fn a_limit_of_zero_or_one_gives_up_at_the_first_failure() {
+        for max in [0, 1] {
+            let mut b = Backoff::new(policy(0.0, Some(max)), 1);
+            assert_eq!(b.next_delay(), None);
+        }
+        let mut b = Backoff::new(policy(0.0, Some(1)), 1);
+        b.reset();
+        assert!(b.next_delay().is_some(), "a lost connection is no failure");
+        assert_eq!(b.next_delay(), None);
     }
 
     #[test]

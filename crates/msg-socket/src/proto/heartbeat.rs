@@ -2,7 +2,8 @@
 //!
 //! Either side sends `Ping` every `interval` and
 //! declares the peer dead after `timeout` without receiving anything at all
-//! (any frame counts as proof of life, not only `Pong`).
+//! (any bytes count as proof of life, not only a `Pong`: also the first
+//! part of a large frame still on its way).
 
 use std::time::{Duration, Instant};
 

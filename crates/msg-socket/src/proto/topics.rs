@@ -7,9 +7,16 @@ use bytes::Bytes;
 
 /// The prefixes one subscriber asked for, with how many times each was
 /// subscribed (an unsubscribe undoes one subscribe, as in ZeroMQ).
+///
+/// A subscriber uses the counts ([`subscribe`](Self::subscribe),
+/// [`unsubscribe`](Self::unsubscribe)) and tells its publishers only about
+/// the first subscribe and the last unsubscribe of a prefix; a publisher
+/// keeps a plain set ([`insert`](Self::insert), [`remove`](Self::remove)).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TopicSet {
     prefixes: BTreeMap<Bytes, usize>,
+    /// Total length of the distinct prefixes.
+    bytes: usize,
 }
 
 impl TopicSet {
@@ -17,9 +24,14 @@ impl TopicSet {
     /// everything); returns whether this is the first, i.e. whether the
     /// publisher must be told.
     pub(crate) fn subscribe(&mut self, prefix: Bytes) -> bool {
+        let len = prefix.len();
         let n = self.prefixes.entry(prefix).or_insert(0);
         *n += 1;
-        *n == 1
+        let first = *n == 1;
+        if first {
+            self.bytes += len;
+        }
+        first
     }
 
     /// Removes one subscription to `prefix`; returns whether it was the
@@ -32,6 +44,7 @@ impl TopicSet {
             }
             Some(_) => {
                 self.prefixes.remove(prefix);
+                self.bytes -= prefix.len();
                 true
             }
             None => false,
@@ -55,13 +68,28 @@ impl TopicSet {
         if self.prefixes.contains_key(&prefix) {
             return false;
         }
+        self.bytes += prefix.len();
         self.prefixes.insert(prefix, 1);
         true
     }
 
     /// Removes `prefix` whatever its count; returns whether it was there.
     pub(crate) fn remove(&mut self, prefix: &[u8]) -> bool {
-        self.prefixes.remove(prefix).is_some()
+        let removed = self.prefixes.remove(prefix).is_some();
+        if removed {
+            self.bytes -= prefix.len();
+        }
+        removed
+    }
+
+    /// Whether `prefix` itself (not merely a prefix of it) is in the set.
+    pub(crate) fn contains(&self, prefix: &[u8]) -> bool {
+        self.prefixes.contains_key(prefix)
+    }
+
+    /// Total length in bytes of the distinct prefixes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Number of distinct prefixes.
@@ -145,8 +173,35 @@ mod tests {
         assert!(s.insert(Bytes::from_static(b"a")));
         assert!(!s.insert(Bytes::from_static(b"a")));
         assert_eq!(s.len(), 1);
+        assert!(s.contains(b"a"));
+        assert!(!s.contains(b""));
         assert!(s.remove(b"a"));
         assert!(!s.remove(b"a"));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn bytes_count_distinct_prefixes() {
+        let mut s = TopicSet::default();
+        s.subscribe(Bytes::from_static(b"abc"));
+        s.subscribe(Bytes::from_static(b"abc"));
+        s.subscribe(Bytes::from_static(b"de"));
+        assert_eq!(s.bytes(), 5, "a prefix subscribed twice counts once");
+        s.unsubscribe(b"abc");
+        assert_eq!(s.bytes(), 5);
+        s.unsubscribe(b"abc");
+        assert_eq!(s.bytes(), 2);
+        s.unsubscribe(b"zz");
+        assert_eq!(s.bytes(), 2);
+
+        let mut p = TopicSet::default();
+        p.insert(Bytes::from_static(b"xyz"));
+        p.insert(Bytes::from_static(b"xyz"));
+        assert_eq!(p.bytes(), 3);
+        p.remove(b"nope");
+        assert_eq!(p.bytes(), 3);
+        p.remove(b"xyz");
+        assert_eq!(p.bytes(), 0);
     }
 
     #[test]

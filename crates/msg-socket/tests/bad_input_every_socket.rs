@@ -1,0 +1,547 @@
+//! Bad input, for every socket type, over real TCP and IPC.
+//!
+//! A raw client (a plain `TcpStream` or `UnixStream` that writes bytes made
+//! with msg-wire's codecs) attacks a bound socket; Req and Sub sockets bind
+//! too, so that they can be attacked. Every test below runs one attack
+//! against one socket type and transport, through [`attack`], which checks
+//! the whole promise each time:
+//!
+//! - the offender is closed (it reads EOF, after a Reject or Close frame
+//!   naming the reason where one is due), within the handshake timeout
+//!   where the attack is a stall;
+//! - it is counted (`handshake_failures` or `protocol_errors`, by one), an
+//!   event (`HandshakeFailed` or `PeerMisbehaved`) names its address, and a
+//!   warning logged on the test's thread carries that address;
+//! - nothing panics;
+//! - memory stays bounded: an oversized frame is refused from its header
+//!   alone, the body never sent;
+//! - a well-behaved peer of the same socket is served before, during (while
+//!   a stalling attacker is connected) and after the attack.
+
+mod raw;
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use msg_socket::transport::{Endpoint, PeerAddr};
+use msg_socket::wire::{
+    Answer, Compression, Frame, FrameCodec, HEADER_LEN, Hello, Reason, SocketType,
+};
+use msg_socket::{
+    PubSocket, RepSocket, ReqSocket, SocketEvent, SocketEvents, SocketOptions, SocketStats,
+    SubSocket,
+};
+use raw::{EchoRep, HANG, RawPeer, frames_in};
+
+/// The victim's frame limit, small so that bombs are cheap to build.
+const LIMIT: usize = 64 * 1024;
+/// The victim's handshake timeout.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Req,
+    Rep,
+    Pub,
+    Sub,
+}
+
+impl Kind {
+    /// The socket type a raw peer plays to be accepted.
+    fn peer(self) -> SocketType {
+        match self {
+            Kind::Req => SocketType::Rep,
+            Kind::Rep => SocketType::Req,
+            Kind::Pub => SocketType::Sub,
+            Kind::Sub => SocketType::Pub,
+        }
+    }
+
+    /// A socket type this kind refuses.
+    fn incompatible(self) -> SocketType {
+        match self {
+            Kind::Req => SocketType::Sub,
+            Kind::Rep => SocketType::Pub,
+            Kind::Pub => SocketType::Req,
+            Kind::Sub => SocketType::Rep,
+        }
+    }
+
+    fn own(self) -> SocketType {
+        match self {
+            Kind::Req => SocketType::Req,
+            Kind::Rep => SocketType::Rep,
+            Kind::Pub => SocketType::Pub,
+            Kind::Sub => SocketType::Sub,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Net {
+    Tcp,
+    Ipc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attack {
+    /// Bytes of another protocol instead of a Hello.
+    Garbage,
+    /// A valid Hello for a socket type the victim cannot talk to.
+    WrongSocketType,
+    /// A valid handshake, then a frame header declaring a body over the
+    /// limit (and no body).
+    FrameTooLarge,
+    /// A valid handshake, then a small compressed frame whose declared
+    /// original size is over the limit.
+    DeclaredBomb,
+    /// A valid handshake, then a compressed frame that declares a small
+    /// size but expands past it.
+    LyingBomb,
+    /// Half a Hello, then nothing.
+    HalfHello,
+    /// Connects and sends nothing.
+    Silent,
+}
+
+impl Attack {
+    /// Whether the attacker is stuck in the handshake (and the victim must
+    /// keep serving others meanwhile, until the handshake timeout).
+    fn stalls(self) -> bool {
+        matches!(self, Attack::HalfHello | Attack::Silent)
+    }
+
+    /// Whether the handshake completes before the attack.
+    fn after_handshake(self) -> bool {
+        matches!(
+            self,
+            Attack::FrameTooLarge | Attack::DeclaredBomb | Attack::LyingBomb
+        )
+    }
+}
+
+fn victim_options() -> SocketOptions {
+    let mut opts = SocketOptions::new();
+    opts.handshake_timeout(HANDSHAKE_TIMEOUT)
+        .max_frame_size(LIMIT)
+        .reconnect_initial(Duration::from_millis(10))
+        .reconnect_max(Duration::from_millis(100));
+    opts
+}
+
+fn partner_options() -> SocketOptions {
+    let mut opts = SocketOptions::new();
+    opts.reconnect_initial(Duration::from_millis(10))
+        .reconnect_max(Duration::from_millis(100));
+    opts
+}
+
+/// The socket under attack and its well-behaved partner.
+enum Pair {
+    /// A bound Rep (the victim) and a Req connected to it.
+    Rep { rep: EchoRep, req: ReqSocket },
+    /// A bound Req (the victim) and a Rep connected to it.
+    Req { req: ReqSocket, _rep: EchoRep },
+    /// A bound Pub (the victim) and a Sub connected to it.
+    Pub {
+        publisher: PubSocket,
+        sub: SubSocket,
+    },
+    /// A bound Sub (the victim) and a Pub connected to it.
+    Sub {
+        sub: SubSocket,
+        publisher: PubSocket,
+    },
+}
+
+struct Victim {
+    pair: Pair,
+    endpoint: Endpoint,
+    events: SocketEvents,
+    exchanges: u32,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Victim {
+    async fn start(kind: Kind, net: Net) -> Victim {
+        let (bind, dir) = match net {
+            Net::Tcp => ("tcp://127.0.0.1:0".to_owned(), None),
+            Net::Ipc => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let bind = format!("ipc://{}", dir.path().join("victim.sock").display());
+                (bind, Some(dir))
+            }
+        };
+        let wait = Duration::from_secs(10);
+        let (pair, endpoint, events) = match kind {
+            Kind::Rep => {
+                let rep = RepSocket::with_options(victim_options()).unwrap();
+                let events = rep.events();
+                let endpoint = rep.bind(&bind).await.unwrap();
+                let req = ReqSocket::with_options(partner_options()).unwrap();
+                req.connect(&endpoint.to_string()).unwrap();
+                assert!(req.wait_for_peers(1, wait).await);
+                let rep = EchoRep::spawn(rep);
+                (Pair::Rep { rep, req }, endpoint, events)
+            }
+            Kind::Req => {
+                let req = ReqSocket::with_options(victim_options()).unwrap();
+                let events = req.events();
+                let endpoint = req.bind(&bind).await.unwrap();
+                let rep = RepSocket::with_options(partner_options()).unwrap();
+                rep.connect(&endpoint.to_string()).unwrap();
+                assert!(req.wait_for_peers(1, wait).await);
+                let rep = EchoRep::spawn(rep);
+                (Pair::Req { req, _rep: rep }, endpoint, events)
+            }
+            Kind::Pub => {
+                let publisher = PubSocket::with_options(victim_options()).unwrap();
+                let events = publisher.events();
+                let endpoint = publisher.bind(&bind).await.unwrap();
+                let sub = SubSocket::with_options(partner_options()).unwrap();
+                sub.subscribe("t").await;
+                sub.connect(&endpoint.to_string()).unwrap();
+                assert!(publisher.wait_for_subscribers(1, wait).await);
+                (Pair::Pub { publisher, sub }, endpoint, events)
+            }
+            Kind::Sub => {
+                let sub = SubSocket::with_options(victim_options()).unwrap();
+                let events = sub.events();
+                sub.subscribe("t").await;
+                let endpoint = sub.bind(&bind).await.unwrap();
+                let publisher = PubSocket::with_options(partner_options()).unwrap();
+                publisher.connect(&endpoint.to_string()).unwrap();
+                assert!(publisher.wait_for_subscribers(1, wait).await);
+                (Pair::Sub { sub, publisher }, endpoint, events)
+            }
+        };
+        Victim {
+            pair,
+            endpoint,
+            events,
+            exchanges: 0,
+            _dir: dir,
+        }
+    }
+
+    async fn stats(&self) -> SocketStats {
+        match &self.pair {
+            Pair::Rep { rep, .. } => rep.stats().await,
+            Pair::Req { req, .. } => req.stats(),
+            Pair::Pub { publisher, .. } => publisher.stats(),
+            Pair::Sub { sub, .. } => sub.stats(),
+        }
+    }
+
+    /// One request and reply, or one publication, between the victim and
+    /// its well-behaved partner.
+    async fn exchange(&mut self, when: &str) {
+        self.exchanges += 1;
+        let payload = Bytes::from(format!("{when} #{}", self.exchanges));
+        match &mut self.pair {
+            Pair::Rep { req, .. } | Pair::Req { req, .. } => {
+                let reply = tokio::time::timeout(HANG, req.request(payload.clone()))
+                    .await
+                    .unwrap_or_else(|_| panic!("no reply {when} the attack"))
+                    .unwrap_or_else(|e| panic!("request {when} the attack failed: {e}"));
+                assert_eq!(reply, payload);
+            }
+            Pair::Pub { publisher, sub } | Pair::Sub { sub, publisher } => {
+                let queued = publisher.publish("t", payload.clone()).unwrap();
+                assert_eq!(queued, 1, "publication {when} the attack not queued");
+                let msg = tokio::time::timeout(HANG, sub.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("no publication {when} the attack"))
+                    .expect("subscriber open");
+                assert_eq!(msg.payload(), &payload);
+            }
+        }
+    }
+
+    /// Waits for the event reporting the attacker, and returns its peer.
+    async fn offender_event(
+        &mut self,
+        seen_as: &Option<PeerAddr>,
+        handshake: bool,
+    ) -> (PeerAddr, String) {
+        let bound = self.endpoint.clone();
+        let is_attacker = |peer: &PeerAddr| match (seen_as, peer) {
+            (Some(expected), peer) => expected == peer,
+            (None, PeerAddr::Ipc { path, .. }) => Some(path.as_path()) == bound.path(),
+            (None, _) => false,
+        };
+        tokio::time::timeout(HANG, async {
+            loop {
+                let event = self.events.next().await.expect("events");
+                let found = match event {
+                    SocketEvent::HandshakeFailed { peer, error } if handshake => {
+                        Some((peer, error))
+                    }
+                    SocketEvent::PeerMisbehaved { peer, error } if !handshake => {
+                        Some((peer, error))
+                    }
+                    _ => None,
+                };
+                if let Some((peer, error)) = found.filter(|(peer, _)| is_attacker(peer)) {
+                    return (peer, error);
+                }
+            }
+        })
+        .await
+        .expect("no event reported the attacker")
+    }
+}
+
+/// A frame a peer of type `role` would send, with a body over [`LIMIT`];
+/// only its header goes out.
+fn oversized_header(role: SocketType) -> Bytes {
+    let payload = Bytes::from(vec![7u8; LIMIT + 1]);
+    let frame = match role {
+        SocketType::Rep => Frame::Reply { id: 1, payload },
+        SocketType::Pub => Frame::Publish {
+            topic: Bytes::from_static(b"t"),
+            seq: 1,
+            payload,
+        },
+        _ => Frame::Request { id: 1, payload },
+    };
+    let mut out = BytesMut::new();
+    FrameCodec::with_options(raw::big_limits())
+        .encode_with(&frame, Compression::None, &mut out)
+        .expect("encode with a larger limit");
+    Bytes::copy_from_slice(&out[..HEADER_LEN])
+}
+
+/// A compressed frame of 1 MiB of zeros: small on the wire, 16 times the
+/// limit once expanded. With `lie`, the declared original size is patched
+/// down to under the limit, so only expanding it finds the bomb. (A Request
+/// frame whatever the victim: the decoder refuses it before any pattern
+/// looks at the kind.)
+fn bomb(lie: bool) -> BytesMut {
+    let zeros = vec![0u8; 16 * LIMIT];
+    let algorithm = if lie {
+        Compression::Gzip
+    } else {
+        Compression::Zstd
+    };
+    let compressed = msg_socket::wire::compression::compress(algorithm, &zeros).unwrap();
+    assert!(
+        compressed.len() < LIMIT / 8,
+        "the bomb is small on the wire"
+    );
+    let mut out = BytesMut::new();
+    FrameCodec::with_options(raw::big_limits())
+        .encode_with(
+            &Frame::Request {
+                id: 1,
+                payload: Bytes::from(zeros),
+            },
+            algorithm,
+            &mut out,
+        )
+        .unwrap();
+    assert!(out.len() < LIMIT, "the frame itself is within the limit");
+    assert_eq!(out[6] & 0b111, algorithm.id(), "the frame is compressed");
+    if lie {
+        // header (7) + request id (8), then the original length (u32).
+        let at = HEADER_LEN + 8;
+        out[at..at + 4].copy_from_slice(&1000u32.to_be_bytes());
+    }
+    out
+}
+
+/// Runs `attack` against a socket of `kind` over `net` and checks every
+/// promise listed in the module docs.
+async fn attack(kind: Kind, net: Net, attack: Attack) {
+    raw::record_panics();
+    let (logs, _guard) = raw::capture_warnings();
+    let mut victim = Victim::start(kind, net).await;
+    victim.exchange("before").await;
+    let before = victim.stats().await;
+
+    let started = Instant::now();
+    let mut attacker = RawPeer::connect(&victim.endpoint).await;
+    match attack {
+        Attack::Garbage => attacker.send(b"GET / HTTP/1.1\r\nHost: msg\r\n\r\n").await,
+        Attack::WrongSocketType => {
+            let hello = Hello::new(kind.incompatible(), Bytes::from_static(b"attacker"), None);
+            attacker.send(&raw::hello_bytes(&hello)).await;
+        }
+        Attack::FrameTooLarge => {
+            attacker.handshake_as(kind.peer()).await;
+            attacker.send(&oversized_header(kind.peer())).await;
+        }
+        Attack::DeclaredBomb => {
+            attacker.handshake_as(kind.peer()).await;
+            attacker.send(&bomb(false)).await;
+        }
+        Attack::LyingBomb => {
+            attacker.handshake_as(kind.peer()).await;
+            attacker.send(&bomb(true)).await;
+        }
+        Attack::HalfHello => {
+            let hello = Hello::new(
+                kind.peer(),
+                Bytes::from_static(b"attacker"),
+                Some(Bytes::from(vec![b'k'; 64])),
+            );
+            let bytes = raw::hello_bytes(&hello);
+            attacker.send(&bytes[..bytes.len() / 2]).await;
+        }
+        Attack::Silent => {}
+    }
+    if attack.stalls() {
+        // The attacker is connected and stuck in its handshake right now.
+        victim.exchange("during").await;
+    }
+
+    let seen_as = attacker.seen_as.clone();
+    let closed = attacker.read_until_closed().await;
+    let elapsed = started.elapsed();
+
+    // What the offender was told before the stream closed.
+    match attack {
+        Attack::Garbage => assert!(
+            closed.bytes.is_empty(),
+            "garbage gets no answer, got {:?}",
+            closed.bytes
+        ),
+        Attack::WrongSocketType | Attack::HalfHello | Attack::Silent => {
+            let mut bytes = closed.bytes.clone();
+            let answer = msg_socket::wire::HandshakeCodec::new()
+                .decode_answer(&mut bytes)
+                .expect("a valid answer")
+                .expect("a whole answer before EOF");
+            let Answer::Reject { code, text, .. } = answer else {
+                panic!("expected a rejection, got {answer:?}");
+            };
+            if attack == Attack::WrongSocketType {
+                assert_eq!(code, Reason::IncompatibleSocket);
+                let (theirs, ours) = (kind.incompatible().as_str(), kind.own().as_str());
+                assert!(text.contains(theirs) && text.contains(ours), "{text}");
+            } else {
+                assert_eq!(code, Reason::HandshakeTimeout, "{text}");
+                assert!(
+                    elapsed >= HANDSHAKE_TIMEOUT,
+                    "closed after {elapsed:?}, before the handshake timeout"
+                );
+            }
+        }
+        Attack::FrameTooLarge | Attack::DeclaredBomb | Attack::LyingBomb => {
+            // The answer to the Hello was read already; any Subscribe or
+            // Ping before the Close is fine.
+            let frames = frames_in(closed.bytes.clone());
+            let close = frames.iter().find_map(|f| match f {
+                Frame::Close { code, text } => Some((*code, text.clone())),
+                _ => None,
+            });
+            let (code, text) = close.unwrap_or_else(|| {
+                panic!("no Close frame before the socket closed, got {frames:?}")
+            });
+            if attack == Attack::FrameTooLarge {
+                assert_eq!(code, Reason::FrameTooLarge, "{text}");
+            } else {
+                assert_eq!(code, Reason::ProtocolError, "{text}");
+                assert!(text.contains("decompressed"), "{text}");
+            }
+        }
+    }
+    assert!(
+        !closed.reset || attack == Attack::Garbage,
+        "the socket reset the stream instead of closing it"
+    );
+
+    let (peer, error) = victim
+        .offender_event(&seen_as, !attack.after_handshake())
+        .await;
+    let after = victim.stats().await;
+    if attack.after_handshake() {
+        assert_eq!(after.protocol_errors, before.protocol_errors + 1, "{error}");
+        assert_eq!(after.handshake_failures, before.handshake_failures);
+        if attack == Attack::FrameTooLarge {
+            // Only the header was read: nothing was buffered for the body.
+            assert_eq!(
+                after.bytes_received - before.bytes_received,
+                HEADER_LEN as u64
+            );
+        }
+    } else {
+        assert_eq!(
+            after.handshake_failures,
+            before.handshake_failures + 1,
+            "{error}"
+        );
+        assert_eq!(after.protocol_errors, before.protocol_errors);
+        if attack.stalls() {
+            assert!(error.contains("timed out"), "{error}");
+        }
+    }
+    assert_eq!(after.active_peers, 1, "only the partner is left");
+
+    let warned = logs.text();
+    let line = warned
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains(&peer.to_string()));
+    assert!(
+        line.is_some(),
+        "no warning names the offender {peer}; logged:\n{warned}"
+    );
+
+    victim.exchange("after").await;
+    raw::assert_no_panic_on_this_thread();
+}
+
+macro_rules! every_attack {
+    ($($module:ident => $kind:expr, $net:expr;)*) => {$(
+        mod $module {
+            use super::*;
+
+            #[tokio::test]
+            async fn garbage_instead_of_a_handshake_is_dropped_counted_and_logged() {
+                attack($kind, $net, Attack::Garbage).await;
+            }
+
+            #[tokio::test]
+            async fn a_hello_for_an_incompatible_socket_is_rejected_with_the_reason() {
+                attack($kind, $net, Attack::WrongSocketType).await;
+            }
+
+            #[tokio::test]
+            async fn a_frame_over_max_frame_size_is_refused_from_its_header_alone() {
+                attack($kind, $net, Attack::FrameTooLarge).await;
+            }
+
+            #[tokio::test]
+            async fn a_decompression_bomb_declaring_too_much_is_refused() {
+                attack($kind, $net, Attack::DeclaredBomb).await;
+            }
+
+            #[tokio::test]
+            async fn a_decompression_bomb_lying_about_its_size_is_refused() {
+                attack($kind, $net, Attack::LyingBomb).await;
+            }
+
+            #[tokio::test]
+            async fn a_handshake_that_never_finishes_is_cut_at_the_timeout() {
+                attack($kind, $net, Attack::HalfHello).await;
+            }
+
+            #[tokio::test]
+            async fn a_peer_that_connects_and_says_nothing_is_cut_at_the_timeout() {
+                attack($kind, $net, Attack::Silent).await;
+            }
+        }
+    )*};
+}
+
+every_attack! {
+    rep_over_tcp => Kind::Rep, Net::Tcp;
+    rep_over_ipc => Kind::Rep, Net::Ipc;
+    req_over_tcp => Kind::Req, Net::Tcp;
+    req_over_ipc => Kind::Req, Net::Ipc;
+    pub_over_tcp => Kind::Pub, Net::Tcp;
+    pub_over_ipc => Kind::Pub, Net::Ipc;
+    sub_over_tcp => Kind::Sub, Net::Tcp;
+    sub_over_ipc => Kind::Sub, Net::Ipc;
+}
