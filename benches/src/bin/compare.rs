@@ -1,0 +1,135 @@
+//! The end-to-end comparison: msg against plain tokio and libzmq, on this
+//! machine, in one run.
+//!
+//! ```text
+//! cargo run --release -p msg-benches --bin compare -- [--quick] [--runs N] [--json FILE] [--only TEXT]
+//! ```
+//!
+//! Prints the machine and a markdown table to stdout, progress to stderr,
+//! and with `--json` writes JSON lines to FILE. See `benches/README.md`.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use msg_benches::{Config, Machine, experiments, json_lines, markdown, run};
+
+const USAGE: &str = "\
+usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]
+
+  --quick      smoke run: tiny counts, one run, a few seconds; numbers are not meaningful
+  --runs N     report the median of N runs (default 3; 1 with --quick)
+  --json FILE  also write the results as JSON lines to FILE
+  --only TEXT  run only the experiments whose name contains TEXT (e.g. \"tcp\", \"PUB/SUB\")
+";
+
+struct Args {
+    quick: bool,
+    runs: Option<usize>,
+    json: Option<String>,
+    only: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        quick: false,
+        runs: None,
+        json: None,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => args.quick = true,
+            "--runs" => {
+                let v = value("--runs")?;
+                let n = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--runs: not a positive number: {v}"))?;
+                args.runs = Some(n);
+            }
+            "--json" => args.json = Some(value("--json")?),
+            "--only" => args.only = Some(value("--only")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("compare: {msg}");
+            }
+            eprint!("{USAGE}");
+            return if msg.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+
+    let mut cfg = if args.quick {
+        Config::quick()
+    } else {
+        Config::full()
+    };
+    if let Some(runs) = args.runs {
+        cfg.runs(runs);
+    }
+    let mut exps = experiments();
+    if let Some(only) = &args.only {
+        exps.retain(|e| e.name().contains(only.as_str()));
+        if exps.is_empty() {
+            eprintln!("compare: no experiment name contains {only:?}");
+            return ExitCode::from(2);
+        }
+    }
+
+    let machine = Machine::detect();
+    if machine.profile == "debug" && !cfg.is_quick() {
+        eprintln!("compare: warning: debug build; use --release for meaningful numbers");
+    }
+    let started = Instant::now();
+    let total = exps.len();
+    let mut step = 0;
+    let result = run(&cfg, &exps, |round, exp| {
+        step = step % total + 1;
+        eprintln!(
+            "[run {round}/{}, {step}/{total}, {:.1} s] {}",
+            cfg.get_runs(),
+            started.elapsed().as_secs_f64(),
+            exp.name()
+        );
+    });
+    let measurements = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("compare: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+
+    print!("{}", markdown(&machine, &cfg, &measurements));
+    if let Some(path) = &args.json {
+        if let Err(e) = std::fs::write(path, json_lines(&machine, &cfg, &measurements)) {
+            eprintln!("compare: writing {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {path}");
+    }
+    ExitCode::SUCCESS
+}

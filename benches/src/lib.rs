@@ -1,0 +1,66 @@
+//! Measurements of msg side by side with two baselines on the same machine, in
+//! the same run: plain tokio sockets with 4-byte length-prefixed frames (the
+//! practical limit of the machine) and libzmq through the `zmq` crate.
+//!
+//! The `compare` binary (`src/bin/compare.rs`) runs every [`Experiment`]
+//! from [`experiments`] a few times, keeps the median of each
+//! [`Measurement`], and prints a markdown table with ratios against the
+//! reference rows, plus JSON lines. The criterion micro-benchmarks of the
+//! codec and of compression live in `benches/` and do not use this library.
+//!
+//! # Layout
+//!
+//! - [`tokio_baseline`]: ping-pong, pipelined echo and one-way stream over
+//!   plain `tokio::net` TCP and Unix sockets.
+//! - [`zmq_baseline`]: REQ/REP, PUSH/PULL and PUB/SUB through libzmq, on
+//!   std threads (libzmq is blocking).
+//! - `msg_rows` (not written yet): the same shapes through msg's sockets.
+//!
+//! Everything runs on loopback: TCP on `127.0.0.1` with ports chosen by the
+//! OS, Unix sockets in a fresh temporary directory. Every loop is bounded in
+//! both count and time ([`Config`]), and every blocking wait has a timeout,
+//! so a broken peer turns into a [`BenchError`], never a hang.
+//!
+//! # Adding the msg rows
+//!
+//! Once msg's sockets exist, `src/msg_rows.rs` gets a
+//! `pub fn experiments() -> Vec<Experiment>` like the two baseline modules,
+//! and [`experiments`] appends it. Each of its measurements names the rows
+//! it is compared with in [`Measurement::refs`]; a ratio is printed when a
+//! reference row with the same transport, size and metric ran in the same
+//! run. The shapes, with the rows they compare against (see the targets in
+//! `DESIGN.md`):
+//!
+//! | msg row | size | metrics | refs |
+//! |---|---|---|---|
+//! | Req/Rep round trip | 64 B | [`Metric::RttP50`], [`Metric::RttP99`] | [`tokio_baseline::PING_PONG`], [`zmq_baseline::REQ_REP`] |
+//! | Req/Rep pipelined, 1024 in flight | 512 B | [`Metric::MsgsPerSec`] | [`tokio_baseline::PIPELINED`] |
+//! | Pub/Sub, one subscriber | 64 B … 1 MiB | [`Metric::MsgsPerSec`], [`Metric::BytesPerSec`] | [`tokio_baseline::STREAM`], [`zmq_baseline::PUB_SUB`], [`zmq_baseline::PUSH_PULL`] |
+//! | Pub/Sub, 10 subscribers, total delivered | 64 B | [`Metric::MsgsPerSec`] | [`zmq_baseline::PUB_SUB_FAN_OUT`] |
+//!
+//! The two peers of a msg row should be placed like the baselines': each
+//! side on its own thread with a current-thread tokio runtime (see
+//! [`tokio_baseline`]), so that the ratios compare protocols, not
+//! schedulers.
+
+mod error;
+mod machine;
+mod measure;
+mod report;
+mod stats;
+pub mod tokio_baseline;
+pub mod zmq_baseline;
+
+pub use error::BenchError;
+pub use machine::Machine;
+pub use measure::{Config, Experiment, Measurement, Metric, Suite, Transport, run};
+pub use report::{json_lines, markdown};
+pub use stats::{median, percentile};
+
+/// Every experiment this build knows, baselines first, in the order the
+/// table shows them.
+pub fn experiments() -> Vec<Experiment> {
+    let mut all = tokio_baseline::experiments();
+    all.extend(zmq_baseline::experiments());
+    all
+}

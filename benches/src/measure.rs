@@ -1,0 +1,407 @@
+//! What a measurement is, how long experiments may take, and the runner
+//! that repeats them and keeps medians.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::error::BenchError;
+use crate::stats::median;
+
+/// Which implementation a row measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Suite {
+    /// Plain tokio sockets with length-prefixed frames.
+    Tokio,
+    /// libzmq through the `zmq` crate.
+    Libzmq,
+    /// msg's own sockets.
+    Msg,
+}
+
+impl Suite {
+    /// Lowercase name, as used in the JSON lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Suite::Tokio => "tokio",
+            Suite::Libzmq => "libzmq",
+            Suite::Msg => "msg",
+        }
+    }
+}
+
+/// The byte stream a row runs over. Always on loopback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Transport {
+    /// TCP on 127.0.0.1, port chosen by the OS, `TCP_NODELAY` on.
+    Tcp,
+    /// Unix domain stream socket in a temporary directory.
+    Ipc,
+    /// QUIC on 127.0.0.1 (msg rows only).
+    Quic,
+}
+
+impl Transport {
+    /// Lowercase name: `"tcp"`, `"ipc"` or `"quic"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Ipc => "ipc",
+            Transport::Quic => "quic",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a measurement's value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Metric {
+    /// Median round-trip time, in microseconds. Lower is better.
+    RttP50,
+    /// 99th-percentile round-trip time, in microseconds. Lower is better.
+    RttP99,
+    /// Messages delivered per second (summed over receivers). Higher is
+    /// better.
+    MsgsPerSec,
+    /// Payload bytes delivered per second (summed over receivers), not
+    /// counting framing. Higher is better.
+    BytesPerSec,
+}
+
+impl Metric {
+    /// Short name, as used in the table and the JSON lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Metric::RttP50 => "rtt p50",
+            Metric::RttP99 => "rtt p99",
+            Metric::MsgsPerSec => "msgs/s",
+            Metric::BytesPerSec => "bytes/s",
+        }
+    }
+
+    /// Unit of [`Measurement::value`]: `"us"`, `"msgs/s"` or `"B/s"`.
+    pub const fn unit(self) -> &'static str {
+        match self {
+            Metric::RttP50 | Metric::RttP99 => "us",
+            Metric::MsgsPerSec => "msgs/s",
+            Metric::BytesPerSec => "B/s",
+        }
+    }
+
+    /// Whether a smaller value is the better one (latencies).
+    pub const fn lower_is_better(self) -> bool {
+        matches!(self, Metric::RttP50 | Metric::RttP99)
+    }
+}
+
+/// One number of the comparison: a row, on one transport, at one message
+/// size, for one metric.
+///
+/// Experiments return one `Measurement` per metric with a single entry in
+/// `samples`; [`run`] merges the repetitions, so its results hold every
+/// run's value in `samples` and their median in `value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    /// Implementation measured.
+    pub suite: Suite,
+    /// Row name, such as [`tokio_baseline::STREAM`](crate::tokio_baseline::STREAM).
+    pub row: &'static str,
+    /// Transport.
+    pub transport: Transport,
+    /// Payload size of each message, in bytes.
+    pub size: usize,
+    /// What `value` is.
+    pub metric: Metric,
+    /// The value, in [`Metric::unit`]: the median of `samples`.
+    pub value: f64,
+    /// The value from each run, in run order.
+    pub samples: Vec<f64>,
+    /// Rows this one is compared with. A ratio `value / reference value` is
+    /// reported for each reference row that has a measurement with the same
+    /// transport, size and metric in the same run.
+    pub refs: Vec<&'static str>,
+}
+
+impl Measurement {
+    /// A measurement from a single run.
+    pub fn new(
+        suite: Suite,
+        row: &'static str,
+        transport: Transport,
+        size: usize,
+        metric: Metric,
+        value: f64,
+    ) -> Self {
+        Measurement {
+            suite,
+            row,
+            transport,
+            size,
+            metric,
+            value,
+            samples: vec![value],
+            refs: Vec::new(),
+        }
+    }
+
+    /// Add rows to compare with (see [`Measurement::refs`]).
+    #[must_use]
+    pub fn compared_with(mut self, rows: &[&'static str]) -> Self {
+        self.refs.extend_from_slice(rows);
+        self
+    }
+
+    /// Whether `other` measures the same thing (row, transport, size and
+    /// metric), possibly in another run.
+    pub fn same_key(&self, other: &Measurement) -> bool {
+        self.row == other.row
+            && self.transport == other.transport
+            && self.size == other.size
+            && self.metric == other.metric
+    }
+
+    /// The ratios of this measurement to its reference rows found in
+    /// `all`, as `(reference row, value / reference value)`, in the order of
+    /// [`Measurement::refs`]. References that did not run are left out.
+    pub fn ratios(&self, all: &[Measurement]) -> Vec<(&'static str, f64)> {
+        self.refs
+            .iter()
+            .filter_map(|&r| {
+                all.iter()
+                    .find(|m| {
+                        m.row == r
+                            && m.transport == self.transport
+                            && m.size == self.size
+                            && m.metric == self.metric
+                    })
+                    .filter(|m| m.value > 0.0)
+                    .map(|m| (r, self.value / m.value))
+            })
+            .collect()
+    }
+}
+
+/// Counts and time bounds of the experiments.
+///
+/// Every loop stops at its count or at [`Config::time_limit`], whichever
+/// comes first; every blocking wait gives up after the hard limit
+/// (`time_limit` plus ten seconds). Use [`Config::full`] for numbers and
+/// [`Config::quick`] for a smoke run of a few seconds.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) quick: bool,
+    pub(crate) runs: usize,
+    pub(crate) time_limit: Duration,
+    pub(crate) rtt_count: usize,
+    pub(crate) pipelined_count: u64,
+    pub(crate) in_flight: usize,
+    pub(crate) stream_count: u64,
+    pub(crate) stream_bytes: u64,
+    pub(crate) pubsub_count: u64,
+    pub(crate) join_timeout: Duration,
+}
+
+impl Config {
+    /// Full measurement: 3 runs, up to one second per measurement (about
+    /// two minutes for the baselines).
+    pub fn full() -> Self {
+        Config {
+            quick: false,
+            runs: 3,
+            time_limit: Duration::from_secs(1),
+            rtt_count: 200_000,
+            pipelined_count: 50_000_000,
+            in_flight: 1024,
+            stream_count: 100_000_000,
+            stream_bytes: 64 << 30,
+            pubsub_count: 100_000_000,
+            join_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Smoke run: 1 run, tiny counts, at most 30 ms per measurement. Its
+    /// numbers mean nothing; it checks that every row still runs.
+    pub fn quick() -> Self {
+        Config {
+            quick: true,
+            runs: 1,
+            time_limit: Duration::from_millis(30),
+            rtt_count: 200,
+            pipelined_count: 4096,
+            in_flight: 1024,
+            stream_count: 2000,
+            stream_bytes: 4 << 20,
+            pubsub_count: 2000,
+            join_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Number of runs whose median is reported (at least 1).
+    pub fn runs(&mut self, runs: usize) -> &mut Self {
+        self.runs = runs.max(1);
+        self
+    }
+
+    /// Upper bound on the measured part of each experiment.
+    /// Default: 1 s ([`Config::full`]), 30 ms ([`Config::quick`]).
+    pub fn time_limit(&mut self, limit: Duration) -> &mut Self {
+        self.time_limit = limit;
+        self
+    }
+
+    /// Whether this is the quick smoke configuration.
+    pub fn is_quick(&self) -> bool {
+        self.quick
+    }
+
+    /// Number of runs.
+    pub fn get_runs(&self) -> usize {
+        self.runs
+    }
+
+    /// Upper bound on any blocking wait: the time limit plus ten seconds.
+    pub(crate) fn hard_limit(&self) -> Duration {
+        self.time_limit + Duration::from_secs(10)
+    }
+
+    /// How many messages of `size` bytes a throughput loop may send:
+    /// `stream_count`, or fewer so that at most `stream_bytes` move.
+    pub(crate) fn stream_count_for(&self, size: usize) -> u64 {
+        let by_bytes = self.stream_bytes / (size.max(1) as u64);
+        self.stream_count.min(by_bytes).max(1)
+    }
+
+    /// Round trips to discard before recording: a tenth of the count, at
+    /// most 1000.
+    pub(crate) fn rtt_warmup(&self) -> usize {
+        (self.rtt_count / 10).min(1000)
+    }
+}
+
+/// Deadline `limit` from now.
+pub(crate) fn deadline(limit: Duration) -> Instant {
+    Instant::now() + limit
+}
+
+/// The body of an [`Experiment`].
+type ExperimentFn = dyn Fn(&Config) -> Result<Vec<Measurement>, BenchError> + Send + Sync;
+
+/// A named, repeatable piece of the comparison that yields one or more
+/// measurements per run.
+pub struct Experiment {
+    name: String,
+    func: Box<ExperimentFn>,
+}
+
+impl Experiment {
+    /// An experiment called `name` that runs `func`.
+    pub fn new(
+        name: impl Into<String>,
+        func: impl Fn(&Config) -> Result<Vec<Measurement>, BenchError> + Send + Sync + 'static,
+    ) -> Self {
+        Experiment {
+            name: name.into(),
+            func: Box::new(func),
+        }
+    }
+
+    /// Name shown in progress output, such as `"tokio stream tcp 64 B"`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Run once.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the experiment reports; see [`BenchError`].
+    pub fn run_once(&self, cfg: &Config) -> Result<Vec<Measurement>, BenchError> {
+        (self.func)(cfg)
+    }
+}
+
+impl fmt::Debug for Experiment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Experiment")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Run every experiment `cfg.runs` times and merge the repetitions.
+///
+/// The whole list runs once per round, so that slow drift of the machine
+/// affects all rows alike instead of the last ones. `progress` is called
+/// before each experiment with `(round, experiment)`, rounds counted from 1.
+/// The result holds one [`Measurement`] per key, in first-seen order, with
+/// every round's value in `samples` and the median in `value`.
+///
+/// # Errors
+///
+/// The first experiment that fails stops the run.
+pub fn run(
+    cfg: &Config,
+    experiments: &[Experiment],
+    mut progress: impl FnMut(usize, &Experiment),
+) -> Result<Vec<Measurement>, BenchError> {
+    let mut merged: Vec<Measurement> = Vec::new();
+    for round in 1..=cfg.runs {
+        for exp in experiments {
+            progress(round, exp);
+            for m in exp.run_once(cfg)? {
+                match merged.iter_mut().find(|seen| seen.same_key(&m)) {
+                    Some(seen) => seen.samples.extend_from_slice(&m.samples),
+                    None => merged.push(m),
+                }
+            }
+        }
+    }
+    for m in &mut merged {
+        m.value = median(&m.samples);
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(row: &'static str, metric: Metric, value: f64) -> Measurement {
+        Measurement::new(Suite::Tokio, row, Transport::Tcp, 64, metric, value)
+    }
+
+    #[test]
+    fn ratios_match_transport_size_and_metric() {
+        let reference = m("ref", Metric::MsgsPerSec, 200.0);
+        let other_metric = m("ref", Metric::BytesPerSec, 1.0);
+        let mut other_size = m("ref", Metric::MsgsPerSec, 1.0);
+        other_size.size = 1024;
+        let row = m("row", Metric::MsgsPerSec, 50.0).compared_with(&["ref", "absent"]);
+        let all = [other_metric, other_size, reference, row.clone()];
+        assert_eq!(row.ratios(&all), vec![("ref", 0.25)]);
+    }
+
+    #[test]
+    fn run_merges_rounds_into_medians() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = std::sync::Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let exp = Experiment::new("counting", move |_| {
+            let n = c.fetch_add(1, Ordering::Relaxed);
+            Ok(vec![m("row", Metric::RttP50, [5.0, 1.0, 3.0][n as usize])])
+        });
+        let mut cfg = Config::quick();
+        cfg.runs(3);
+        let out = run(&cfg, &[exp], |_, _| {}).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].samples, vec![5.0, 1.0, 3.0]);
+        assert_eq!(out[0].value, 3.0);
+    }
+}

@@ -1,0 +1,230 @@
+//! The markdown table and the JSON lines.
+
+use std::fmt::Write as _;
+
+use crate::machine::Machine;
+use crate::measure::{Config, Measurement, Metric};
+
+/// The report as markdown: the machine, then one table row per
+/// measurement, with its ratios to the reference rows of the same run.
+pub fn markdown(machine: &Machine, cfg: &Config, measurements: &[Measurement]) -> String {
+    let mut out = String::new();
+    let mode = if cfg.is_quick() {
+        "quick (smoke run, numbers are not meaningful)"
+    } else {
+        "full"
+    };
+    let _ = writeln!(out, "## msg comparison, {}", machine.date);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "- machine: {} cores, {}, Linux {}",
+        machine.cores, machine.cpu, machine.kernel
+    );
+    let _ = writeln!(
+        out,
+        "- build: {}, {} profile; libzmq {} (bundled)",
+        machine.rustc, machine.profile, machine.libzmq
+    );
+    let _ = writeln!(
+        out,
+        "- mode: {mode}; median of {} run(s), each measurement bounded to {} ms per run",
+        cfg.get_runs(),
+        cfg.time_limit.as_millis()
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Ratios are this row's value divided by the reference row's, same transport, size \
+         and metric, same run: for round trips below 1 is faster than the reference, for \
+         throughput above 1 is."
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| row | transport | size | metric | value | unit | ratio |"
+    );
+    let _ = writeln!(out, "|---|---|--:|---|--:|---|---|");
+    for m in measurements {
+        let (value, unit) = human(m.metric, m.value);
+        let ratios = m
+            .ratios(measurements)
+            .iter()
+            .map(|(row, r)| format!("{}× {row}", sig3(*r)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {value} | {unit} | {ratios} |",
+            m.row,
+            m.transport,
+            size_label(m.size),
+            m.metric.name(),
+        );
+    }
+    out
+}
+
+/// The report as JSON lines: first one object with `"kind":"machine"`, then
+/// one with `"kind":"measurement"` per measurement. Values are in
+/// [`Metric::unit`]; `samples` has each run's value; `ratios` has
+/// `{"vs": row, "ratio": value / reference}` for each reference row
+/// present.
+pub fn json_lines(machine: &Machine, cfg: &Config, measurements: &[Measurement]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{{\"kind\":\"machine\",\"date\":{},\"cores\":{},\"cpu\":{},\"kernel\":{},\"rustc\":{},\"profile\":{},\"libzmq\":{},\"quick\":{},\"runs\":{},\"time_limit_ms\":{}}}",
+        json_str(&machine.date),
+        machine.cores,
+        json_str(&machine.cpu),
+        json_str(&machine.kernel),
+        json_str(&machine.rustc),
+        json_str(machine.profile),
+        json_str(&machine.libzmq),
+        cfg.is_quick(),
+        cfg.get_runs(),
+        cfg.time_limit.as_millis(),
+    );
+    for m in measurements {
+        let samples = m
+            .samples
+            .iter()
+            .map(|&s| json_num(s))
+            .collect::<Vec<_>>()
+            .join(",");
+        let ratios = m
+            .ratios(measurements)
+            .iter()
+            .map(|(row, r)| format!("{{\"vs\":{},\"ratio\":{}}}", json_str(row), json_num(*r)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let _ = writeln!(
+            out,
+            "{{\"kind\":\"measurement\",\"suite\":{},\"row\":{},\"transport\":{},\"size\":{},\"metric\":{},\"unit\":{},\"value\":{},\"samples\":[{samples}],\"ratios\":[{ratios}]}}",
+            json_str(m.suite.name()),
+            json_str(m.row),
+            json_str(m.transport.name()),
+            m.size,
+            json_str(m.metric.name()),
+            json_str(m.metric.unit()),
+            json_num(m.value),
+        );
+    }
+    out
+}
+
+/// A message size as people write it: `64 B`, `1 KiB`, `64 KiB`, `1 MiB`.
+fn size_label(size: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    if size >= MIB && size % MIB == 0 {
+        format!("{} MiB", size / MIB)
+    } else if size >= KIB && size % KIB == 0 {
+        format!("{} KiB", size / KIB)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// A value scaled to a readable unit, with three significant digits.
+fn human(metric: Metric, value: f64) -> (String, &'static str) {
+    let scaled = |units: &[(f64, &'static str)]| {
+        let (div, unit) = units
+            .iter()
+            .copied()
+            .find(|&(div, _)| value.abs() >= div)
+            .unwrap_or(units[units.len() - 1]);
+        (sig3(value / div), unit)
+    };
+    match metric {
+        Metric::RttP50 | Metric::RttP99 => scaled(&[(1e3, "ms"), (1.0, "µs")]),
+        Metric::MsgsPerSec => scaled(&[(1e6, "M msgs/s"), (1e3, "k msgs/s"), (1.0, "msgs/s")]),
+        Metric::BytesPerSec => scaled(&[(1e9, "GB/s"), (1e6, "MB/s"), (1e3, "kB/s"), (1.0, "B/s")]),
+    }
+}
+
+/// `x` with three significant digits (more for values of 1000 and up, which
+/// keep all their integer digits).
+fn sig3(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let a = x.abs();
+    let decimals = if a >= 100.0 || a == 0.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else {
+        // 0.0123 -> 3 leading decimals + 2.
+        (2 - a.log10().floor() as i32).clamp(2, 9) as usize
+    };
+    format!("{x:.decimals$}")
+}
+
+/// `s` as a JSON string literal.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `x` as a JSON number; `null` for NaN and infinities, which JSON lacks.
+fn json_num(x: f64) -> String {
+    if x.is_finite() {
+        x.to_string()
+    } else {
+        "null".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_labelled_in_binary_units() {
+        assert_eq!(size_label(64), "64 B");
+        assert_eq!(size_label(512), "512 B");
+        assert_eq!(size_label(1024), "1 KiB");
+        assert_eq!(size_label(65536), "64 KiB");
+        assert_eq!(size_label(1 << 20), "1 MiB");
+        assert_eq!(size_label(1500), "1500 B");
+    }
+
+    #[test]
+    fn values_scale_to_readable_units() {
+        assert_eq!(
+            human(Metric::MsgsPerSec, 27_123_456.0),
+            ("27.1".into(), "M msgs/s")
+        );
+        assert_eq!(human(Metric::BytesPerSec, 4.2e9), ("4.20".into(), "GB/s"));
+        assert_eq!(human(Metric::RttP50, 6.54), ("6.54".into(), "µs"));
+        assert_eq!(human(Metric::RttP99, 1234.0), ("1.23".into(), "ms"));
+        assert_eq!(sig3(0.0712), "0.0712");
+        assert_eq!(sig3(123_456.0), "123456");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+        assert_eq!(json_num(f64::NAN), "null");
+        assert_eq!(json_num(2.5), "2.5");
+    }
+}
