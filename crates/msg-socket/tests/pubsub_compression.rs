@@ -1,6 +1,7 @@
 //! Compression is the publisher's choice alone: messages published with
 //! each algorithm arrive intact at a subscriber that configured nothing.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -106,33 +107,6 @@ async fn every_algorithm_arrives_intact_at_a_plain_subscriber(s: Setup) {
             assert_eq!(sub.stats().protocol_errors, 0);
         }
     }
-}
-
-macro_rules! over_every_transport {
-    ($($behaviour:ident),* $(,)?) => {$(
-        mod $behaviour {
-            #[tokio::test]
-            async fn tcp() {
-                super::$behaviour(super::common::setup("tcp")).await;
-            }
-            #[tokio::test]
-            async fn ipc() {
-                super::$behaviour(super::common::setup("ipc")).await;
-            }
-            #[tokio::test]
-            async fn quic() {
-                super::$behaviour(super::common::setup("quic")).await;
-            }
-            #[tokio::test]
-            async fn tls() {
-                super::$behaviour(super::common::setup("tls")).await;
-            }
-            #[tokio::test]
-            async fn inproc() {
-                super::$behaviour(super::common::setup("inproc")).await;
-            }
-        }
-    )*};
 }
 
 over_every_transport!(every_algorithm_arrives_intact_at_a_plain_subscriber);

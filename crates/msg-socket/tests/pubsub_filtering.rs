@@ -2,6 +2,7 @@
 //! publisher, per subscriber; the empty prefix gets everything; an
 //! unsubscribe stops delivery once it has reached the publisher.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -190,34 +191,6 @@ async fn subscriptions_are_counted(s: Setup) {
         "{name}: one subscription to \"a.\" is left"
     );
     assert_eq!(next(&mut sub).await.topic(), "a.still");
-}
-
-/// One test per transport for each behaviour above.
-macro_rules! over_every_transport {
-    ($($behaviour:ident),* $(,)?) => {$(
-        mod $behaviour {
-            #[tokio::test]
-            async fn tcp() {
-                super::$behaviour(super::common::setup("tcp")).await;
-            }
-            #[tokio::test]
-            async fn ipc() {
-                super::$behaviour(super::common::setup("ipc")).await;
-            }
-            #[tokio::test]
-            async fn quic() {
-                super::$behaviour(super::common::setup("quic")).await;
-            }
-            #[tokio::test]
-            async fn tls() {
-                super::$behaviour(super::common::setup("tls")).await;
-            }
-            #[tokio::test]
-            async fn inproc() {
-                super::$behaviour(super::common::setup("inproc")).await;
-            }
-        }
-    )*};
 }
 
 over_every_transport!(

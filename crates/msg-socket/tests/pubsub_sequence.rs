@@ -2,6 +2,7 @@
 //! message a publisher drops for a subscriber at its high-water mark shows
 //! up at that subscriber as exactly one missing number.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -170,33 +171,6 @@ async fn a_stalled_subscriber_counts_exactly_what_the_publisher_dropped() {
     assert_eq!((m.seq(), m.payload().as_ref()), (N + 1, &b"next"[..]));
     assert_eq!(sub.stats().gaps, N - queued);
     assert_eq!(sub.stats().gaps, publisher.stats().dropped_hwm);
-}
-
-macro_rules! over_every_transport {
-    ($($behaviour:ident),* $(,)?) => {$(
-        mod $behaviour {
-            #[tokio::test]
-            async fn tcp() {
-                super::$behaviour(super::common::setup("tcp")).await;
-            }
-            #[tokio::test]
-            async fn ipc() {
-                super::$behaviour(super::common::setup("ipc")).await;
-            }
-            #[tokio::test]
-            async fn quic() {
-                super::$behaviour(super::common::setup("quic")).await;
-            }
-            #[tokio::test]
-            async fn tls() {
-                super::$behaviour(super::common::setup("tls")).await;
-            }
-            #[tokio::test]
-            async fn inproc() {
-                super::$behaviour(super::common::setup("inproc")).await;
-            }
-        }
-    )*};
 }
 
 over_every_transport!(

@@ -2,6 +2,7 @@
 //! connecting, while connected, more than a queue holds, concurrently from
 //! several tasks; and one subscriber hears several publishers.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -233,33 +234,6 @@ async fn concurrent_subscription_changes_reach_the_publisher_in_order() {
         wrong.is_empty(),
         "not subscribed at the publisher: {wrong:?}"
     );
-}
-
-macro_rules! over_every_transport {
-    ($($behaviour:ident),* $(,)?) => {$(
-        mod $behaviour {
-            #[tokio::test]
-            async fn tcp() {
-                super::$behaviour(super::common::setup("tcp")).await;
-            }
-            #[tokio::test]
-            async fn ipc() {
-                super::$behaviour(super::common::setup("ipc")).await;
-            }
-            #[tokio::test]
-            async fn quic() {
-                super::$behaviour(super::common::setup("quic")).await;
-            }
-            #[tokio::test]
-            async fn tls() {
-                super::$behaviour(super::common::setup("tls")).await;
-            }
-            #[tokio::test]
-            async fn inproc() {
-                super::$behaviour(super::common::setup("inproc")).await;
-            }
-        }
-    )*};
 }
 
 over_every_transport!(

@@ -2,6 +2,7 @@
 //! publishers connect to it, and a publisher may be bound to several
 //! endpoints (of different transports) at once.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -95,33 +96,6 @@ async fn a_publisher_bound_to_several_endpoints_serves_them_all() {
         assert_eq!(m.payload(), "of you", "{endpoint}");
         assert_eq!(&m.publisher().identity, publisher.identity());
     }
-}
-
-macro_rules! over_every_transport {
-    ($($behaviour:ident),* $(,)?) => {$(
-        mod $behaviour {
-            #[tokio::test]
-            async fn tcp() {
-                super::$behaviour(super::common::setup("tcp")).await;
-            }
-            #[tokio::test]
-            async fn ipc() {
-                super::$behaviour(super::common::setup("ipc")).await;
-            }
-            #[tokio::test]
-            async fn quic() {
-                super::$behaviour(super::common::setup("quic")).await;
-            }
-            #[tokio::test]
-            async fn tls() {
-                super::$behaviour(super::common::setup("tls")).await;
-            }
-            #[tokio::test]
-            async fn inproc() {
-                super::$behaviour(super::common::setup("inproc")).await;
-            }
-        }
-    )*};
 }
 
 over_every_transport!(a_subscriber_may_bind_and_publishers_connect);

@@ -102,3 +102,33 @@ pub fn setup(name: &str) -> Setup {
         .find(|s| s.name == name)
         .expect("known transport")
 }
+
+/// Turns each `async fn behaviour(setup: Setup)` into one test per transport,
+/// in a module named after the behaviour.
+#[allow(unused_macros)]
+macro_rules! over_every_transport {
+    ($($behaviour:ident),* $(,)?) => {$(
+        mod $behaviour {
+            #[tokio::test]
+            async fn tcp() {
+                super::$behaviour(super::common::setup("tcp")).await;
+            }
+            #[tokio::test]
+            async fn ipc() {
+                super::$behaviour(super::common::setup("ipc")).await;
+            }
+            #[tokio::test]
+            async fn quic() {
+                super::$behaviour(super::common::setup("quic")).await;
+            }
+            #[tokio::test]
+            async fn tls() {
+                super::$behaviour(super::common::setup("tls")).await;
+            }
+            #[tokio::test]
+            async fn inproc() {
+                super::$behaviour(super::common::setup("inproc")).await;
+            }
+        }
+    )*};
+}
