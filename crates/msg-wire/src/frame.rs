@@ -88,7 +88,8 @@ pub enum Frame {
         payload: Bytes,
     },
     /// Cumulative acknowledgement of the reliable layer: every Data frame up
-    /// to and including `seq` has been received.
+    /// to and including `seq` has been stored by the receiver (not merely
+    /// received), so the sender may forget them.
     Ack {
         /// Highest sequence number received without gaps.
         seq: u64,

@@ -1,0 +1,76 @@
+//! The reliable layer of msg: persistent, acknowledged, ordered delivery
+//! between peers that come and go.
+//!
+//! Peers have stable identities ([`PeerId`]). For each ordered pair of peers
+//! (this side → that peer) the sender numbers its messages 1, 2, 3, ... and
+//! keeps them in a store until the peer has stored them in turn. The link
+//! between them may drop, duplicate and reorder frames, go down for a day,
+//! and either side may crash and restart; what reaches the application is
+//! still every message, once, in order.
+//!
+//! # Guarantees
+//!
+//! With a durable [`Backend`] ([`RedbBackend`]); for [`MemoryBackend`] read
+//! "until the process exits" for "durable":
+//!
+//! 1. **Stored before acknowledged to the caller.** A message is durable
+//!    once the store's `append_outgoing` completed; from then on it is sent,
+//!    and resent, until the peer acknowledges it, across reconnects and
+//!    restarts of either side. A store error is returned to the caller and
+//!    the message does not exist.
+//! 2. **Stored before acknowledged to the sender.** The receiver stores a
+//!    message together with its new acceptance watermark in one atomic
+//!    write, and acknowledges only what that write covered. A crash can
+//!    never leave a message acknowledged but not stored, nor accepted but
+//!    not stored.
+//! 3. **In order, no gaps, no duplicates.** Per sending peer, the receiver
+//!    accepts sequence numbers strictly in order (holding later ones back in
+//!    a bounded buffer), and drops everything at or below its watermark.
+//! 4. **Application acknowledgement.** In [`AckMode::Manual`], an accepted
+//!    message stays stored until the application acknowledges it; if the
+//!    process dies first, it is delivered again after the restart (in order,
+//!    before anything newer from that peer). An acknowledged message is
+//!    never delivered again. In [`AckMode::Auto`], delivery counts as
+//!    acknowledgement and only the watermark is stored: at most once to the
+//!    application, still in order.
+//! 5. **Bounded.** Every buffer has a configured limit
+//!    ([`ReliableOptions`]): the window of messages in flight, the outbox per
+//!    peer (sending past it fails with [`ReliableError::OutboxFull`]), the
+//!    hold-back buffer, and the receive window of messages not yet
+//!    acknowledged by the application.
+//!
+//! Not guaranteed: order *between* different peers, and delivery when a
+//! sender's store is deleted while its peer keeps its own (the peer would
+//! take the renumbered messages for duplicates; the sender reports
+//! [`ProtocolError::AckBeyondSent`] instead of losing them silently).
+//!
+//! # Structure
+//!
+//! The protocol is a sans-IO state machine per peer, [`Session`] (made of a
+//! [`SenderSession`] and a [`ReceiverSession`]): frames, timeouts and storage
+//! outcomes in, frames, store batches and events out, time always an
+//! argument. A driver connects it to a [`Link`] (the network) and a
+//! [`Backend`] (the store).
+//!
+//! # Feature flags
+//!
+//! - `redb` (default): [`RedbBackend`], the embedded durable backend.
+
+mod backend;
+mod error;
+mod link;
+mod options;
+mod peer;
+mod proto;
+
+pub use backend::{Backend, MemoryBackend};
+#[cfg(feature = "redb")]
+pub use backend::{RedbBackend, RedbStats};
+pub use error::{OutboxLimit, ProtocolError, ReliableError, StorageError, StorageErrorKind};
+pub use link::{Link, LinkEvent};
+pub use options::{AckMode, ReliableOptions};
+pub use peer::PeerId;
+pub use proto::{
+    IncomingState, OutgoingState, ReceiverSession, SenderSession, Session, SessionEvent,
+    SessionStats, StoreBatch,
+};

@@ -1,0 +1,233 @@
+//! `RedbBackend` on real files: the backend contract, persistence across
+//! reopening, group commit, and single ownership of the file.
+
+#![cfg(feature = "redb")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use common::*;
+use msg_reliable::{Backend, IncomingState, RedbBackend, StorageErrorKind, StoreBatch};
+use tempfile::TempDir;
+
+async fn fresh() -> (TempDir, PathBuf, RedbBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reliable.redb");
+    let b = RedbBackend::open(&path).await.unwrap();
+    (dir, path, b)
+}
+
+#[tokio::test]
+async fn redb_append_assigns_consecutive_numbers_per_peer() {
+    let (_dir, _, b) = fresh().await;
+    append_assigns_consecutive_numbers_per_peer(&b).await;
+}
+
+#[tokio::test]
+async fn redb_ack_outgoing_deletes_only_the_acked_prefix() {
+    let (_dir, _, b) = fresh().await;
+    ack_outgoing_deletes_only_the_acked_prefix(&b).await;
+}
+
+#[tokio::test]
+async fn redb_store_incoming_moves_the_watermark_with_the_messages() {
+    let (_dir, _, b) = fresh().await;
+    store_incoming_moves_the_watermark_with_the_messages(&b).await;
+}
+
+#[tokio::test]
+async fn redb_ack_incoming_deletes_only_those_messages() {
+    let (_dir, _, b) = fresh().await;
+    ack_incoming_deletes_only_those_messages(&b).await;
+}
+
+#[tokio::test]
+async fn redb_peers_lists_both_directions() {
+    let (_dir, _, b) = fresh().await;
+    peers_lists_both_directions(&b).await;
+}
+
+#[tokio::test]
+async fn redb_binary_and_prefix_peer_ids_stay_apart() {
+    let (_dir, _, b) = fresh().await;
+    binary_and_prefix_peer_ids_stay_apart(&b).await;
+}
+
+#[tokio::test]
+async fn redb_state_survives_reopening_and_acked_data_is_gone() {
+    let (_dir, path, b) = fresh().await;
+    let (x, y) = (peer("x"), peer("y"));
+    b.append_outgoing(&x, msgs("x", 1..=10)).await.unwrap();
+    b.ack_outgoing(&x, 7).await.unwrap();
+    b.store_incoming(&y, StoreBatch::new(1, msgs("y", 1..=5), true))
+        .await
+        .unwrap();
+    b.ack_incoming(&y, vec![1, 2]).await.unwrap();
+    b.close().await;
+
+    let b = RedbBackend::open(&path).await.unwrap();
+    let out = b.load_outgoing(&x).await.unwrap();
+    assert_eq!(out.last_assigned, 10);
+    assert_eq!(
+        out.unacked,
+        (8..=10).map(|s| (s, msg("x", s))).collect::<Vec<_>>(),
+        "acknowledged messages are gone, the rest is intact"
+    );
+    assert_eq!(
+        b.load_incoming(&y).await.unwrap(),
+        IncomingState {
+            accepted: 5,
+            undelivered: (3..=5).map(|s| (s, msg("y", s))).collect()
+        }
+    );
+    assert_eq!(b.accepted(&y).await.unwrap(), 5, "watermark survives");
+    assert_eq!(
+        b.append_outgoing(&x, msgs("x", 11..=11)).await.unwrap(),
+        11,
+        "numbering continues"
+    );
+    // The watermark still guards against storing anything twice.
+    let err = b
+        .store_incoming(&y, StoreBatch::new(5, msgs("y", 5..=5), true))
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn redb_store_that_is_open_refuses_a_second_owner() {
+    let (_dir, path, b) = fresh().await;
+    let err = RedbBackend::open(&path).await.unwrap_err();
+    assert_eq!(err.kind(), StorageErrorKind::AlreadyOpen, "{err:?}");
+    assert!(err.is_already_open());
+    assert!(err.to_string().contains("already open"), "{err}");
+    b.close().await;
+    // Released on close.
+    let b = RedbBackend::open(&path).await.unwrap();
+    b.close().await;
+}
+
+#[tokio::test]
+async fn redb_closed_store_refuses_operations() {
+    let (_dir, _, b) = fresh().await;
+    let clone = b.clone();
+    b.close().await;
+    let err = clone
+        .append_outgoing(&peer("x"), msgs("x", 1..=1))
+        .await
+        .unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    b.close().await; // closing twice is fine
+}
+
+#[tokio::test]
+async fn redb_open_reports_a_file_that_is_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.redb");
+    std::fs::write(&path, vec![0x5a; 4096]).unwrap();
+    let err = RedbBackend::open(&path).await.unwrap_err();
+    assert_eq!(err.kind(), StorageErrorKind::Io, "{err:?}");
+}
+
+/// 64 tasks append concurrently: every message gets its own number, the
+/// numbers are exactly 1..=N, each task's own messages are in the order it
+/// sent them, and the committer gathered them into fewer transactions than
+/// appends (group commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_concurrent_appends_are_numbered_once_and_group_committed() {
+    const TASKS: u64 = 64;
+    const PER_TASK: u64 = 40;
+    let (_dir, path, b) = fresh().await;
+    let x = peer("x");
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let b = b.clone();
+        let x = x.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..PER_TASK {
+                let payload = format!("{t}:{i}").into();
+                seqs.push(b.append_outgoing(&x, vec![payload]).await.unwrap());
+            }
+            seqs
+        }));
+    }
+    let mut all = BTreeSet::new();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "per-task order");
+        for s in seqs {
+            assert!(all.insert(s), "sequence {s} assigned twice");
+        }
+    }
+    let appends = TASKS * PER_TASK;
+    assert_eq!(all, (1..=appends).collect::<BTreeSet<_>>());
+
+    let stats = b.stats();
+    assert_eq!(stats.write_requests, appends);
+    // Typically ~40 appends per transaction here; demand at least 4 so a
+    // committer that stopped gathering fails, without flaking on a busy box.
+    assert!(
+        stats.write_transactions * 4 <= appends,
+        "no batching: {} transactions for {appends} appends",
+        stats.write_transactions
+    );
+    eprintln!(
+        "group commit: {appends} appends in {} transactions",
+        stats.write_transactions
+    );
+
+    // Each stored payload is under the number its task got.
+    b.close().await;
+    let b = RedbBackend::open(&path).await.unwrap();
+    let out = b.load_outgoing(&x).await.unwrap();
+    assert_eq!(out.last_assigned, appends);
+    assert_eq!(out.unacked.len() as u64, appends);
+    b.close().await;
+}
+
+/// Writes of every kind, for many peers, share transactions, and a
+/// conflicting incoming batch fails alone without failing the others in its
+/// transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_mixed_concurrent_writes_fail_only_on_their_own_conflict() {
+    let (_dir, _, b) = fresh().await;
+    let mut tasks = Vec::new();
+    for t in 0..32u64 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let p = peer(&format!("p{t}"));
+            for round in 0..10u64 {
+                let first = b.append_outgoing(&p, msgs("o", 1..=3)).await.unwrap();
+                assert_eq!(first, round * 3 + 1);
+                b.ack_outgoing(&p, first).await.unwrap();
+                let batch = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
+                b.store_incoming(&p, batch).await.unwrap();
+                // A stale batch (a bug in a caller) conflicts, alone.
+                let stale = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
+                let err = b.store_incoming(&p, stale).await.unwrap_err();
+                assert!(err.is_conflict());
+                b.ack_incoming(&p, vec![round * 2 + 1]).await.unwrap();
+            }
+            let out = b.load_outgoing(&p).await.unwrap();
+            assert_eq!(out.last_assigned, 30);
+            // Acks are cumulative: the last one (28) covered every earlier
+            // round.
+            assert_eq!(
+                out.unacked.iter().map(|m| m.0).collect::<Vec<_>>(),
+                [29, 30]
+            );
+            let inc = b.load_incoming(&p).await.unwrap();
+            assert_eq!(inc.accepted, 20);
+            assert_eq!(inc.undelivered.len(), 10);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(b.peers().await.unwrap().len(), 32);
+    b.close().await;
+}

@@ -1,0 +1,177 @@
+//! The `Backend` contract, checked the same way for every backend.
+
+#![allow(dead_code, unreachable_pub)]
+
+use bytes::Bytes;
+use msg_reliable::{Backend, IncomingState, OutgoingState, PeerId, StoreBatch};
+
+pub fn peer(name: &str) -> PeerId {
+    name.parse().unwrap()
+}
+
+pub fn msg(tag: &str, seq: u64) -> Bytes {
+    Bytes::from(format!("{tag}{seq}"))
+}
+
+pub fn msgs(tag: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Bytes> {
+    seqs.map(|s| msg(tag, s)).collect()
+}
+
+fn numbered(tag: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, Bytes)> {
+    seqs.map(|s| (s, msg(tag, s))).collect()
+}
+
+/// Appends get consecutive numbers per peer, starting at 1.
+pub async fn append_assigns_consecutive_numbers_per_peer(b: &impl Backend) {
+    let (x, y) = (peer("x"), peer("y"));
+    assert_eq!(b.append_outgoing(&x, msgs("x", 1..=3)).await.unwrap(), 1);
+    assert_eq!(b.append_outgoing(&x, msgs("x", 4..=5)).await.unwrap(), 4);
+    assert_eq!(b.append_outgoing(&y, msgs("y", 1..=1)).await.unwrap(), 1);
+    assert_eq!(
+        b.append_outgoing(&y, vec![]).await.unwrap(),
+        2,
+        "empty: next number"
+    );
+    assert_eq!(
+        b.load_outgoing(&x).await.unwrap(),
+        OutgoingState {
+            last_assigned: 5,
+            unacked: numbered("x", 1..=5)
+        }
+    );
+    assert_eq!(
+        b.load_outgoing(&y).await.unwrap().unacked,
+        numbered("y", 1..=1)
+    );
+    assert_eq!(
+        b.load_outgoing(&peer("nobody")).await.unwrap(),
+        OutgoingState::default()
+    );
+}
+
+/// An ack deletes the prefix it covers and nothing else; numbering goes on.
+pub async fn ack_outgoing_deletes_only_the_acked_prefix(b: &impl Backend) {
+    let x = peer("x");
+    b.append_outgoing(&x, msgs("x", 1..=5)).await.unwrap();
+    b.append_outgoing(&peer("y"), msgs("y", 1..=2))
+        .await
+        .unwrap();
+    b.ack_outgoing(&x, 3).await.unwrap();
+    assert_eq!(
+        b.load_outgoing(&x).await.unwrap().unacked,
+        numbered("x", 4..=5)
+    );
+    b.ack_outgoing(&x, 2).await.unwrap(); // already gone: fine
+    b.ack_outgoing(&x, 5).await.unwrap();
+    assert_eq!(
+        b.load_outgoing(&x).await.unwrap(),
+        OutgoingState {
+            last_assigned: 5,
+            unacked: vec![]
+        }
+    );
+    assert_eq!(b.append_outgoing(&x, msgs("x", 6..=6)).await.unwrap(), 6);
+    assert_eq!(
+        b.load_outgoing(&peer("y")).await.unwrap().unacked.len(),
+        2,
+        "other peers untouched"
+    );
+}
+
+/// Storing a batch moves the watermark with it; a batch that does not
+/// follow the watermark changes nothing.
+pub async fn store_incoming_moves_the_watermark_with_the_messages(b: &impl Backend) {
+    let x = peer("x");
+    assert_eq!(b.accepted(&x).await.unwrap(), 0);
+    b.store_incoming(&x, StoreBatch::new(1, msgs("m", 1..=3), true))
+        .await
+        .unwrap();
+    assert_eq!(b.accepted(&x).await.unwrap(), 3);
+    for first in [5, 3, 1] {
+        let err = b
+            .store_incoming(&x, StoreBatch::new(first, msgs("m", first..=first), true))
+            .await
+            .unwrap_err();
+        assert!(err.is_conflict(), "first {first}: {err:?}");
+    }
+    assert_eq!(
+        b.load_incoming(&x).await.unwrap(),
+        IncomingState {
+            accepted: 3,
+            undelivered: numbered("m", 1..=3)
+        },
+        "conflicting batches stored nothing"
+    );
+    // Auto-ack batches store only the watermark.
+    b.store_incoming(&x, StoreBatch::new(4, msgs("m", 4..=5), false))
+        .await
+        .unwrap();
+    b.store_incoming(&x, StoreBatch::new(6, vec![], true))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.load_incoming(&x).await.unwrap(),
+        IncomingState {
+            accepted: 5,
+            undelivered: numbered("m", 1..=3)
+        }
+    );
+}
+
+/// Application acks delete those messages and keep the watermark.
+pub async fn ack_incoming_deletes_only_those_messages(b: &impl Backend) {
+    let x = peer("x");
+    b.store_incoming(&x, StoreBatch::new(1, msgs("m", 1..=4), true))
+        .await
+        .unwrap();
+    b.ack_incoming(&x, vec![1, 3, 99]).await.unwrap();
+    assert_eq!(
+        b.load_incoming(&x).await.unwrap(),
+        IncomingState {
+            accepted: 4,
+            undelivered: vec![(2, msg("m", 2)), (4, msg("m", 4))]
+        }
+    );
+}
+
+/// `peers` lists every peer with state in either direction, once.
+pub async fn peers_lists_both_directions(b: &impl Backend) {
+    assert_eq!(b.peers().await.unwrap(), vec![]);
+    b.append_outgoing(&peer("out"), msgs("o", 1..=1))
+        .await
+        .unwrap();
+    b.store_incoming(&peer("in"), StoreBatch::new(1, msgs("i", 1..=1), true))
+        .await
+        .unwrap();
+    b.append_outgoing(&peer("both"), msgs("o", 1..=1))
+        .await
+        .unwrap();
+    b.store_incoming(&peer("both"), StoreBatch::new(1, msgs("i", 1..=1), true))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.peers().await.unwrap(),
+        vec![peer("both"), peer("in"), peer("out")]
+    );
+}
+
+/// Peer ids are bytes, not strings: binary ids and ids that are prefixes of
+/// each other stay apart.
+pub async fn binary_and_prefix_peer_ids_stay_apart(b: &impl Backend) {
+    let short = PeerId::new(vec![1u8]).unwrap();
+    let long = PeerId::new(vec![1u8, 0]).unwrap();
+    let max = PeerId::new(vec![0xffu8; PeerId::MAX_LEN]).unwrap();
+    b.append_outgoing(&short, msgs("s", 1..=2)).await.unwrap();
+    b.append_outgoing(&long, msgs("l", 1..=1)).await.unwrap();
+    b.append_outgoing(&max, msgs("m", 1..=1)).await.unwrap();
+    b.ack_outgoing(&short, 2).await.unwrap();
+    assert_eq!(b.load_outgoing(&short).await.unwrap().unacked, vec![]);
+    assert_eq!(
+        b.load_outgoing(&long).await.unwrap().unacked,
+        numbered("l", 1..=1)
+    );
+    assert_eq!(
+        b.load_outgoing(&max).await.unwrap().unacked,
+        numbered("m", 1..=1)
+    );
+}
