@@ -17,6 +17,9 @@ pub enum BenchError {
     /// libzmq returned an error.
     #[error("libzmq error")]
     Zmq(#[from] zmq::Error),
+    /// An error from msg's sockets, with its sources.
+    #[error("msg error: {0}")]
+    Msg(String),
     /// A peer did not answer within the experiment's time bound.
     #[error("timed out: {0}")]
     Timeout(&'static str),

@@ -14,38 +14,40 @@
 //!   plain `tokio::net` TCP and Unix sockets.
 //! - [`zmq_baseline`]: REQ/REP, PUSH/PULL and PUB/SUB through libzmq, on
 //!   std threads (libzmq is blocking).
-//! - `msg_rows` (not written yet): the same shapes through msg's sockets.
+//! - [`msg_rows`]: the same shapes through msg's sockets, plus memory per
+//!   idle connection.
 //!
 //! Everything runs on loopback: TCP on `127.0.0.1` with ports chosen by the
 //! OS, Unix sockets in a fresh temporary directory. Every loop is bounded in
 //! both count and time ([`Config`]), and every blocking wait has a timeout,
 //! so a broken peer turns into a [`BenchError`], never a hang.
 //!
-//! # Adding the msg rows
+//! # The msg rows and their references
 //!
-//! Once msg's sockets exist, `src/msg_rows.rs` gets a
-//! `pub fn experiments() -> Vec<Experiment>` like the two baseline modules,
-//! and [`experiments`] appends it. Each of its measurements names the rows
-//! it is compared with in [`Measurement::refs`]; a ratio is printed when a
-//! reference row with the same transport, size and metric ran in the same
-//! run. The shapes, with the rows they compare against (see the targets in
-//! `DESIGN.md`):
+//! [`msg_rows`] measures msg's sockets in the same shapes. Each of its
+//! measurements names the rows it is compared with in
+//! [`Measurement::refs`]; a ratio is printed when a reference row with the
+//! same transport (or [`Measurement::ref_transport`]), size and metric ran
+//! in the same run. The shapes, with the rows they compare against (see the
+//! targets in `DESIGN.md`):
 //!
 //! | msg row | size | metrics | refs |
 //! |---|---|---|---|
-//! | Req/Rep round trip | 64 B | [`Metric::RttP50`], [`Metric::RttP99`] | [`tokio_baseline::PING_PONG`], [`zmq_baseline::REQ_REP`] |
+//! | Req/Rep round trip | 64 B | [`Metric::RttP50`], [`Metric::RttP99`] | [`tokio_baseline::PING_PONG`], [`zmq_baseline::REQ_REP`]; QUIC: msg over TCP |
 //! | Req/Rep pipelined, 1024 in flight | 512 B | [`Metric::MsgsPerSec`] | [`tokio_baseline::PIPELINED`] |
-//! | Pub/Sub, one subscriber | 64 B … 1 MiB | [`Metric::MsgsPerSec`], [`Metric::BytesPerSec`] | [`tokio_baseline::STREAM`], [`zmq_baseline::PUB_SUB`], [`zmq_baseline::PUSH_PULL`] |
+//! | Pub/Sub, one subscriber | 64 B … 1 MiB | [`Metric::MsgsPerSec`], [`Metric::BytesPerSec`] | [`tokio_baseline::STREAM`], [`zmq_baseline::PUB_SUB`] (64 B), [`zmq_baseline::PUSH_PULL`]; QUIC (64 KiB): msg over TCP |
 //! | Pub/Sub, 10 subscribers, total delivered | 64 B | [`Metric::MsgsPerSec`] | [`zmq_baseline::PUB_SUB_FAN_OUT`] |
+//! | idle connections to one Rep socket | - | [`Metric::Connections`], [`Metric::MemoryPerConn`] | - |
 //!
-//! The two peers of a msg row should be placed like the baselines': each
-//! side on its own thread with a current-thread tokio runtime (see
+//! The two peers of a msg row are placed like the baselines': each side on
+//! its own thread with a current-thread tokio runtime (see
 //! [`tokio_baseline`]), so that the ratios compare protocols, not
 //! schedulers.
 
 mod error;
 mod machine;
 mod measure;
+pub mod msg_rows;
 mod report;
 mod stats;
 pub mod tokio_baseline;
@@ -62,5 +64,6 @@ pub use stats::{median, percentile};
 pub fn experiments() -> Vec<Experiment> {
     let mut all = tokio_baseline::experiments();
     all.extend(zmq_baseline::experiments());
+    all.extend(msg_rows::experiments());
     all
 }

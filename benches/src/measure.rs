@@ -73,6 +73,11 @@ pub enum Metric {
     /// Payload bytes delivered per second (summed over receivers), not
     /// counting framing. Higher is better.
     BytesPerSec,
+    /// Connections a socket held open at once. Higher is better.
+    Connections,
+    /// Resident memory per connection, in bytes: the growth of the
+    /// process's RSS divided by the connections. Lower is better.
+    MemoryPerConn,
 }
 
 impl Metric {
@@ -83,21 +88,29 @@ impl Metric {
             Metric::RttP99 => "rtt p99",
             Metric::MsgsPerSec => "msgs/s",
             Metric::BytesPerSec => "bytes/s",
+            Metric::Connections => "connections",
+            Metric::MemoryPerConn => "memory/conn",
         }
     }
 
-    /// Unit of [`Measurement::value`]: `"us"`, `"msgs/s"` or `"B/s"`.
+    /// Unit of [`Measurement::value`]: `"us"`, `"msgs/s"`, `"B/s"`,
+    /// `"conns"` or `"B"`.
     pub const fn unit(self) -> &'static str {
         match self {
             Metric::RttP50 | Metric::RttP99 => "us",
             Metric::MsgsPerSec => "msgs/s",
             Metric::BytesPerSec => "B/s",
+            Metric::Connections => "conns",
+            Metric::MemoryPerConn => "B",
         }
     }
 
-    /// Whether a smaller value is the better one (latencies).
+    /// Whether a smaller value is the better one (latencies, memory).
     pub const fn lower_is_better(self) -> bool {
-        matches!(self, Metric::RttP50 | Metric::RttP99)
+        matches!(
+            self,
+            Metric::RttP50 | Metric::RttP99 | Metric::MemoryPerConn
+        )
     }
 }
 
@@ -125,8 +138,12 @@ pub struct Measurement {
     pub samples: Vec<f64>,
     /// Rows this one is compared with. A ratio `value / reference value` is
     /// reported for each reference row that has a measurement with the same
-    /// transport, size and metric in the same run.
+    /// transport (or [`Measurement::ref_transport`]), size and metric in the
+    /// same run.
     pub refs: Vec<&'static str>,
+    /// The transport of the reference rows when it is not this row's own
+    /// (msg over QUIC is compared with msg over TCP); `None` for the same.
+    pub ref_transport: Option<Transport>,
 }
 
 impl Measurement {
@@ -148,6 +165,7 @@ impl Measurement {
             value,
             samples: vec![value],
             refs: Vec::new(),
+            ref_transport: None,
         }
     }
 
@@ -155,6 +173,14 @@ impl Measurement {
     #[must_use]
     pub fn compared_with(mut self, rows: &[&'static str]) -> Self {
         self.refs.extend_from_slice(rows);
+        self
+    }
+
+    /// Compare with the reference rows over `transport` instead of this
+    /// row's own (see [`Measurement::ref_transport`]).
+    #[must_use]
+    pub fn compared_over(mut self, transport: Transport) -> Self {
+        self.ref_transport = Some(transport);
         self
     }
 
@@ -171,13 +197,14 @@ impl Measurement {
     /// `all`, as `(reference row, value / reference value)`, in the order of
     /// [`Measurement::refs`]. References that did not run are left out.
     pub fn ratios(&self, all: &[Measurement]) -> Vec<(&'static str, f64)> {
+        let transport = self.ref_transport.unwrap_or(self.transport);
         self.refs
             .iter()
             .filter_map(|&r| {
                 all.iter()
                     .find(|m| {
                         m.row == r
-                            && m.transport == self.transport
+                            && m.transport == transport
                             && m.size == self.size
                             && m.metric == self.metric
                     })
@@ -206,6 +233,8 @@ pub struct Config {
     pub(crate) stream_bytes: u64,
     pub(crate) pubsub_count: u64,
     pub(crate) join_timeout: Duration,
+    pub(crate) idle_connections: usize,
+    pub(crate) helper_exe: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -223,6 +252,8 @@ impl Config {
             stream_bytes: 64 << 30,
             pubsub_count: 100_000_000,
             join_timeout: Duration::from_secs(5),
+            idle_connections: 10_000,
+            helper_exe: None,
         }
     }
 
@@ -240,6 +271,8 @@ impl Config {
             stream_bytes: 4 << 20,
             pubsub_count: 2000,
             join_timeout: Duration::from_secs(5),
+            idle_connections: 200,
+            helper_exe: None,
         }
     }
 
@@ -253,6 +286,24 @@ impl Config {
     /// Default: 1 s ([`Config::full`]), 30 ms ([`Config::quick`]).
     pub fn time_limit(&mut self, limit: Duration) -> &mut Self {
         self.time_limit = limit;
+        self
+    }
+
+    /// The program that serves the idle-connection experiment's Rep socket
+    /// in a child process, so that its memory is measured apart from the
+    /// clients': a binary that calls
+    /// [`msg_rows::idle_server_main`](crate::msg_rows::idle_server_main)
+    /// when started with [`msg_rows::IDLE_SERVER_ARG`](crate::msg_rows::IDLE_SERVER_ARG),
+    /// such as `compare`. Default: none, and that experiment is skipped.
+    pub fn helper_exe(&mut self, exe: impl Into<std::path::PathBuf>) -> &mut Self {
+        self.helper_exe = Some(exe.into());
+        self
+    }
+
+    /// Connections the idle-connection experiment opens to one Rep socket.
+    /// Default: 10,000 ([`Config::full`]), 200 ([`Config::quick`]).
+    pub fn idle_connections(&mut self, n: usize) -> &mut Self {
+        self.idle_connections = n.max(1);
         self
     }
 

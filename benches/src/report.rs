@@ -47,10 +47,14 @@ pub fn markdown(machine: &Machine, cfg: &Config, measurements: &[Measurement]) -
     let _ = writeln!(out, "|---|---|--:|---|--:|---|---|");
     for m in measurements {
         let (value, unit) = human(m.metric, m.value);
+        let over = m
+            .ref_transport
+            .map(|t| format!(" over {t}"))
+            .unwrap_or_default();
         let ratios = m
             .ratios(measurements)
             .iter()
-            .map(|(row, r)| format!("{}× {row}", sig3(*r)))
+            .map(|(row, r)| format!("{}× {row}{over}", sig3(*r)))
             .collect::<Vec<_>>()
             .join("; ");
         let _ = writeln!(
@@ -96,7 +100,17 @@ pub fn json_lines(machine: &Machine, cfg: &Config, measurements: &[Measurement])
         let ratios = m
             .ratios(measurements)
             .iter()
-            .map(|(row, r)| format!("{{\"vs\":{},\"ratio\":{}}}", json_str(row), json_num(*r)))
+            .map(|(row, r)| {
+                let over = m
+                    .ref_transport
+                    .map(|t| format!(",\"over\":{}", json_str(t.name())))
+                    .unwrap_or_default();
+                format!(
+                    "{{\"vs\":{},\"ratio\":{}{over}}}",
+                    json_str(row),
+                    json_num(*r)
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         let _ = writeln!(
@@ -118,7 +132,9 @@ pub fn json_lines(machine: &Machine, cfg: &Config, measurements: &[Measurement])
 fn size_label(size: usize) -> String {
     const KIB: usize = 1024;
     const MIB: usize = 1024 * 1024;
-    if size >= MIB && size % MIB == 0 {
+    if size == 0 {
+        "-".to_owned()
+    } else if size >= MIB && size % MIB == 0 {
         format!("{} MiB", size / MIB)
     } else if size >= KIB && size % KIB == 0 {
         format!("{} KiB", size / KIB)
@@ -141,6 +157,8 @@ fn human(metric: Metric, value: f64) -> (String, &'static str) {
         Metric::RttP50 | Metric::RttP99 => scaled(&[(1e3, "ms"), (1.0, "µs")]),
         Metric::MsgsPerSec => scaled(&[(1e6, "M msgs/s"), (1e3, "k msgs/s"), (1.0, "msgs/s")]),
         Metric::BytesPerSec => scaled(&[(1e9, "GB/s"), (1e6, "MB/s"), (1e3, "kB/s"), (1.0, "B/s")]),
+        Metric::Connections => scaled(&[(1.0, "conns")]),
+        Metric::MemoryPerConn => scaled(&[(1024.0, "KiB"), (1.0, "B")]),
     }
 }
 

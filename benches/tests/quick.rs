@@ -2,8 +2,8 @@
 //! finite, positive number. Nothing about speed is asserted.
 
 use msg_benches::{
-    Config, Machine, Measurement, Metric, Transport, experiments, json_lines, markdown, run,
-    tokio_baseline, zmq_baseline,
+    Config, Machine, Measurement, Metric, Transport, experiments, json_lines, markdown, msg_rows,
+    run, tokio_baseline, zmq_baseline,
 };
 
 fn expect_row(all: &[Measurement], row: &str, transport: Transport, size: usize, metric: Metric) {
@@ -19,7 +19,9 @@ fn expect_row(all: &[Measurement], row: &str, transport: Transport, size: usize,
 
 #[test]
 fn quick_mode_measures_every_row_with_finite_positive_values() {
-    let cfg = Config::quick();
+    let mut cfg = Config::quick();
+    // The idle-connection row's Rep socket runs in a child process.
+    cfg.helper_exe(env!("CARGO_BIN_EXE_compare"));
     let all = run(&cfg, &experiments(), |_, _| {}).expect("quick run");
 
     for m in &all {
@@ -58,8 +60,39 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         }
     }
 
-    // Every libzmq row found its tokio reference in the same run.
-    for m in all.iter().filter(|m| m.row.starts_with("libzmq")) {
+    for t in [Transport::Tcp, Transport::Ipc] {
+        expect_row(&all, msg_rows::REQ_REP, t, 64, Metric::RttP50);
+        expect_row(&all, msg_rows::REQ_REP, t, 64, Metric::RttP99);
+        expect_row(&all, msg_rows::PIPELINED, t, 512, Metric::MsgsPerSec);
+        for size in msg_rows::PUB_SUB_SIZES {
+            expect_row(&all, msg_rows::PUB_SUB, t, size, Metric::MsgsPerSec);
+            expect_row(&all, msg_rows::PUB_SUB, t, size, Metric::BytesPerSec);
+        }
+        expect_row(&all, msg_rows::PUB_SUB_BIG_HWM, t, 64, Metric::MsgsPerSec);
+        expect_row(&all, msg_rows::PUB_SUB_FAN_OUT, t, 64, Metric::MsgsPerSec);
+    }
+    expect_row(&all, msg_rows::REQ_REP, Transport::Quic, 64, Metric::RttP50);
+    let quic_size = msg_rows::QUIC_PUB_SUB_SIZE;
+    expect_row(
+        &all,
+        msg_rows::PUB_SUB,
+        Transport::Quic,
+        quic_size,
+        Metric::BytesPerSec,
+    );
+    expect_row(&all, msg_rows::IDLE, Transport::Tcp, 0, Metric::Connections);
+    expect_row(
+        &all,
+        msg_rows::IDLE,
+        Transport::Tcp,
+        0,
+        Metric::MemoryPerConn,
+    );
+
+    // Every libzmq and msg row found its reference in the same run.
+    for m in all.iter().filter(|m| {
+        m.row.starts_with("libzmq") || (m.row.starts_with("msg") && m.row != msg_rows::IDLE)
+    }) {
         assert!(
             !m.ratios(&all).is_empty(),
             "{} {} has no ratio",

@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use msg_benches::{Config, Machine, experiments, json_lines, markdown, run};
+use msg_benches::{Config, Machine, experiments, json_lines, markdown, msg_rows, run};
 
 const USAGE: &str = "\
 usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]
@@ -60,6 +60,13 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // The idle-connection experiment runs its Rep socket in a child
+    // process: this same program, started with this argument.
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some(msg_rows::IDLE_SERVER_ARG) {
+        let code = msg_rows::idle_server_main(&raw[1..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(msg) => {
@@ -82,6 +89,9 @@ fn main() -> ExitCode {
     };
     if let Some(runs) = args.runs {
         cfg.runs(runs);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        cfg.helper_exe(exe);
     }
     let mut exps = experiments();
     if let Some(only) = &args.only {

@@ -152,7 +152,7 @@ impl PubSocket {
         topic: impl Into<Bytes>,
         payload: impl Into<Bytes>,
     ) -> Result<usize, PublishError> {
-        if self.core.cancel.is_cancelled() {
+        if self.core.is_closing() {
             return Err(PublishError::Closed);
         }
         let state = &self.state;

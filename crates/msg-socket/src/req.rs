@@ -219,22 +219,22 @@ impl ReqState {
                 }
             }
             self.core.counters.msgs_sent.fetch_add(1, Relaxed);
-            return tokio::select! {
-                biased;
-                result = rx => {
-                    // Whoever completed (or dropped) the sender took the
-                    // entry out of the table already.
-                    guard.armed = false;
-                    match result {
-                        Ok(Ok(reply)) => Ok(reply),
-                        // A connection torn down by the socket's own shutdown
-                        // reports the shutdown, not a lost peer.
-                        _ if self.core.cancel.is_cancelled() => Err(ReqError::Closed),
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Err(ReqError::ConnectionLost),
-                    }
-                }
-                () = self.core.cancel.cancelled() => Err(ReqError::Closed),
+            // Only the reply (or its loss) ends the wait: a queued request
+            // always hears back, since the connection's task fails every
+            // pending request when it ends (`disconnected`), and it ends when
+            // the socket shuts down. Not waiting on the socket's token as
+            // well saves registering a waiter with it per request.
+            let result = rx.await;
+            // Whoever completed (or dropped) the sender took the entry out
+            // of the table already.
+            guard.armed = false;
+            return match result {
+                Ok(Ok(reply)) => Ok(reply),
+                // A connection torn down by the socket's own shutdown
+                // reports the shutdown, not a lost peer.
+                _ if self.core.cancel.is_cancelled() => Err(ReqError::Closed),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(ReqError::ConnectionLost),
             };
         }
     }

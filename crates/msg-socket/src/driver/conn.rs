@@ -138,6 +138,19 @@ impl ConnHandle {
 
     /// Queues, waiting for room below both marks.
     pub(crate) async fn send(&self, frame: EncodedFrame) -> Result<(), EncodedFrame> {
+        if self.closed.is_cancelled() {
+            return Err(frame);
+        }
+        // The common case, room under both marks, takes a slot at once:
+        // no waiter registered with `room` or with the token, no select.
+        let len = frame.len();
+        if !self.bytes_would_overflow(len) {
+            if let Ok(permit) = self.tx.try_reserve() {
+                self.account(len);
+                permit.send(frame);
+                return Ok(());
+            }
+        }
         loop {
             let notified = self.room.notified();
             if self.closed.is_cancelled() {
@@ -167,6 +180,16 @@ impl ConnHandle {
                 Err(frame)
             }
         }
+    }
+
+    /// Ends the connection from this side (for example because a newer
+    /// connection replaced it): the reader stops, and the writer drops what
+    /// is queued and says goodbye with a `Close` frame carrying `code` and
+    /// `text`.
+    pub(crate) fn close(&self, code: Reason, text: &str) {
+        *self.close_reason.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((code, text.to_owned()));
+        self.closed.cancel();
     }
 
     /// Frames queued and not yet written.
@@ -382,6 +405,16 @@ async fn read_frames<P: Pattern, C: Conn>(
         // Bytes that came with the handshake are proof of life too.
         counters.bytes_received.fetch_add(buf.len() as u64, Relaxed);
     }
+    // One cancellation future and one heartbeat timer for the life of the
+    // connection, polled again on every turn of the loop: creating them per
+    // read would register (and drop) a waiter and a timer entry per frame.
+    // The timer is moved only when the heartbeat deadline changes, which
+    // under traffic is once per ping interval.
+    let cancelled = handle.closed.cancelled();
+    tokio::pin!(cancelled);
+    let mut timer = HeartbeatTimer::new();
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
 
     loop {
         // Drain every whole frame already buffered before reading again.
@@ -409,11 +442,13 @@ async fn read_frames<P: Pattern, C: Conn>(
                         // judge the peer: we are not reading what it sends.
                         let result = loop {
                             let deadline = heartbeat.as_ref().map(Heartbeat::poll_timeout);
+                            let armed = timer.arm(sleep.as_mut(), deadline);
                             tokio::select! {
                                 biased;
-                                () = handle.closed.cancelled() => return End::Local,
+                                () = &mut cancelled => return End::Local,
                                 r = &mut handled => break r,
-                                () = sleep_until_opt(deadline) => {
+                                () = &mut sleep, if armed => {
+                                    timer.fired();
                                     if let Some(hb) = heartbeat.as_mut() {
                                         let now = now();
                                         match hb.handle_timeout(now) {
@@ -447,9 +482,10 @@ async fn read_frames<P: Pattern, C: Conn>(
             buf.reserve(16 * 1024);
         }
         let deadline = heartbeat.as_ref().map(Heartbeat::poll_timeout);
+        let armed = timer.arm(sleep.as_mut(), deadline);
         tokio::select! {
             biased;
-            () = handle.closed.cancelled() => return End::Local,
+            () = &mut cancelled => return End::Local,
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) => {
                     return if buf.is_empty() {
@@ -471,7 +507,8 @@ async fn read_frames<P: Pattern, C: Conn>(
                 }
                 Err(e) => return End::Io(e),
             },
-            () = sleep_until_opt(deadline) => {
+            () = &mut sleep, if armed => {
+                timer.fired();
                 if let Some(hb) = heartbeat.as_mut() {
                     match hb.handle_timeout(now()) {
                         Some(HeartbeatAction::Ping(nonce)) => send_ping(handle, nonce),
@@ -496,10 +533,38 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-async fn sleep_until_opt(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
+/// Keeps one pinned `Sleep` on the heartbeat deadline, moving it only when
+/// the deadline changes.
+struct HeartbeatTimer {
+    /// The deadline the sleep is set to, if any.
+    armed: Option<std::time::Instant>,
+}
+
+impl HeartbeatTimer {
+    fn new() -> Self {
+        Self { armed: None }
+    }
+
+    /// Sets `sleep` to `deadline` unless it is set to it already; returns
+    /// whether there is a deadline to wait for.
+    fn arm(
+        &mut self,
+        sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+        deadline: Option<std::time::Instant>,
+    ) -> bool {
+        if let Some(d) = deadline {
+            if self.armed != Some(d) {
+                sleep.reset(d.into());
+                self.armed = Some(d);
+            }
+        }
+        deadline.is_some()
+    }
+
+    /// The sleep fired: set it again before the next wait, even to the same
+    /// deadline.
+    fn fired(&mut self) {
+        self.armed = None;
     }
 }
 
@@ -531,10 +596,13 @@ async fn write_loop<C: Conn>(
     // Whether the stream ends at a frame boundary, so a Close frame can
     // still follow.
     let mut whole = true;
+    // One cancellation future for the whole loop (see `read_frames`).
+    let cancelled = handle.closed.cancelled();
+    tokio::pin!(cancelled);
     let end = loop {
         let first = tokio::select! {
             biased;
-            () = handle.closed.cancelled() => break End::Local,
+            () = &mut cancelled => break End::Local,
             f = rx.recv() => f,
         };
         // The handle keeps a sender alive, so the queue never ends by itself.
@@ -569,7 +637,7 @@ async fn write_loop<C: Conn>(
         };
         let written = tokio::select! {
             biased;
-            () = handle.closed.cancelled() => None,
+            () = &mut cancelled => None,
             r = io => Some(r),
         };
         // Whatever of the batch is not written by now never will be.

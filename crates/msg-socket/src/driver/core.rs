@@ -11,7 +11,9 @@
 //! soon as it arrives and never buffers more than one maximal Hello).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +50,10 @@ pub(crate) struct Core {
     pub(crate) counters: Counters,
     events: broadcast::Sender<SocketEvent>,
     pub(crate) cancel: CancellationToken,
+    /// Set with `cancel`, for checks on the path of every message: reading
+    /// an atomic is cheaper than `CancellationToken::is_cancelled`, which
+    /// takes a lock.
+    closing: AtomicBool,
     pub(crate) tasks: TaskTracker,
     /// Signalled whenever a writer finished a batch or a peer came or went.
     pub(crate) progress: Notify,
@@ -76,6 +82,7 @@ impl Core {
             counters: Counters::default(),
             events,
             cancel: CancellationToken::new(),
+            closing: AtomicBool::new(false),
             tasks: TaskTracker::new(),
             progress: Notify::new(),
             live: Mutex::new(HashMap::new()),
@@ -132,9 +139,17 @@ impl Core {
         }
     }
 
+    /// Whether the socket is shutting down: [`Core::shutdown`] was called.
+    /// Same as `cancel.is_cancelled()` (the token is cancelled only there),
+    /// without its lock.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Acquire)
+    }
+
     /// Stops every task of the socket; listeners and connections are dropped
     /// as their tasks end.
     pub(crate) fn shutdown(&self) {
+        self.closing.store(true, Release);
         self.cancel.cancel();
         self.tasks.close();
     }

@@ -53,6 +53,13 @@ impl TopicSet {
 
     /// Whether some subscribed prefix starts `topic`.
     pub(crate) fn matches(&self, topic: &[u8]) -> bool {
+        // The empty prefix (everything) sorts first; finding it is a walk
+        // down the tree's left edge, with no key comparison. It is the
+        // common subscription, and a publisher asks this once per message
+        // and subscriber.
+        if self.prefixes.keys().next().is_some_and(|p| p.is_empty()) {
+            return true;
+        }
         // Only keys that sort at or before the topic can be prefixes of it;
         // walk those from the closest one down. Every prefix of `topic`
         // sorts before it, so for few subscriptions this is a short scan.
