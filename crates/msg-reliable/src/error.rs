@@ -71,6 +71,30 @@ pub enum ReliableError {
         #[source]
         source: Source,
     },
+
+    /// Creating, binding or connecting the endpoint's socket failed.
+    #[error("socket operation failed")]
+    Socket(#[from] msg_socket::SocketError),
+
+    /// The endpoint runs over a user-supplied [`Link`](crate::Link), so it
+    /// has no socket to bind or connect: do that on the link.
+    #[error("endpoint runs over a custom link and has no socket")]
+    CustomLink,
+}
+
+impl ReliableError {
+    /// A [`ReliableError::Link`] for `peer` caused by `source`.
+    pub fn link(peer: PeerId, source: impl StdError + Send + Sync + 'static) -> Self {
+        ReliableError::Link {
+            peer,
+            source: Arc::new(source),
+        }
+    }
+
+    /// Whether the endpoint has been closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, ReliableError::Closed)
+    }
 }
 
 impl ReliableError {

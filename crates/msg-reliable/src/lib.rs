@@ -44,19 +44,30 @@
 //! take the renumbered messages for duplicates; the sender reports
 //! [`ProtocolError::AckBeyondSent`] instead of losing them silently).
 //!
+//! # Using it
+//!
+//! [`ReliableSocket`] is the endpoint: open it with an identity, options and
+//! a [`Backend`], [`bind`](ReliableSocket::bind) and
+//! [`connect`](ReliableSocket::connect) like any msg socket (it runs over a
+//! [`PeerSocket`](msg_socket::PeerSocket)) or hand it a [`Link`] of your
+//! own, then [`send_to`](ReliableSocket::send_to) peers and
+//! [`recv`](ReliableSocket::recv) [`Delivery`]s.
+//!
 //! # Structure
 //!
 //! The protocol is a sans-IO state machine per peer, [`Session`] (made of a
 //! [`SenderSession`] and a [`ReceiverSession`]): frames, timeouts and storage
 //! outcomes in, frames, store batches and events out, time always an
-//! argument. A driver connects it to a [`Link`] (the network) and a
-//! [`Backend`] (the store).
+//! argument. The driver, one task per [`ReliableSocket`], connects every
+//! peer's session to a [`Link`] (the network) and a [`Backend`] (the store).
 //!
 //! # Feature flags
 //!
 //! - `redb` (default): [`RedbBackend`], the embedded durable backend.
 
 mod backend;
+mod driver;
+mod endpoint;
 mod error;
 mod link;
 mod options;
@@ -66,6 +77,7 @@ mod proto;
 pub use backend::{Backend, MemoryBackend};
 #[cfg(feature = "redb")]
 pub use backend::{RedbBackend, RedbStats};
+pub use endpoint::{Deliveries, Delivery, ReliableSocket, ShutdownReport};
 pub use error::{OutboxLimit, ProtocolError, ReliableError, StorageError, StorageErrorKind};
 pub use link::{Link, LinkEvent};
 pub use options::{AckMode, ReliableOptions};

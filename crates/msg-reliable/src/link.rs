@@ -39,6 +39,12 @@ pub enum LinkEvent {
 ///
 /// Both methods take `&self` so a driver can wait for incoming events and
 /// send at the same time; implementations use channels or locks inside.
+/// The [`ReliableSocket`](crate::ReliableSocket) driver keeps one `recv`
+/// future alive until it completes (it never drops one half-way), and
+/// runs at most one `send` per peer at a time, in order.
+///
+/// Report [`LinkEvent::Up`] for a peer before expecting anything to be
+/// sent to it: nothing is transmitted to a peer whose link is not up.
 pub trait Link: Send + Sync + 'static {
     /// Sends `frame` to `peer`, waiting while the link is congested
     /// (backpressure).

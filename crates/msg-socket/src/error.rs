@@ -1,7 +1,7 @@
 //! Errors of the socket layer.
 
 use msg_transport::{EndpointError, TransportError};
-use msg_wire::{Reason, WireError};
+use msg_wire::{FrameKind, Reason, WireError};
 
 /// Options that contradict each other or are out of range.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -114,6 +114,31 @@ pub enum ReplyError {
 pub enum PublishError {
     /// The message could not be encoded (topic too long, too large).
     #[error("could not encode the message")]
+    Encode(#[source] WireError),
+    /// The socket was closed.
+    #[error("socket is closed")]
+    Closed,
+}
+
+/// Errors of [`PeerSocket::send`](crate::PeerSocket::send) and
+/// [`PeerSocket::try_send`](crate::PeerSocket::try_send).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerSendError {
+    /// No connection to a peer with this identity is up right now.
+    #[error("no connection to that peer")]
+    NotConnected,
+    /// The connection to the peer ended before the frame was queued.
+    #[error("the connection to the peer ended")]
+    Disconnected,
+    /// The connection's queue is at its high-water mark (`try_send` only).
+    #[error("the connection's queue is full")]
+    Full,
+    /// A PEER socket carries only `Data` and `Ack` frames.
+    #[error("a PEER socket cannot send {0} frames")]
+    UnsupportedFrame(FrameKind),
+    /// The frame could not be encoded (too large for the frame limit).
+    #[error("could not encode the frame")]
     Encode(#[source] WireError),
     /// The socket was closed.
     #[error("socket is closed")]

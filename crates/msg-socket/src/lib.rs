@@ -7,6 +7,7 @@
 //! | [`RepSocket`] | [`ReqSocket`] | a `Stream` of requests; replies go back on the connection they came from |
 //! | [`PubSocket`] | [`SubSocket`] | publishes by topic; filters by prefix at the publisher; never waits for a subscriber |
 //! | [`SubSocket`] | [`PubSocket`] | subscribes by prefix; a `Stream` of messages with sequence numbers |
+//! | [`PeerSocket`] | [`PeerSocket`] | symmetric; `Data`/`Ack` frames routed by the peer's identity (the reliable layer's link) |
 //!
 //! Any socket can [`bind`](ReqSocket::bind) or [`connect`](ReqSocket::connect),
 //! to several endpoints at once, by endpoint string (`tcp://`, `ipc://`,
@@ -46,6 +47,7 @@ mod driver;
 mod error;
 mod monitor;
 mod options;
+mod peer;
 mod proto;
 mod publish;
 mod rep;
@@ -55,9 +57,12 @@ mod subscribe;
 
 pub use auth::{AuthRejection, AuthRequest, Authenticator};
 pub use driver::conn::PeerInfo;
-pub use error::{ConfigError, HandshakeError, PublishError, ReplyError, ReqError, SocketError};
+pub use error::{
+    ConfigError, HandshakeError, PeerSendError, PublishError, ReplyError, ReqError, SocketError,
+};
 pub use monitor::{SocketEvent, SocketEvents, SocketStats};
 pub use options::SocketOptions;
+pub use peer::{PeerEvent, PeerSocket};
 pub use proto::backoff::BackoffPolicy;
 pub use publish::PubSocket;
 pub use rep::{RepSocket, Request};

@@ -22,6 +22,8 @@
 //! |---|---|---|
 //! | request/reply | [`ReqSocket`], [`RepSocket`] | RPC-style calls, many in flight, spread over servers |
 //! | publish/subscribe | [`PubSocket`], [`SubSocket`] | one-to-many streams filtered by topic prefix |
+//! | peer | [`PeerSocket`] | symmetric, routed by identity; carries the reliable layer |
+//! | reliable delivery | `reliable::ReliableSocket` (feature `reliable`) | every message once, in order, across disconnects and restarts |
 //!
 //! Endpoints are strings: `tcp://host:port`, `ipc:///path`,
 //! `quic://host:port`, `tls://host:port`, `inproc://name`. Switching
@@ -43,12 +45,18 @@
 //! - `gzip`, `zstd`, `snappy`, `lz4`: compression algorithms. A receiver
 //!   without an algorithm refuses frames compressed with it; the public
 //!   types do not change with features.
+//! - `reliable`: the reliable layer, [`reliable`] (the `msg-reliable`
+//!   crate) with its in-memory backend.
+//! - `redb`: the reliable layer's durable backend, `reliable::RedbBackend`
+//!   (implies `reliable`). On by default because a reliable layer that
+//!   forgets on restart is rarely what you want; turn default features off
+//!   to drop the redb dependency.
 
 pub use msg_socket::{
     AuthRejection, AuthRequest, Authenticator, BackoffPolicy, CloseReport, ConfigError,
-    HandshakeError, PeerInfo, PubMessage, PubSocket, PublishError, RepSocket, ReplyError, ReqError,
-    ReqSocket, Request, SocketError, SocketEvent, SocketEvents, SocketOptions, SocketStats,
-    SubSocket,
+    HandshakeError, PeerEvent, PeerInfo, PeerSendError, PeerSocket, PubMessage, PubSocket,
+    PublishError, RepSocket, ReplyError, ReqError, ReqSocket, Request, SocketError, SocketEvent,
+    SocketEvents, SocketOptions, SocketStats, SubSocket,
 };
 pub use msg_wire::Compression;
 
@@ -63,8 +71,19 @@ pub mod wire {
     pub use msg_wire::*;
 }
 
+/// The reliable layer: persistent, acknowledged, ordered delivery between
+/// peers that come and go (the `msg-reliable` crate; feature `reliable`).
+#[cfg(feature = "reliable")]
+pub mod reliable {
+    pub use msg_reliable::*;
+}
+
 /// Everything a typical program needs, in one `use msg::prelude::*`.
 pub mod prelude {
+    #[cfg(feature = "redb")]
+    pub use crate::reliable::RedbBackend;
+    #[cfg(feature = "reliable")]
+    pub use crate::reliable::{Delivery, MemoryBackend, PeerId, ReliableOptions, ReliableSocket};
     pub use crate::{
         Compression, PubMessage, PubSocket, RepSocket, ReqSocket, Request, SocketEvent,
         SocketOptions, SubSocket,

@@ -28,6 +28,12 @@ pub(crate) fn check_hello(local: SocketType, hello: &Hello) -> Result<(), (Reaso
             ),
         ));
     }
+    if local == SocketType::Peer && hello.identity.is_empty() {
+        return Err((
+            Reason::ProtocolError,
+            "a PEER socket must announce a non-empty identity".to_owned(),
+        ));
+    }
     Ok(())
 }
 
@@ -43,7 +49,13 @@ pub(crate) fn check_answer(
             identity,
             ..
         } => {
-            if local.is_compatible(socket_type) {
+            if local == SocketType::Peer && identity.is_empty() {
+                // Peers are routed by identity; an anonymous one cannot be.
+                Err(HandshakeError::Refused {
+                    code: Reason::ProtocolError,
+                    text: "a PEER socket must announce a non-empty identity".into(),
+                })
+            } else if local.is_compatible(socket_type) {
                 Ok((socket_type, identity))
             } else {
                 // The server should have refused; refuse on our side too.
@@ -101,6 +113,17 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn peers_must_announce_an_identity() {
+        let anonymous = Hello::new(SocketType::Peer, Bytes::new(), None);
+        let (code, text) = check_hello(SocketType::Peer, &anonymous).unwrap_err();
+        assert_eq!(code, Reason::ProtocolError);
+        assert!(text.contains("identity"), "{text}");
+        assert!(check_hello(SocketType::Peer, &hello(SocketType::Peer)).is_ok());
+        let answer = Answer::accept(SocketType::Peer, Bytes::new());
+        assert!(check_answer(SocketType::Peer, answer).is_err());
     }
 
     #[test]

@@ -1,0 +1,557 @@
+//! The reliable endpoint: [`ReliableSocket`], its deliveries, its shutdown.
+
+use std::fmt;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use msg_socket::transport::Endpoint;
+use msg_socket::{PeerEvent, PeerSocket, SocketOptions};
+use msg_wire::Frame;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::backend::Backend;
+use crate::driver::{self, Command, Driver, Pending, Shared};
+use crate::error::ReliableError;
+use crate::link::{Link, LinkEvent};
+use crate::options::{AckMode, ReliableOptions};
+use crate::peer::PeerId;
+use crate::proto::Session;
+
+/// A reliable endpoint: sends to peers by [`PeerId`] and receives from
+/// them, every message once and in order, across disconnects and restarts.
+///
+/// It runs the reliable protocol (see the [crate docs](crate)) for every
+/// peer in one background task, over a [`PeerSocket`] it owns
+/// ([`bind`](Self::bind), [`connect`](Self::connect)) or over a
+/// [`Link`] of your own ([`open_with_link`](Self::open_with_link)), and
+/// keeps its state in a [`Backend`].
+///
+/// - [`send_to`](Self::send_to) returns the message's sequence number once
+///   the message is stored; from then on it is delivered to the peer
+///   whenever the peer is reachable, even after a restart of either side.
+///   [`wait_acked`](Self::wait_acked) waits until the peer has stored it.
+/// - [`recv`](Self::recv) and [`deliveries`](Self::deliveries) hand out
+///   incoming messages as [`Delivery`]s, in order per peer. In
+///   [`AckMode::Manual`] (the default) call [`Delivery::ack`] once a
+///   message is processed; unacknowledged deliveries are delivered again
+///   after a restart.
+/// - [`shutdown`](Self::shutdown) waits (up to a timeout) for the peers to
+///   acknowledge what is stored, and reports what is still pending; it
+///   stays stored for the next run.
+///
+/// Dropping the endpoint stops its task at once (like a crash, minus the
+/// crash: what was stored stays stored); the task releases the backend
+/// when storage operations under way have finished. Use
+/// [`shutdown`](Self::shutdown) to drain and to wait for that, for example
+/// before reopening the same redb file.
+///
+/// ```
+/// use std::time::Duration;
+/// use msg_reliable::{MemoryBackend, PeerId, ReliableOptions, ReliableSocket};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), msg_reliable::ReliableError> {
+/// let (a, b): (PeerId, PeerId) = ("a".parse()?, "b".parse()?);
+/// let alice = ReliableSocket::open(a.clone(), ReliableOptions::new(), MemoryBackend::new()).await?;
+/// let bob = ReliableSocket::open(b.clone(), ReliableOptions::new(), MemoryBackend::new()).await?;
+/// let endpoint = alice.bind("inproc://reliable-doc").await?;
+///
+/// // Stored before Bob is even connected.
+/// let seq = alice.send_to(&b, "hello").await?;
+/// bob.connect(&endpoint.to_string())?;
+///
+/// let delivery = bob.recv().await.expect("a delivery");
+/// assert_eq!((delivery.peer(), delivery.seq()), (&a, seq));
+/// assert_eq!(delivery.payload(), "hello");
+/// delivery.ack().await?;
+///
+/// alice.wait_acked(&b, seq).await?;
+/// assert!(alice.shutdown(Duration::from_secs(1)).await.is_complete());
+/// # Ok(()) }
+/// ```
+pub struct ReliableSocket {
+    identity: PeerId,
+    shared: Arc<Shared>,
+    deliveries: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>>,
+    socket: Option<Arc<PeerSocket>>,
+    driver: Mutex<Option<JoinHandle<Pending>>>,
+}
+
+impl fmt::Debug for ReliableSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReliableSocket")
+            .field("identity", &self.identity)
+            .field("ack_mode", &self.shared.ack_mode)
+            .field("custom_link", &self.socket.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReliableSocket {
+    /// Opens an endpoint named `identity` over a new [`PeerSocket`] with
+    /// default [`SocketOptions`], resuming whatever `backend` holds.
+    ///
+    /// On open, every peer the backend has state for is restored: its
+    /// unacknowledged outgoing messages are sent as soon as it is connected,
+    /// and the messages accepted from it that the application had not
+    /// acknowledged are delivered again, first.
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::InvalidOptions`] for bad options, a
+    /// [`ReliableError::Storage`] error if the backend cannot be read or
+    /// holds inconsistent state, [`ReliableError::Socket`] if the socket
+    /// cannot be created.
+    pub async fn open<B: Backend>(
+        identity: PeerId,
+        options: ReliableOptions,
+        backend: B,
+    ) -> Result<Self, ReliableError> {
+        Self::open_with_socket_options(identity, options, SocketOptions::new(), backend).await
+    }
+
+    /// Like [`open`](Self::open), with options for the socket (transports
+    /// with TLS or QUIC certificates, authentication, heartbeats, reconnect
+    /// backoff, high-water marks). Its identity is set to `identity`.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub async fn open_with_socket_options<B: Backend>(
+        identity: PeerId,
+        options: ReliableOptions,
+        mut socket_options: SocketOptions,
+        backend: B,
+    ) -> Result<Self, ReliableError> {
+        socket_options.identity(identity.to_bytes());
+        let socket = Arc::new(PeerSocket::with_options(socket_options)?);
+        let link = SocketLink(socket.clone());
+        Self::start(identity, options, backend, link, Some(socket)).await
+    }
+
+    /// Opens an endpoint over a network of your own: `link` carries the
+    /// frames and reports peers coming and going (see [`Link`]). Such an
+    /// endpoint has no socket: [`bind`](Self::bind) and
+    /// [`connect`](Self::connect) fail with [`ReliableError::CustomLink`].
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub async fn open_with_link<B: Backend, L: Link>(
+        identity: PeerId,
+        options: ReliableOptions,
+        backend: B,
+        link: L,
+    ) -> Result<Self, ReliableError> {
+        Self::start(identity, options, backend, link, None).await
+    }
+
+    async fn start<B: Backend, L: Link>(
+        identity: PeerId,
+        options: ReliableOptions,
+        backend: B,
+        link: L,
+        socket: Option<Arc<PeerSocket>>,
+    ) -> Result<Self, ReliableError> {
+        options.validate()?;
+        let opts = Arc::new(options);
+        let mut sessions = Vec::new();
+        for peer in backend.peers().await? {
+            let outgoing = backend.load_outgoing(&peer).await?;
+            let incoming = backend.load_incoming(&peer).await?;
+            tracing::debug!(
+                %peer,
+                unacked = outgoing.unacked.len(),
+                undelivered = incoming.undelivered.len(),
+                "restoring peer"
+            );
+            sessions.push(Session::new(peer, opts.clone(), outgoing, incoming)?);
+        }
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (deliveries_tx, deliveries_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::new(commands, opts.get_ack_mode()));
+        let state = Driver::new(opts, sessions, shared.clone(), deliveries_tx);
+        let driver = tokio::spawn(driver::run(link, backend, state, commands_rx));
+        Ok(Self {
+            identity,
+            shared,
+            deliveries: Arc::new(tokio::sync::Mutex::new(deliveries_rx)),
+            socket,
+            driver: Mutex::new(Some(driver)),
+        })
+    }
+
+    /// This endpoint's identity.
+    pub fn identity(&self) -> &PeerId {
+        &self.identity
+    }
+
+    /// The socket the endpoint runs over (for `bind_with`, `connect_with`,
+    /// events and stats); `None` over a custom link.
+    pub fn socket(&self) -> Option<&PeerSocket> {
+        self.socket.as_deref()
+    }
+
+    fn require_socket(&self) -> Result<&PeerSocket, ReliableError> {
+        self.socket().ok_or(ReliableError::CustomLink)
+    }
+
+    /// Binds `endpoint` (for example `tcp://0.0.0.0:7000`); peers that
+    /// connect to it are known by the identity they announce. See
+    /// [`PeerSocket::bind`].
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::Socket`] for a bad endpoint or an address in use,
+    /// [`ReliableError::CustomLink`] over a custom link.
+    pub async fn bind(&self, endpoint: &str) -> Result<Endpoint, ReliableError> {
+        Ok(self.require_socket()?.bind(endpoint).await?)
+    }
+
+    /// Connects to `endpoint` in the background and keeps reconnecting;
+    /// see [`PeerSocket::connect`]. Connect two peers in one direction only.
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::Socket`] for a bad endpoint,
+    /// [`ReliableError::CustomLink`] over a custom link.
+    pub fn connect(&self, endpoint: &str) -> Result<(), ReliableError> {
+        Ok(self.require_socket()?.connect(endpoint)?)
+    }
+
+    /// Stores `payload` for `peer` and returns its sequence number (1, 2,
+    /// 3, ... per peer) once it is stored: durably, with a durable backend.
+    /// It is then sent, and resent, until `peer` acknowledges it, across
+    /// disconnects and restarts. The peer does not need to be connected.
+    ///
+    /// Concurrent calls are stored together (one write, one fsync with
+    /// [`RedbBackend`](crate::RedbBackend)). Dropping the future does not
+    /// cancel the store: the message may still be sent.
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::OutboxFull`] when `peer`'s outbox is at its limit,
+    /// [`ReliableError::Storage`] when storing failed (the message does
+    /// not exist), [`ReliableError::Closed`] after shutdown.
+    pub async fn send_to(
+        &self,
+        peer: &PeerId,
+        payload: impl Into<Bytes>,
+    ) -> Result<u64, ReliableError> {
+        self.append(peer, vec![payload.into()]).await
+    }
+
+    /// Stores several messages for `peer` in one write, atomically (all or
+    /// none), and returns their sequence numbers. See
+    /// [`send_to`](Self::send_to).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_to`](Self::send_to); the outbox limit applies to the batch
+    /// as a whole.
+    pub async fn send_batch_to<I>(
+        &self,
+        peer: &PeerId,
+        payloads: I,
+    ) -> Result<Range<u64>, ReliableError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        let payloads: Vec<Bytes> = payloads.into_iter().map(Into::into).collect();
+        let n = payloads.len() as u64;
+        let first = self.append(peer, payloads).await?;
+        Ok(first..first + n)
+    }
+
+    async fn append(&self, peer: &PeerId, payloads: Vec<Bytes>) -> Result<u64, ReliableError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Send {
+                peer: peer.clone(),
+                payloads,
+                reply,
+            })
+            .map_err(|_| ReliableError::Closed)?;
+        rx.await.map_err(|_| ReliableError::Closed)?
+    }
+
+    /// Waits until `peer` has acknowledged (stored) message `seq` and
+    /// everything before it.
+    ///
+    /// Waits as long as that takes (the peer may be away for a day); put a
+    /// timeout around it if that is too long. Waiting for a sequence number
+    /// never assigned waits forever.
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::Closed`] if the endpoint shuts down first.
+    pub async fn wait_acked(&self, peer: &PeerId, seq: u64) -> Result<(), ReliableError> {
+        let mut acked = self.shared.watch_acked(peer);
+        tokio::select! {
+            r = acked.wait_for(|&a| a >= seq) => r.map(|_| ()).map_err(|_| ReliableError::Closed),
+            () = self.shared.cancel.cancelled() => Err(ReliableError::Closed),
+        }
+    }
+
+    /// The highest sequence number `peer` has acknowledged so far.
+    pub fn acked(&self, peer: &PeerId) -> u64 {
+        *self.shared.watch_acked(peer).borrow()
+    }
+
+    /// Messages stored and not yet acknowledged, per peer (only peers with
+    /// any).
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::Closed`] after shutdown.
+    pub async fn pending(&self) -> Result<Vec<(PeerId, usize)>, ReliableError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Pending { reply })
+            .map_err(|_| ReliableError::Closed)?;
+        rx.await.map_err(|_| ReliableError::Closed)
+    }
+
+    /// The next delivery, from any peer (in order per peer); `None` once
+    /// the endpoint is shut down.
+    ///
+    /// Several tasks may wait at once; each delivery goes to one of them.
+    /// In [`AckMode::Auto`], taking a delivery acknowledges it.
+    pub async fn recv(&self) -> Option<Delivery> {
+        recv(&self.deliveries, &self.shared).await
+    }
+
+    /// The deliveries as a [`Stream`]; see [`recv`](Self::recv). Several
+    /// streams share one sequence of deliveries.
+    pub fn deliveries(&self) -> Deliveries {
+        let rx = self.deliveries.clone();
+        let shared = self.shared.clone();
+        let stream = futures::stream::unfold((rx, shared), |(rx, shared)| async move {
+            let delivery = recv(&rx, &shared).await?;
+            Some((delivery, (rx, shared)))
+        });
+        Deliveries {
+            inner: Box::pin(stream),
+        }
+    }
+
+    /// Shuts the endpoint down gracefully: waits up to `timeout` until
+    /// every peer has acknowledged every stored message, then stops, and
+    /// reports what was still pending.
+    ///
+    /// Pending messages stay stored and go out on the next run with the
+    /// same backend. Storage operations under way complete before it
+    /// returns; deliveries not acknowledged by then are delivered again on
+    /// the next run.
+    pub async fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pending = loop {
+            let progress = self.shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            let pending = self.pending().await.unwrap_or_default();
+            if pending.is_empty() || tokio::time::Instant::now() >= deadline {
+                break pending;
+            }
+            tokio::select! {
+                () = progress => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        };
+        self.shared.cancel.cancel();
+        let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(driver) = driver {
+            if let Ok(last) = driver.await {
+                pending = last;
+            }
+        }
+        if let Some(socket) = self.socket.take() {
+            // The driver is gone, and the link with it: this is the last
+            // reference.
+            if let Ok(socket) = Arc::try_unwrap(socket) {
+                socket.close(Duration::ZERO).await;
+            }
+        }
+        ShutdownReport { pending }
+    }
+}
+
+impl Drop for ReliableSocket {
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
+    }
+}
+
+async fn recv(
+    deliveries: &tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>,
+    shared: &Shared,
+) -> Option<Delivery> {
+    let delivery = tokio::select! {
+        d = async { deliveries.lock().await.recv().await } => d?,
+        () = shared.cancel.cancelled() => return None,
+    };
+    if shared.ack_mode != AckMode::Manual {
+        let _ = shared.commands.send(Command::Ack {
+            peer: delivery.peer.clone(),
+            seq: delivery.seq,
+            reply: None,
+        });
+    }
+    Some(delivery)
+}
+
+/// A [`Stream`] of [`Delivery`]s, from [`ReliableSocket::deliveries`].
+pub struct Deliveries {
+    inner: Pin<Box<dyn Stream<Item = Delivery> + Send>>,
+}
+
+impl fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deliveries").finish_non_exhaustive()
+    }
+}
+
+impl Stream for Deliveries {
+    type Item = Delivery;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// One message from a peer, handed to the application.
+///
+/// In [`AckMode::Manual`], call [`ack`](Self::ack) once it is processed: it
+/// is then deleted from storage and never delivered again. Dropping it
+/// without acknowledging keeps it stored (and counting against the receive
+/// window) until the next run, which delivers it again.
+pub struct Delivery {
+    peer: PeerId,
+    seq: u64,
+    payload: Bytes,
+    acker: Option<mpsc::UnboundedSender<Command>>,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("peer", &self.peer)
+            .field("seq", &self.seq)
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        peer: PeerId,
+        seq: u64,
+        payload: Bytes,
+        acker: Option<mpsc::UnboundedSender<Command>>,
+    ) -> Self {
+        Self {
+            peer,
+            seq,
+            payload,
+            acker,
+        }
+    }
+
+    /// The sending peer.
+    pub fn peer(&self) -> &PeerId {
+        &self.peer
+    }
+
+    /// The message's sequence number from that peer (1, 2, 3, ...).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The message.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// Acknowledges the delivery: the application has processed it. Returns
+    /// once that is stored (the message deleted); it is never delivered
+    /// again. In [`AckMode::Auto`] this does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::Storage`] if the deletion failed (the message would
+    /// be delivered again after a restart; acknowledging again may
+    /// succeed), [`ReliableError::Closed`] after shutdown.
+    pub async fn ack(self) -> Result<(), ReliableError> {
+        let Some(acker) = &self.acker else {
+            return Ok(());
+        };
+        let (reply, rx) = oneshot::channel();
+        acker
+            .send(Command::Ack {
+                peer: self.peer.clone(),
+                seq: self.seq,
+                reply: Some(reply),
+            })
+            .map_err(|_| ReliableError::Closed)?;
+        rx.await.map_err(|_| ReliableError::Closed)?
+    }
+}
+
+/// What [`ReliableSocket::shutdown`] left pending.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Stored messages the peer had not acknowledged, per peer (only peers
+    /// with any). They go out on the next run.
+    pub pending: Vec<(PeerId, usize)>,
+}
+
+impl ShutdownReport {
+    /// Whether every stored message was acknowledged.
+    pub fn is_complete(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Pending messages over all peers.
+    pub fn pending_messages(&self) -> usize {
+        self.pending.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The [`Link`] over a [`PeerSocket`]: identities from the handshake are
+/// the peer ids.
+struct SocketLink(Arc<PeerSocket>);
+
+impl Link for SocketLink {
+    async fn send(&self, peer: &PeerId, frame: Frame) -> Result<(), ReliableError> {
+        self.0
+            .send(peer.as_bytes(), frame)
+            .await
+            .map_err(|e| ReliableError::link(peer.clone(), e))
+    }
+
+    async fn recv(&self) -> Option<LinkEvent> {
+        loop {
+            // The socket refuses empty identities, so every one is a PeerId.
+            let event = match self.0.recv().await? {
+                PeerEvent::Up(id, _) => PeerId::new(id).ok().map(LinkEvent::Up),
+                PeerEvent::Down(id) => PeerId::new(id).ok().map(LinkEvent::Down),
+                PeerEvent::Frame(id, frame) => PeerId::new(id)
+                    .ok()
+                    .map(|peer| LinkEvent::Frame { peer, frame }),
+                _ => None,
+            };
+            if let Some(event) = event {
+                return Some(event);
+            }
+        }
+    }
+}
