@@ -1,0 +1,604 @@
+//! `msg bench`: both ends of a pattern in this process, over a real
+//! transport on loopback, with a progress bar and a summary table.
+//!
+//! Latencies are measured per message with the monotonic clock: a request's
+//! round trip for Req/Rep, and publish-to-receipt for Pub/Sub (the publisher
+//! writes the send time into the first 8 payload bytes; both ends share one
+//! process, so one clock).
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::{Bytes, BytesMut};
+use indicatif::{ProgressBar, ProgressStyle};
+use msg::transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions, dev};
+use msg::{Compression, PubSocket, RepSocket, ReqSocket, SocketOptions, SubSocket};
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::cli::{BenchArgs, BenchCommand, BenchPubSubArgs, BenchReqRepArgs, BenchTransport};
+use crate::parse::format_duration;
+
+/// Messages sent when neither --count nor --duration is given.
+const DEFAULT_COUNT: u64 = 100_000;
+/// How long the sockets may take to connect before the bench gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A subscriber that has heard nothing for this long after the publisher
+/// finished has everything it is going to get.
+const IDLE_AFTER_PUBLISH: Duration = Duration::from_millis(250);
+/// The topic every bench message goes under.
+const TOPIC: &str = "bench";
+
+/// Runs `msg bench ...`.
+///
+/// # Errors
+///
+/// The sockets cannot be set up or do not connect, or a publish fails.
+pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let (summary, json) = match command {
+        BenchCommand::Reqrep(args) => {
+            let json = args.bench.json;
+            (reqrep(args).await?, json)
+        }
+        BenchCommand::Pubsub(args) => {
+            let json = args.bench.json;
+            (pubsub(args).await?, json)
+        }
+    };
+    if json {
+        println!("{}", summary.to_json());
+    } else {
+        print!("{}", summary.to_table());
+    }
+    Ok(())
+}
+
+/// When a run stops: after a number of messages or after some time.
+#[derive(Clone, Copy, Debug)]
+enum Plan {
+    Count(u64),
+    Duration(Duration),
+}
+
+impl Plan {
+    fn new(args: &BenchArgs) -> Self {
+        match (args.count, args.duration) {
+            (_, Some(d)) => Plan::Duration(d),
+            (Some(n), None) => Plan::Count(n),
+            (None, None) => Plan::Count(DEFAULT_COUNT),
+        }
+    }
+
+    /// Claims the next message: whether one more may be sent, given how
+    /// many were claimed before (`claimed`, shared by all senders) and when
+    /// the run started.
+    fn claim(&self, claimed: &AtomicU64, started: Instant) -> bool {
+        match *self {
+            Plan::Count(n) => claimed.fetch_add(1, Relaxed) < n,
+            Plan::Duration(d) => {
+                claimed.fetch_add(1, Relaxed);
+                started.elapsed() < d
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Plan::Count(n) => format!("{n} messages"),
+            Plan::Duration(d) => format!("for {}", format_duration(*d)),
+        }
+    }
+}
+
+/// Both sides' socket options and where to bind, for one transport.
+struct Rig {
+    server: SocketOptions,
+    client: SocketOptions,
+    bind: String,
+    /// Holds the IPC socket's directory until the bench ends.
+    _dir: Option<TempDir>,
+}
+
+impl Rig {
+    fn new(
+        transport: BenchTransport,
+        compression: Compression,
+        size: usize,
+    ) -> anyhow::Result<Rig> {
+        let mut server = SocketOptions::new();
+        let mut client = SocketOptions::new();
+        for options in [&mut server, &mut client] {
+            options
+                .compression(compression)
+                // Room for the largest --size; the default limit is 64 MiB.
+                .max_frame_size(size.saturating_add(64 * 1024).max(64 << 20))
+                .request_timeout(Duration::from_secs(30));
+        }
+        let mut dir = None;
+        let bind = match transport {
+            BenchTransport::Tcp => "tcp://127.0.0.1:0".to_owned(),
+            BenchTransport::Inproc => format!("inproc://msg-bench-{}", std::process::id()),
+            BenchTransport::Ipc => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("msg-bench-")
+                    .tempdir()
+                    .context("cannot make a directory for the ipc socket")?;
+                let path = tmp.path().join("bench.sock");
+                dir = Some(tmp);
+                format!("ipc://{}", path.display())
+            }
+            BenchTransport::Tls | BenchTransport::Quic => {
+                let cert = dev::self_signed(["127.0.0.1", "localhost"])?;
+                let mut roots = TlsClientConfig::new();
+                roots.add_root(cert.certificate());
+                if transport == BenchTransport::Tls {
+                    let (mut s, mut c) = (TlsOptions::new(), TlsOptions::new());
+                    s.server(cert.server_config());
+                    c.client(roots);
+                    server.transport(AnyTransport::new().with_tls(Tls::new(&s)?));
+                    client.transport(AnyTransport::new().with_tls(Tls::new(&c)?));
+                    "tls://127.0.0.1:0".to_owned()
+                } else {
+                    let (mut s, mut c) = (QuicOptions::new(), QuicOptions::new());
+                    s.server(cert.server_config());
+                    c.client(roots);
+                    server.transport(AnyTransport::new().with_quic(Quic::new(&s)?));
+                    client.transport(AnyTransport::new().with_quic(Quic::new(&c)?));
+                    "quic://127.0.0.1:0".to_owned()
+                }
+            }
+        };
+        Ok(Rig {
+            server,
+            client,
+            bind,
+            _dir: dir,
+        })
+    }
+}
+
+/// A payload of `size` bytes of repetitive text.
+fn payload(size: usize) -> Bytes {
+    const TEXT: &[u8] = b"the quick brown fox jumps over the lazy dog; ";
+    Bytes::from(TEXT.iter().copied().cycle().take(size).collect::<Vec<u8>>())
+}
+
+/// `msg bench reqrep`.
+async fn reqrep(args: BenchReqRepArgs) -> anyhow::Result<Summary> {
+    let bench = &args.bench;
+    let concurrency = args.concurrency as usize;
+    let plan = Plan::new(bench);
+    let rig = Rig::new(bench.transport, bench.compression.into(), bench.size)?;
+
+    let rep = RepSocket::with_options(rig.server)?;
+    let endpoint = rep.bind(&rig.bind).await?;
+    let server = tokio::spawn(rep.serve(concurrency, |payload, _| async move { payload }));
+    let req = Arc::new(ReqSocket::with_options(rig.client)?);
+    req.connect(&endpoint.to_string())?;
+    if !req.wait_for_peers(1, CONNECT_TIMEOUT).await {
+        bail!("the bench's sockets did not connect over {endpoint}");
+    }
+    let payload = payload(bench.size);
+    // Warm up: first connections, allocations, TLS session state.
+    for _ in 0..100 {
+        req.request(payload.clone()).await?;
+    }
+
+    let claimed = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let progress = Progress::start(plan, started, done.clone());
+    let mut senders = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (req, payload) = (req.clone(), payload.clone());
+        let (claimed, done, failed) = (claimed.clone(), done.clone(), failed.clone());
+        senders.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while plan.claim(&claimed, started) {
+                let sent = Instant::now();
+                match req.request(payload.clone()).await {
+                    Ok(_) => latencies.push(nanos(sent.elapsed())),
+                    Err(error) => {
+                        tracing::debug!(%error, "request failed");
+                        failed.fetch_add(1, Relaxed);
+                    }
+                }
+                done.fetch_add(1, Relaxed);
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for sender in senders {
+        latencies.extend(sender.await.context("a bench task failed")?);
+    }
+    let elapsed = started.elapsed();
+    progress.finish();
+    server.abort();
+
+    Ok(Summary::new(
+        "reqrep",
+        bench,
+        format!("{concurrency} in flight"),
+        latencies,
+        failed.load(Relaxed),
+        elapsed,
+    ))
+}
+
+/// `msg bench pubsub`.
+async fn pubsub(args: BenchPubSubArgs) -> anyhow::Result<Summary> {
+    let bench = &args.bench;
+    let plan = Plan::new(bench);
+    let rig = Rig::new(bench.transport, bench.compression.into(), bench.size)?;
+
+    let publisher = PubSocket::with_options(rig.server)?;
+    let endpoint = publisher.bind(&rig.bind).await?;
+    let mut subscribers = Vec::new();
+    for _ in 0..args.subscribers {
+        let sub = SubSocket::with_options(rig.client.clone())?;
+        sub.subscribe(TOPIC).await;
+        sub.connect(&endpoint.to_string())?;
+        subscribers.push(sub);
+    }
+    let n = subscribers.len();
+    if !publisher.wait_for_subscribers(n, CONNECT_TIMEOUT).await {
+        bail!("the bench's subscribers did not connect over {endpoint}");
+    }
+
+    let template = payload(bench.size);
+    let timestamped = bench.size >= 8;
+    // Everything a subscriber needs to know when it is done: u64::MAX
+    // while the publisher is still at it, then how many it published.
+    let published_total = Arc::new(AtomicU64::new(u64::MAX));
+    // Tells the subscribers the publisher is done, without a timer per
+    // message while it is not.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let received = Arc::new(AtomicU64::new(0));
+    let clock = Instant::now();
+
+    let mut receivers = Vec::with_capacity(n);
+    for mut sub in subscribers {
+        let (published_total, received) = (published_total.clone(), received.clone());
+        let mut done_rx = done_rx.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut last = None;
+            let mut publisher_done = false;
+            loop {
+                let next = if publisher_done {
+                    // Idle for a while after the publisher finished: the
+                    // rest was dropped on the way.
+                    match tokio::time::timeout(IDLE_AFTER_PUBLISH, sub.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        next = sub.recv() => next,
+                        _ = done_rx.changed() => {
+                            publisher_done = true;
+                            continue;
+                        }
+                    }
+                };
+                let Some(message) = next else {
+                    break;
+                };
+                let now = clock.elapsed();
+                last = Some(now);
+                received.fetch_add(1, Relaxed);
+                if timestamped {
+                    if let Some(stamp) = message.payload().get(..8) {
+                        let mut bytes = [0u8; 8];
+                        bytes.copy_from_slice(stamp);
+                        latencies.push(nanos(now).saturating_sub(u64::from_le_bytes(bytes)));
+                    }
+                }
+                // Sequence numbers count every message published to us,
+                // those dropped on the way included: the last one ends it.
+                if message.seq() >= published_total.load(Relaxed) {
+                    break;
+                }
+            }
+            (latencies, last)
+        }));
+    }
+
+    let claimed = AtomicU64::new(0);
+    let started = Instant::now();
+    let progress = Progress::start(plan, started, received.clone());
+    let mut published = 0u64;
+    while plan.claim(&claimed, started) {
+        let message = if timestamped {
+            let mut bytes = BytesMut::from(&template[..]);
+            bytes[..8].copy_from_slice(&nanos(clock.elapsed()).to_le_bytes());
+            bytes.freeze()
+        } else {
+            template.clone()
+        };
+        publisher.publish(TOPIC, message)?;
+        published += 1;
+        if published % 256 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    published_total.store(published, Relaxed);
+    let _ = done_tx.send(true);
+
+    let mut latencies = Vec::new();
+    let mut last_receipt = None;
+    for receiver in receivers {
+        let (lat, last) = receiver.await.context("a bench task failed")?;
+        latencies.extend(lat);
+        last_receipt = last_receipt.max(last);
+    }
+    progress.finish();
+    // From the first publish to the last receipt.
+    let elapsed = last_receipt.map_or_else(
+        || started.elapsed(),
+        |last| last.saturating_sub(started - clock),
+    );
+    let delivered = received.load(Relaxed);
+    let drops = (published * n as u64).saturating_sub(delivered);
+    let mut summary = Summary::new(
+        "pubsub",
+        bench,
+        format!("{n} subscriber{}", if n == 1 { "" } else { "s" }),
+        latencies,
+        drops,
+        elapsed,
+    );
+    summary.delivered = delivered;
+    Ok(summary)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The progress bar, on stderr, while a run goes; hidden unless both stdout
+/// and stderr are terminals.
+struct Progress {
+    bar: ProgressBar,
+    stop: Arc<AtomicBool>,
+}
+
+impl Progress {
+    fn start(plan: Plan, started: Instant, done: Arc<AtomicU64>) -> Progress {
+        let visible = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        let bar = if !visible {
+            ProgressBar::hidden()
+        } else {
+            let (len, template) = match plan {
+                Plan::Count(n) => (n, "{bar:40} {pos}/{len} msgs  {per_sec}  {elapsed}"),
+                Plan::Duration(d) => (
+                    u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                    "{bar:40} {msg}  {elapsed}",
+                ),
+            };
+            let bar = ProgressBar::new(len);
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker, flag) = (bar.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while !flag.load(Relaxed) {
+                tick.tick().await;
+                let n = done.load(Relaxed);
+                match plan {
+                    Plan::Count(_) => ticker.set_position(n),
+                    Plan::Duration(_) => {
+                        ticker.set_position(
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        );
+                        ticker.set_message(format!("{n} msgs"));
+                    }
+                }
+            }
+        });
+        Progress { bar, stop }
+    }
+
+    fn finish(self) {
+        self.stop.store(true, Relaxed);
+        self.bar.finish_and_clear();
+    }
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+struct Summary {
+    pattern: &'static str,
+    transport: &'static str,
+    size: usize,
+    compression: Compression,
+    /// "4 in flight", "2 subscribers".
+    shape: String,
+    plan: String,
+    /// Messages that arrived (replies; messages summed over subscribers).
+    delivered: u64,
+    /// Failed requests; messages published but not received.
+    drops: u64,
+    elapsed: Duration,
+    p50: Option<Duration>,
+    p99: Option<Duration>,
+}
+
+impl Summary {
+    fn new(
+        pattern: &'static str,
+        bench: &BenchArgs,
+        shape: String,
+        mut latencies: Vec<u64>,
+        drops: u64,
+        elapsed: Duration,
+    ) -> Summary {
+        latencies.sort_unstable();
+        let quantile = |q: f64| -> Option<Duration> {
+            let last = latencies.len().checked_sub(1)?;
+            let rank = ((latencies.len() as f64) * q).ceil() as usize;
+            latencies
+                .get(rank.saturating_sub(1).min(last))
+                .map(|&ns| Duration::from_nanos(ns))
+        };
+        Summary {
+            pattern,
+            transport: bench.transport.name(),
+            size: bench.size,
+            compression: bench.compression.into(),
+            shape,
+            plan: Plan::new(bench).describe(),
+            delivered: latencies.len() as u64,
+            drops,
+            elapsed,
+            p50: quantile(0.50),
+            p99: quantile(0.99),
+        }
+    }
+
+    fn msgs_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.delivered as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    fn mb_per_sec(&self) -> f64 {
+        self.msgs_per_sec() * self.size as f64 / 1e6
+    }
+
+    /// A title line and a table with a header row and one row of results.
+    fn to_table(&self) -> String {
+        let latency = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), format_duration);
+        let header = [
+            "pattern",
+            "transport",
+            "size",
+            "msgs",
+            "time",
+            "msgs/s",
+            "MB/s",
+            "p50",
+            "p99",
+            "drops",
+        ];
+        let row = [
+            self.pattern.to_owned(),
+            self.transport.to_owned(),
+            format_size(self.size),
+            self.delivered.to_string(),
+            format_duration(self.elapsed),
+            thousands(self.msgs_per_sec().round() as u64),
+            format!("{:.2}", self.mb_per_sec()),
+            latency(self.p50),
+            latency(self.p99),
+            self.drops.to_string(),
+        ];
+        let widths: Vec<usize> = header
+            .iter()
+            .zip(&row)
+            .map(|(h, r)| h.chars().count().max(r.chars().count()))
+            .collect();
+        let line = |cells: &mut dyn Iterator<Item = &str>| {
+            let padded: Vec<String> = cells
+                .zip(&widths)
+                .map(|(cell, &w)| format!("{cell:<w$}"))
+                .collect();
+            padded.join("  ").trim_end().to_owned() + "\n"
+        };
+        format!(
+            "{} over {}: {} payloads, {}, compression {}, {}\n{}{}",
+            self.pattern,
+            self.transport,
+            format_size(self.size),
+            self.shape,
+            self.compression,
+            self.plan,
+            line(&mut header.iter().copied()),
+            line(&mut row.iter().map(String::as_str)),
+        )
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let micros = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e6);
+        json!({
+            "pattern": self.pattern,
+            "transport": self.transport,
+            "size": self.size,
+            "compression": self.compression.name(),
+            "shape": self.shape,
+            "msgs": self.delivered,
+            "secs": self.elapsed.as_secs_f64(),
+            "msgs_per_sec": self.msgs_per_sec(),
+            "mb_per_sec": self.mb_per_sec(),
+            "p50_us": micros(self.p50),
+            "p99_us": micros(self.p99),
+            "drops": self.drops,
+        })
+    }
+}
+
+/// `64 B`, `16 KiB`, `1 MiB`, `1500 B`.
+fn format_size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_sizes_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(format_size(64), "64 B");
+        assert_eq!(format_size(16 * 1024), "16 KiB");
+        assert_eq!(format_size(1 << 20), "1 MiB");
+        assert_eq!(format_size(1500), "1500 B");
+    }
+
+    #[test]
+    fn count_plans_stop_after_their_count() {
+        let claimed = AtomicU64::new(0);
+        let plan = Plan::Count(3);
+        let now = Instant::now();
+        let sent = std::iter::from_fn(|| plan.claim(&claimed, now).then_some(())).count();
+        assert_eq!(sent, 3);
+    }
+
+    #[test]
+    fn payloads_have_the_requested_size() {
+        assert_eq!(payload(0).len(), 0);
+        assert_eq!(payload(100_000).len(), 100_000);
+    }
+}

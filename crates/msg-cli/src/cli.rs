@@ -1,0 +1,578 @@
+//! The command line: every command, flag and help text, as clap derive
+//! structs. Nothing here does I/O; `main` hands the parsed values to the
+//! command modules.
+//!
+//! Commands of the reliable layer (`msg send`, `msg recv`, `msg bench
+//! reliable`) and `msg demo` are not here yet; they slot in as new variants
+//! of [`Command`] and [`BenchCommand`] and reuse [`ConnArgs`] for their
+//! endpoints, certificates and tokens.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::parse::{parse_duration, parse_rate, parse_size};
+
+const ABOUT: &str = "Brokerless messaging from the terminal: request/reply, publish/subscribe \
+and benchmarks over TCP, IPC, TLS and QUIC.";
+
+const MAIN_AFTER_HELP: &str = "\
+Examples:
+  # terminal 1                                # terminal 2
+  msg rep tcp://127.0.0.1:5555                msg req tcp://127.0.0.1:5555 hello
+  msg pub tcp://127.0.0.1:5556 news --lines   msg sub tcp://127.0.0.1:5556 news
+  msg bench reqrep --transport quic --concurrency 64 --duration 5s
+
+Binding sides print `listening on ENDPOINT` on stderr; data goes to stdout.
+Exit status: 0 on success, 1 on an error (one `msg: error: ...` line on
+stderr), 2 on a usage error.";
+
+/// The `msg` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "msg",
+    version,
+    about = ABOUT,
+    after_help = MAIN_AFTER_HELP,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    /// Log what the sockets do to stderr: -v info, -vv debug, -vvv trace
+    /// (RUST_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Answer requests: echo them, send a fixed reply, or run a command.
+    #[command(after_help = REP_AFTER_HELP)]
+    Rep(RepArgs),
+    /// Send requests and print the replies.
+    #[command(after_help = REQ_AFTER_HELP)]
+    Req(ReqArgs),
+    /// Publish messages under a topic.
+    #[command(after_help = PUB_AFTER_HELP)]
+    Pub(PubArgs),
+    /// Subscribe to topic prefixes and print what arrives.
+    #[command(after_help = SUB_AFTER_HELP)]
+    Sub(SubArgs),
+    /// Measure throughput and latency, with both ends in this process.
+    #[command(subcommand, after_help = BENCH_AFTER_HELP)]
+    Bench(BenchCommand),
+}
+
+/// Which end of the connection a socket is: the one that binds and waits,
+/// or the one that connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Bind the endpoint and accept connections.
+    Bind,
+    /// Connect to the endpoint (and reconnect when the connection drops).
+    Connect,
+}
+
+/// Endpoint side, certificates, authentication and compression: what every
+/// socket command takes.
+#[derive(Debug, Args)]
+pub(crate) struct ConnArgs {
+    /// Bind the endpoint and wait for peers (the default for rep and pub).
+    #[arg(long, conflicts_with = "connect", help_heading = "Connection")]
+    pub(crate) bind: bool,
+
+    /// Connect to the endpoint (the default for req and sub).
+    #[arg(long, help_heading = "Connection")]
+    pub(crate) connect: bool,
+
+    /// When connecting, keep retrying while nothing listens at the endpoint,
+    /// instead of failing at the first refused attempt.
+    #[arg(long, help_heading = "Connection")]
+    pub(crate) retry: bool,
+
+    /// The identity announced to peers (default: a random one).
+    #[arg(long, value_name = "NAME", help_heading = "Connection")]
+    pub(crate) identity: Option<String>,
+
+    /// Compress outgoing payloads of 1 KiB or more (receivers need no flag).
+    #[arg(long, value_enum, default_value_t = CompressionArg::None, help_heading = "Connection")]
+    pub(crate) compression: CompressionArg,
+
+    /// Certificate chain in PEM: the server's when binding a tls:// or
+    /// quic:// endpoint; the client's, for mutual TLS, when connecting.
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "key",
+        help_heading = "TLS and QUIC"
+    )]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// Private key in PEM for --cert.
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "cert",
+        help_heading = "TLS and QUIC"
+    )]
+    pub(crate) key: Option<PathBuf>,
+
+    /// Root certificates in PEM that the server's certificate must chain to
+    /// (connecting side).
+    #[arg(long, value_name = "PEM", help_heading = "TLS and QUIC")]
+    pub(crate) ca: Option<PathBuf>,
+
+    /// Require clients to present a certificate that chains to these roots
+    /// (binding side: mutual TLS).
+    #[arg(long, value_name = "PEM", help_heading = "TLS and QUIC")]
+    pub(crate) client_ca: Option<PathBuf>,
+
+    /// Check the server's certificate against NAME instead of the
+    /// endpoint's host (connecting side).
+    #[arg(long, value_name = "NAME", help_heading = "TLS and QUIC")]
+    pub(crate) server_name: Option<String>,
+
+    /// DANGEROUS: accept any server certificate. The connection is still
+    /// encrypted but the server is not authenticated; for development only.
+    #[arg(long, conflicts_with = "ca", help_heading = "TLS and QUIC")]
+    pub(crate) dangerous_skip_verify: bool,
+
+    /// Token to present to the server's authenticator (connecting side).
+    #[arg(
+        long,
+        env = "MSG_TOKEN",
+        hide_env_values = true,
+        help_heading = "Authentication"
+    )]
+    pub(crate) token: Option<String>,
+
+    /// Accept only peers presenting this token (binding side; repeat to
+    /// accept several). Others are refused with a reason they can see.
+    #[arg(long, value_name = "TOKEN", help_heading = "Authentication")]
+    pub(crate) accept_token: Vec<String>,
+}
+
+impl ConnArgs {
+    /// The side chosen on the command line, or the command's default.
+    pub(crate) fn side(&self, default: Side) -> Side {
+        if self.bind {
+            Side::Bind
+        } else if self.connect {
+            Side::Connect
+        } else {
+            default
+        }
+    }
+}
+
+/// Compression algorithms, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CompressionArg {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+}
+
+impl From<CompressionArg> for msg::Compression {
+    fn from(c: CompressionArg) -> Self {
+        match c {
+            CompressionArg::None => msg::Compression::None,
+            CompressionArg::Gzip => msg::Compression::Gzip,
+            CompressionArg::Zstd => msg::Compression::Zstd,
+            CompressionArg::Snappy => msg::Compression::Snappy,
+            CompressionArg::Lz4 => msg::Compression::Lz4,
+        }
+    }
+}
+
+/// How received payloads are printed on stdout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// The bytes as text (invalid UTF-8 shown as U+FFFD), one message per
+    /// line.
+    #[default]
+    Text,
+    /// Lowercase hex, one message per line.
+    Hex,
+    /// One JSON object per line; a field whose bytes are not UTF-8 is given
+    /// as `<field>_hex` instead.
+    Json,
+}
+
+/// Where a command's outgoing data comes from.
+#[derive(Debug, Args)]
+pub(crate) struct InputArgs {
+    /// Read the data from this file instead of the command line or stdin.
+    #[arg(long, value_name = "PATH", help_heading = "Input")]
+    pub(crate) file: Option<PathBuf>,
+
+    /// Send every line of the input as its own message (without its
+    /// newline), as the lines arrive.
+    #[arg(long, help_heading = "Input")]
+    pub(crate) lines: bool,
+}
+
+const REP_AFTER_HELP: &str = "\
+Examples:
+  msg rep tcp://127.0.0.1:5555                       # echo every request
+  msg rep tcp://127.0.0.1:5555 --reply pong          # the same reply to all
+  msg rep tcp://127.0.0.1:5555 --exec 'tr a-z A-Z'   # a command's output
+  msg rep tls://0.0.0.0:5555 --cert server.pem --key server.key --accept-token s3cret
+
+With --exec, each request runs `sh -c CMD` with the request on stdin; its
+stdout is the reply. MSG_PEER and MSG_PEER_IDENTITY tell the command who
+asked. A command that fails (non-zero exit, --exec-timeout, cannot start) is
+logged on stderr and, with --on-error reply (the default), answered with
+`error: ...` so the requester does not wait for its timeout; with
+--on-error drop, it gets no reply.
+
+Requests are printed on stdout (use --quiet to stop that).";
+
+/// `msg rep`.
+#[derive(Debug, Args)]
+pub(crate) struct RepArgs {
+    /// Where to listen (or, with --connect, where to connect), e.g.
+    /// tcp://127.0.0.1:5555 (port 0 picks a free port).
+    pub(crate) endpoint: String,
+
+    /// Answer every request with TEXT.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "exec",
+        help_heading = "Replies"
+    )]
+    pub(crate) reply: Option<String>,
+
+    /// Answer every request with the stdout of `sh -c CMD`, the request on
+    /// its stdin.
+    #[arg(long, value_name = "CMD", help_heading = "Replies")]
+    pub(crate) exec: Option<String>,
+
+    /// Most requests handled at once (commands running at once, with
+    /// --exec).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Replies")]
+    pub(crate) concurrency: u32,
+
+    /// Kill a command that runs longer than this (e.g. 500ms, 10s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Replies")]
+    pub(crate) exec_timeout: Duration,
+
+    /// What a failed command answers: an `error: ...` reply, or nothing.
+    #[arg(long, value_enum, default_value_t = OnError::Reply, help_heading = "Replies")]
+    pub(crate) on_error: OnError,
+
+    /// Exit after answering N requests.
+    #[arg(long, value_name = "N", help_heading = "Replies")]
+    pub(crate) count: Option<u64>,
+
+    /// Do not print requests.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+
+    /// How requests are printed.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+/// What `msg rep --exec` answers when the command fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnError {
+    /// Reply `error: <what went wrong>`.
+    Reply,
+    /// Send no reply: the requester sees its timeout.
+    Drop,
+}
+
+const REQ_AFTER_HELP: &str = "\
+Examples:
+  msg req tcp://127.0.0.1:5555 hello               # one request, from the argument
+  echo -n hello | msg req tcp://127.0.0.1:5555     # one request, all of stdin
+  msg req tcp://127.0.0.1:5555 --file request.bin --format hex
+  printf 'a\\nb\\nc\\n' | msg req tcp://127.0.0.1:5555 --lines --concurrency 3
+  msg req tls://db-1:5555 --ca ca.pem --token s3cret ping
+
+Replies are printed on stdout in request order. A connection that is refused
+fails at once (use --retry to wait for the server instead); a request without
+a reply fails after --timeout.";
+
+/// `msg req`.
+#[derive(Debug, Args)]
+pub(crate) struct ReqArgs {
+    /// Where to connect (or, with --bind, where to listen), e.g.
+    /// tcp://127.0.0.1:5555.
+    pub(crate) endpoint: String,
+
+    /// The request; without it, --file or stdin is read.
+    #[arg(conflicts_with = "file")]
+    pub(crate) data: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+
+    /// How long each request may take, from sending to its reply (e.g.
+    /// 500ms, 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+
+    /// Requests in flight at once with --lines (replies still print in
+    /// order).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) concurrency: u32,
+
+    /// How replies are printed.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+const PUB_AFTER_HELP: &str = "\
+Examples:
+  msg pub tcp://127.0.0.1:5556 weather.paris 'rain, 14C'
+  tail -f app.log | msg pub tcp://127.0.0.1:5556 logs.app --lines --wait-subscribers 0
+  msg pub tcp://127.0.0.1:5556 tick now --count 100 --rate 10/s
+  msg pub --connect tcp://127.0.0.1:6000 alerts disk-full   # to a bound `msg sub --bind`
+
+Pub/sub keeps no history: a subscriber gets only what is published after its
+subscription reached the publisher. So pub first waits for
+--wait-subscribers subscribers (1 by default; 0 starts at once) for up to
+--wait-timeout. A subscriber too slow to keep up loses the newest messages
+(counted, and reported at the end).";
+
+/// `msg pub`.
+#[derive(Debug, Args)]
+pub(crate) struct PubArgs {
+    /// Where to listen (or, with --connect, where to connect), e.g.
+    /// tcp://127.0.0.1:5556.
+    pub(crate) endpoint: String,
+
+    /// The topic every message is published under.
+    pub(crate) topic: String,
+
+    /// The message; without it, --file or stdin is read.
+    #[arg(conflicts_with = "file")]
+    pub(crate) data: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+
+    /// Publish the message N times, or, with --lines, at most N lines.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+
+    /// Publish at most this many messages per second (e.g. 100, 100/s,
+    /// 30/m).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) rate: Option<f64>,
+
+    /// Wait for this many subscribers before publishing.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) wait_subscribers: usize,
+
+    /// How long to wait for them before giving up with an error.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) wait_timeout: Duration,
+
+    /// At the end, how long to keep delivering what is still queued.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub(crate) linger: Duration,
+
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+const SUB_AFTER_HELP: &str = "\
+Examples:
+  msg sub tcp://127.0.0.1:5556                      # every topic
+  msg sub tcp://127.0.0.1:5556 weather. alerts.     # topics starting with either
+  msg sub tcp://127.0.0.1:5556 --count 1 --format json
+  msg sub --bind tcp://127.0.0.1:6000 alerts        # publishers connect to us
+
+Text output is `TOPIC PAYLOAD` per message; JSON lines carry topic, payload
+and seq (the publisher's sequence number: a jump means lost messages).";
+
+/// `msg sub`.
+#[derive(Debug, Args)]
+pub(crate) struct SubArgs {
+    /// Where to connect (or, with --bind, where to listen), e.g.
+    /// tcp://127.0.0.1:5556.
+    pub(crate) endpoint: String,
+
+    /// Topic prefixes to subscribe to (default: everything).
+    pub(crate) topics: Vec<String>,
+
+    /// Exit after N messages.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+
+    /// How messages are printed.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+/// `msg bench` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Request/reply: requests in flight against an echoing Rep socket.
+    #[command(after_help = BENCH_REQREP_AFTER_HELP)]
+    Reqrep(BenchReqRepArgs),
+    /// Publish/subscribe: one publisher streaming to subscribers.
+    #[command(after_help = BENCH_PUBSUB_AFTER_HELP)]
+    Pubsub(BenchPubSubArgs),
+}
+
+const BENCH_AFTER_HELP: &str = "\
+Examples:
+  msg bench reqrep --transport tcp --concurrency 16
+  msg bench pubsub --transport ipc --size 1KiB --duration 5s
+
+Each prints a progress bar while it runs (on a terminal), then a table:
+msgs/s, MB/s, p50, p99 and drops.";
+
+const BENCH_REQREP_AFTER_HELP: &str = "\
+Examples:
+  msg bench reqrep                                   # 100,000 x 64 B over TCP, 1 in flight
+  msg bench reqrep --transport ipc --concurrency 64 --duration 5s
+  msg bench reqrep --transport tls --size 16KiB --compression lz4
+
+Both sockets run in this process and talk over loopback (TLS and QUIC use a
+throwaway self-signed certificate). msgs/s counts completed round trips,
+MB/s their request payloads (10^6 bytes), p50 and p99 the round-trip
+latency; drops are failed requests.";
+
+const BENCH_PUBSUB_AFTER_HELP: &str = "\
+Examples:
+  msg bench pubsub                                   # 100,000 x 64 B over TCP, 1 subscriber
+  msg bench pubsub --transport quic --size 64KiB --count 20000
+  msg bench pubsub --subscribers 4 --duration 5s
+
+The publisher never waits for subscribers: what a subscriber cannot keep up
+with is dropped at a high-water mark and shown as drops. msgs/s and MB/s count
+delivered messages (all subscribers together); p50 and p99 are the time from
+publish to receipt (payloads of 8 bytes or more carry a timestamp).";
+
+/// What every benchmark takes.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The transport to measure.
+    #[arg(long, value_enum, default_value_t = BenchTransport::Tcp)]
+    pub(crate) transport: BenchTransport,
+
+    /// Payload size (e.g. 64, 1KiB, 1MiB).
+    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_size)]
+    pub(crate) size: usize,
+
+    /// Messages to send (default 100,000).
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    pub(crate) count: Option<u64>,
+
+    /// Send for this long instead of a fixed count (e.g. 5s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) duration: Option<Duration>,
+
+    /// Compress payloads (only those of 1 KiB or more are compressed; the
+    /// bench payload is repetitive text, so ratios are optimistic).
+    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+    pub(crate) compression: CompressionArg,
+
+    /// Print the summary as one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `msg bench reqrep`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchReqRepArgs {
+    #[command(flatten)]
+    pub(crate) bench: BenchArgs,
+
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) concurrency: u32,
+}
+
+/// `msg bench pubsub`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchPubSubArgs {
+    #[command(flatten)]
+    pub(crate) bench: BenchArgs,
+
+    /// Subscribers, each on its own connection.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) subscribers: u32,
+}
+
+/// The transports a benchmark can run over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BenchTransport {
+    /// TCP over loopback.
+    Tcp,
+    /// A Unix domain socket in a temporary directory.
+    Ipc,
+    /// In-process pipes (no kernel involved).
+    Inproc,
+    /// QUIC over loopback.
+    Quic,
+    /// TLS over TCP over loopback.
+    Tls,
+}
+
+impl BenchTransport {
+    /// The scheme's name, for the summary.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BenchTransport::Tcp => "tcp",
+            BenchTransport::Ipc => "ipc",
+            BenchTransport::Inproc => "inproc",
+            BenchTransport::Quic => "quic",
+            BenchTransport::Tls => "tls",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sides_default_per_command_and_follow_the_flags() {
+        let cli = Cli::try_parse_from(["msg", "req", "tcp://127.0.0.1:1", "x", "--bind"]).unwrap();
+        let Command::Req(req) = cli.command else {
+            panic!("not req")
+        };
+        assert_eq!(req.conn.side(Side::Connect), Side::Bind);
+        let cli = Cli::try_parse_from(["msg", "rep", "tcp://127.0.0.1:1"]).unwrap();
+        let Command::Rep(rep) = cli.command else {
+            panic!("not rep")
+        };
+        assert_eq!(rep.conn.side(Side::Bind), Side::Bind);
+        assert!(Cli::try_parse_from(["msg", "rep", "tcp://x:1", "--bind", "--connect"]).is_err());
+    }
+}

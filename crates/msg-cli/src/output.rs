@@ -1,0 +1,183 @@
+//! Printing received messages on stdout as text, hex or JSON lines.
+//!
+//! Every record is written with one `write_all` on a locked stdout and
+//! flushed at once, so records from concurrent handlers never interleave and
+//! a reader at the other end of a pipe sees each as soon as it arrives.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use msg::{PeerInfo, PubMessage};
+use serde_json::{Map, Value};
+
+use crate::cli::Format;
+
+/// The error for a stdout whose reader went away (`msg sub | head -1`):
+/// `main` ends the program quietly and successfully on it.
+#[derive(Debug)]
+pub(crate) struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes records to stdout in one [`Format`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Printer {
+    format: Format,
+}
+
+impl Printer {
+    /// A printer for `format`.
+    pub(crate) fn new(format: Format) -> Self {
+        Self { format }
+    }
+
+    /// A reply (`msg req`): the payload alone.
+    pub(crate) fn reply(&self, payload: &[u8]) -> anyhow::Result<()> {
+        let line = match self.format {
+            Format::Text => text_line(payload),
+            Format::Hex => hex_line(&[payload]),
+            Format::Json => {
+                let mut record = Map::new();
+                put_bytes(&mut record, "payload", payload);
+                json_line(record)
+            }
+        };
+        emit(&line)
+    }
+
+    /// A received request (`msg rep`): the payload, and in JSON who sent it.
+    pub(crate) fn request(&self, payload: &[u8], peer: &PeerInfo) -> anyhow::Result<()> {
+        let line = match self.format {
+            Format::Text => text_line(payload),
+            Format::Hex => hex_line(&[payload]),
+            Format::Json => {
+                let mut record = Map::new();
+                record.insert("peer".into(), Value::String(peer.addr.to_string()));
+                put_bytes(&mut record, "identity", &peer.identity);
+                put_bytes(&mut record, "payload", payload);
+                json_line(record)
+            }
+        };
+        emit(&line)
+    }
+
+    /// A published message (`msg sub`): topic and payload, and in JSON its
+    /// sequence number.
+    pub(crate) fn message(&self, message: &PubMessage) -> anyhow::Result<()> {
+        let (topic, payload) = (message.topic(), message.payload());
+        let line = match self.format {
+            Format::Text => {
+                let mut line = String::from_utf8_lossy(topic).into_owned();
+                line.push(' ');
+                line.push_str(&text_line(payload));
+                line
+            }
+            Format::Hex => hex_line(&[topic, payload]),
+            Format::Json => {
+                let mut record = Map::new();
+                put_bytes(&mut record, "topic", topic);
+                put_bytes(&mut record, "payload", payload);
+                record.insert("seq".into(), Value::from(message.seq()));
+                json_line(record)
+            }
+        };
+        emit(&line)
+    }
+}
+
+/// The payload as text, ending with exactly one newline of its own or
+/// ours.
+fn text_line(payload: &[u8]) -> String {
+    let mut line = String::from_utf8_lossy(payload).into_owned();
+    if !line.ends_with('\n') {
+        line.push('\n');
+    }
+    line
+}
+
+/// Each field in lowercase hex, separated by spaces.
+fn hex_line(fields: &[&[u8]]) -> String {
+    let mut line = String::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        line.push_str(&hex(field));
+    }
+    line.push('\n');
+    line
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Adds `bytes` as a string under `name`, or as hex under `name_hex` when
+/// they are not UTF-8: JSON strings cannot carry arbitrary bytes.
+fn put_bytes(record: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => record.insert(name.to_owned(), Value::String(text.to_owned())),
+        Err(_) => record.insert(format!("{name}_hex"), Value::String(hex(bytes))),
+    };
+}
+
+fn json_line(record: Map<String, Value>) -> String {
+    let mut line = Value::Object(record).to_string();
+    line.push('\n');
+    line
+}
+
+/// Writes and flushes one record; a closed stdout becomes [`StdoutClosed`].
+fn emit(line: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                anyhow::Error::new(StdoutClosed)
+            } else {
+                anyhow::Error::new(e).context("cannot write to stdout")
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_lines_end_with_one_newline() {
+        assert_eq!(text_line(b"hi"), "hi\n");
+        assert_eq!(text_line(b"hi\n"), "hi\n");
+        assert_eq!(text_line(b""), "\n");
+        assert_eq!(text_line(&[0xff, b'a']), "\u{fffd}a\n");
+    }
+
+    #[test]
+    fn hex_lines_separate_fields() {
+        assert_eq!(hex_line(&[b"ab", &[0, 255]]), "6162 00ff\n");
+    }
+
+    #[test]
+    fn json_falls_back_to_hex_for_binary() {
+        let mut record = Map::new();
+        put_bytes(&mut record, "payload", &[0xff, 0x00]);
+        put_bytes(&mut record, "topic", b"t\"1");
+        assert_eq!(
+            json_line(record),
+            "{\"payload_hex\":\"ff00\",\"topic\":\"t\\\"1\"}\n"
+        );
+    }
+}

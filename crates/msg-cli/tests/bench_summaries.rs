@@ -1,0 +1,79 @@
+//! `msg bench` runs both ends in its own process and prints a summary.
+
+mod common;
+
+use common::run;
+
+/// Asserts a table: a title, a header row and one row of results.
+#[track_caller]
+fn assert_table(lines: &[String], pattern: &str, transport: &str) {
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(&format!("{pattern} over {transport}: ")),
+        "{lines:#?}"
+    );
+    for column in ["msgs/s", "MB/s", "p50", "p99", "drops"] {
+        assert!(lines[1].contains(column), "no {column}: {lines:#?}");
+    }
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(&row[..2], [pattern, transport], "{lines:#?}");
+}
+
+#[test]
+fn bench_reqrep_runs_over_every_transport() {
+    for transport in ["tcp", "ipc", "inproc", "tls", "quic"] {
+        let lines = run(
+            &[
+                "bench",
+                "reqrep",
+                "--transport",
+                transport,
+                "--count",
+                "50",
+                "--concurrency",
+                "4",
+            ],
+            b"",
+        )
+        .ok();
+        assert_table(&lines, "reqrep", transport);
+        // Every request came back: 50 messages, no drops.
+        let row: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(row[4], "50", "{lines:#?}");
+        assert_eq!(row.last(), Some(&"0"), "{lines:#?}");
+    }
+}
+
+#[test]
+fn bench_pubsub_prints_a_table() {
+    let lines = run(
+        &[
+            "bench",
+            "pubsub",
+            "--count",
+            "500",
+            "--subscribers",
+            "2",
+            "--size",
+            "1KiB",
+            "--compression",
+            "lz4",
+        ],
+        b"",
+    )
+    .ok();
+    assert_table(&lines, "pubsub", "tcp");
+    assert!(lines[0].contains("2 subscribers"), "{lines:#?}");
+    assert!(lines[0].contains("compression lz4"), "{lines:#?}");
+}
+
+#[test]
+fn bench_for_a_duration_prints_json() {
+    let lines = run(&["bench", "reqrep", "--duration", "200ms", "--json"], b"").ok();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let summary: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(summary["pattern"], "reqrep");
+    assert!(summary["msgs"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["p99_us"].as_f64().unwrap() > 0.0, "{summary}");
+    assert_eq!(summary["drops"], 0);
+}
