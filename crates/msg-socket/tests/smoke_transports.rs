@@ -45,3 +45,39 @@ async fn reqrep_and_pubsub_work_over_every_transport() {
         assert_eq!(msg.seq(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_refused_tls_connection_reports_its_cause() {
+    use futures::StreamExt as _;
+    use msg_socket::SocketEvent;
+    use msg_socket::transport::{AnyTransport, Tls, TlsClientConfig, TlsOptions, dev};
+
+    let s = common::setup("tls");
+    let rep = RepSocket::with_options(s.server.clone()).unwrap();
+    let bound = rep.bind(&s.bind).await.unwrap();
+
+    // A client that trusts some other certificate, not the server's.
+    let stranger = dev::self_signed(["localhost"]).unwrap();
+    let mut roots = TlsClientConfig::new();
+    roots.add_root(stranger.certificate());
+    let mut tls = TlsOptions::new();
+    tls.client(roots);
+    let mut client = s.client.clone();
+    client.transport(AnyTransport::new().with_tls(Tls::new(&tls).unwrap()));
+    let req = ReqSocket::with_options(client).unwrap();
+    let mut events = req.events();
+    req.connect(&bound.to_string()).unwrap();
+    let error = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(SocketEvent::ConnectFailed { error, .. })) => break error,
+            Ok(Some(_)) => {}
+            other => panic!("no ConnectFailed event: {other:?}"),
+        }
+    };
+    // The outer message alone says only that the handshake failed; the
+    // cause comes from the error's sources.
+    assert!(
+        error.to_ascii_lowercase().contains("certificate") || error.contains("UnknownIssuer"),
+        "{error}"
+    );
+}

@@ -336,10 +336,13 @@ async fn attempt<T: Transport>(
         match tokio::time::timeout(opts.connect_timeout, transport.connect(endpoint)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
-                tracing::debug!(%endpoint, error = %e, "connect failed");
+                // The whole chain: a TLS failure's cause (an unknown issuer,
+                // a name mismatch) lives in the error's sources.
+                let error = describe(&e);
+                tracing::debug!(%endpoint, %error, "connect failed");
                 core.emit(SocketEvent::ConnectFailed {
                     endpoint: endpoint.clone(),
-                    error: e.to_string(),
+                    error,
                 });
                 return Attempt::Failed(Duration::ZERO);
             }
