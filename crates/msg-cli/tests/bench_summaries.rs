@@ -1,8 +1,6 @@
 //! `msg bench` runs both ends in its own process and prints a summary.
 
-mod common;
-
-use common::run;
+use crate::common::run;
 
 /// Asserts a table: a title, a header row and one row of results.
 #[track_caller]

@@ -1,9 +1,7 @@
 //! Every failure is one `msg: error: ...` line on stderr and a non-zero
 //! exit status, never a panic or a backtrace.
 
-mod common;
-
-use common::{Proc, run};
+use crate::common::{Proc, run};
 
 #[test]
 fn a_bad_endpoint_is_one_error_line() {

@@ -1,8 +1,6 @@
 //! `msg pub` and `msg sub` as separate processes on loopback.
 
-mod common;
-
-use common::{Proc, run};
+use crate::common::{Proc, run};
 
 #[test]
 fn sub_bound_first_receives_lines_from_a_connecting_pub() {

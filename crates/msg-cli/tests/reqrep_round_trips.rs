@@ -1,9 +1,7 @@
 //! `msg rep` and `msg req` as separate processes on loopback: every way of
 //! answering, every way of giving the request, every output format.
 
-mod common;
-
-use common::{Proc, run};
+use crate::common::{Proc, run};
 
 /// A `msg rep` on a free loopback port, answering `count` requests.
 fn rep(extra: &[&str], count: u32) -> (Proc, String) {

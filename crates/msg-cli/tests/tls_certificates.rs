@@ -1,11 +1,9 @@
 //! TLS and QUIC between processes, with PEM files written by the test from
 //! msg's development certificate authority.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{Proc, run};
+use crate::common::{Proc, run};
 use msg::transport::dev::DevCa;
 
 /// PEM files for a CA, a server certificate for 127.0.0.1 signed by it, and

@@ -1,8 +1,6 @@
 //! `MemoryBackend`: the backend contract, and fault injection.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use msg_reliable::{Backend, MemoryBackend, StorageErrorKind, StoreBatch};
 
 #[tokio::test]

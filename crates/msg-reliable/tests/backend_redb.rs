@@ -3,12 +3,10 @@
 
 #![cfg(feature = "redb")]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use msg_reliable::{Backend, IncomingState, RedbBackend, StorageErrorKind, StoreBatch};
 use tempfile::TempDir;
 

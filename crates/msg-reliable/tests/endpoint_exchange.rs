@@ -1,12 +1,10 @@
 //! Two reliable endpoints exchange messages both ways, over every
 //! transport: each message once, in order, acknowledged.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use msg_reliable::{MemoryBackend, ReliableSocket};
-use support::*;
 
 const COUNT: u64 = 1_000;
 

@@ -1,15 +1,13 @@
 //! Recovery: a peer offline for minutes, link cuts at random byte offsets,
 //! a full outbox, failing storage, restarts with a redb file.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 #[cfg(feature = "redb")]
 use msg_reliable::RedbBackend;
 use msg_reliable::{MemoryBackend, ReliableOptions, ReliableSocket};
 use msg_socket::transport::{FaultOptions, Faulty, Inproc};
-use support::*;
 
 fn unique_inproc(tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

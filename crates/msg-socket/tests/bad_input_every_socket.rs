@@ -18,10 +18,11 @@
 //! - a well-behaved peer of the same socket is served before, during (while
 //!   a stalling attacker is connected) and after the attack.
 
-mod raw;
+use crate::raw;
 
 use std::time::{Duration, Instant};
 
+use crate::raw::{EchoRep, HANG, RawPeer, frames_in};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use msg_socket::transport::{Endpoint, PeerAddr};
@@ -32,7 +33,6 @@ use msg_socket::{
     PubSocket, RepSocket, ReqSocket, SocketEvent, SocketEvents, SocketOptions, SocketStats,
     SubSocket,
 };
-use raw::{EchoRep, HANG, RawPeer, frames_in};
 
 /// The victim's frame limit, small so that bombs are cheap to build.
 const LIMIT: usize = 64 * 1024;

@@ -2,13 +2,13 @@
 //! progress included) are refused at once, counted and told why, while the
 //! connections already served carry on.
 
-mod raw;
+use crate::raw;
 
 use std::time::Duration;
 
+use crate::raw::{EchoRep, HANG, RawPeer};
 use msg_socket::wire::{Answer, HandshakeCodec, Reason};
 use msg_socket::{RepSocket, ReqSocket, SocketOptions};
-use raw::{EchoRep, HANG, RawPeer};
 
 #[tokio::test]
 async fn connections_past_max_connections_are_refused_at_once_and_counted() {

@@ -2,16 +2,14 @@
 //! refused with a clear reason on both sides, and the handshake has a
 //! deadline on both sides. Over inproc, with tokio's clock paused.
 
-mod raw;
-
 use std::time::Duration;
 
+use crate::raw::RawPeer;
 use bytes::Bytes;
 use futures::StreamExt;
 use msg_socket::transport::{Endpoint, Inproc, Listener, Transport};
 use msg_socket::wire::{Answer, HandshakeCodec, Hello, PROTOCOL_VERSION, Reason, SocketType};
 use msg_socket::{PubSocket, ReqSocket, SocketEvent, SocketEvents, SocketOptions};
-use raw::RawPeer;
 use tokio::time::Instant;
 
 fn inproc(name: &str) -> String {

@@ -2,16 +2,16 @@
 //! timeout, reported and counted, and a client then reconnects; an idle but
 //! healthy connection stays up. Over inproc, with tokio's clock paused.
 
-mod raw;
+use crate::raw;
 
 use std::time::Duration;
 
+use crate::raw::RawPeer;
 use bytes::Bytes;
 use futures::StreamExt;
 use msg_socket::transport::{Endpoint, Inproc, Listener, Transport};
 use msg_socket::wire::{Answer, Frame, Reason, SocketType};
 use msg_socket::{RepSocket, ReqSocket, SocketEvent, SocketEvents, SocketOptions};
-use raw::RawPeer;
 use tokio::time::Instant;
 
 const INTERVAL: Duration = Duration::from_secs(1);

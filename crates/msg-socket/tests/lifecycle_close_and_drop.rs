@@ -3,17 +3,17 @@
 //! tasks and frees its ports and socket files; events tell a connection's
 //! story in order, and a reader that falls behind learns what it missed.
 
-mod raw;
+use crate::raw;
 
 use std::time::Duration;
 
+use crate::raw::{HANG, RawPeer};
 use bytes::Bytes;
 use futures::StreamExt;
 use msg_socket::wire::{Frame, SocketType};
 use msg_socket::{
     PubSocket, RepSocket, ReqSocket, SocketEvent, SocketEvents, SocketOptions, SubSocket,
 };
-use raw::{HANG, RawPeer};
 use tokio::time::Instant;
 
 fn inproc(name: &str) -> String {

@@ -2,14 +2,12 @@
 //! exchange, active peers go up and down, reconnects are counted. Over
 //! inproc, with tokio's clock paused.
 
-mod raw;
-
 use std::time::Duration;
 
+use crate::raw::{EchoRep, HANG};
 use bytes::Bytes;
 use futures::StreamExt;
 use msg_socket::{PubSocket, RepSocket, ReqSocket, SocketEvent, SocketOptions, SubSocket};
-use raw::{EchoRep, HANG};
 
 fn inproc(name: &str) -> String {
     format!("inproc://stats-{name}-{}", std::process::id())

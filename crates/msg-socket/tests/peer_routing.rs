@@ -1,16 +1,15 @@
 //! PEER sockets: frames routed by the peer's handshake identity, the newer
 //! connection wins, only `Data`/`Ack` frames, backpressure instead of drops.
 
-#[macro_use]
-mod common;
-mod raw;
+use crate::common;
+use crate::raw;
 
 use std::time::Duration;
 
+use crate::raw::RawPeer;
 use bytes::Bytes;
 use msg_socket::wire::{Frame, Hello, Reason, SocketType};
 use msg_socket::{PeerEvent, PeerSendError, PeerSocket, SocketOptions};
-use raw::RawPeer;
 
 const WAIT: Duration = Duration::from_secs(10);
 

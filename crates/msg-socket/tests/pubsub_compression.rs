@@ -1,13 +1,12 @@
 //! Compression is the publisher's choice alone: messages published with
 //! each algorithm arrive intact at a subscriber that configured nothing.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::Setup;
 use bytes::Bytes;
-use common::Setup;
 use futures::StreamExt;
 use msg_socket::wire::Compression;
 use msg_socket::{PubMessage, PubSocket, SubSocket};

@@ -2,12 +2,11 @@
 //! publisher, per subscriber; the empty prefix gets everything; an
 //! unsubscribe stops delivery once it has reached the publisher.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::Setup;
+use crate::common::Setup;
 use futures::{FutureExt, StreamExt};
 use msg_socket::{PubMessage, PubSocket, SubSocket};
 

@@ -1,7 +1,7 @@
 //! A publisher restarted while its subscribers wait: they reconnect and
 //! resubscribe by themselves, and receive again.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

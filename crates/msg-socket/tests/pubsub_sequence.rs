@@ -2,12 +2,11 @@
 //! message a publisher drops for a subscriber at its high-water mark shows
 //! up at that subscriber as exactly one missing number.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::Setup;
+use crate::common::Setup;
 use futures::{FutureExt, StreamExt};
 use msg_socket::transport::{FaultOptions, Faulty, INPROC_BUFFER_SIZE, Inproc};
 use msg_socket::wire::HEADER_LEN;

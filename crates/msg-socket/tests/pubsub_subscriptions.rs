@@ -2,13 +2,12 @@
 //! connecting, while connected, more than a queue holds, concurrently from
 //! several tasks; and one subscriber hears several publishers.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Setup;
+use crate::common::Setup;
 use futures::StreamExt;
 use msg_socket::{PubMessage, PubSocket, SocketOptions, SubSocket};
 

@@ -2,12 +2,11 @@
 //! publishers connect to it, and a publisher may be bound to several
 //! endpoints (of different transports) at once.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::Setup;
+use crate::common::Setup;
 use futures::{FutureExt, StreamExt};
 use msg_socket::{PubMessage, PubSocket, SocketOptions, SubSocket};
 

@@ -3,7 +3,7 @@
 //! `ConnectionLost` at once; a Req shared by many tasks is closed once they
 //! are done with it (`request` borrows the socket, `close` takes it).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

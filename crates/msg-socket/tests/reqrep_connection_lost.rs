@@ -2,7 +2,7 @@
 //! `ReqError::ConnectionLost`, at once and distinct from a timeout, and is
 //! never re-sent behind the caller's back.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

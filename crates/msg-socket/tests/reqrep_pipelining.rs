@@ -1,7 +1,7 @@
 //! Many requests in flight at once from one Req socket, answered out of
 //! order, each reply matched to its own request, over every transport.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! A Rep serves many clients, each its own peer (IPC clients included), and
 //! every reply goes back on the connection its request came from.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

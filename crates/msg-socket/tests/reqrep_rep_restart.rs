@@ -3,7 +3,7 @@
 //! answered twice or re-sent, and requests succeed again after the Req
 //! reconnects.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

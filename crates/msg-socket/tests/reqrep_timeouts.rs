@@ -2,7 +2,7 @@
 //! connection is up, waits for a connection while there is none, and fails
 //! at once (sending nothing) when it cannot be encoded.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! Rep it is connected to; a Req may bind and Reps connect to it; a socket
 //! bound to several endpoints serves them all.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! Every pattern works over every transport.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! Listeners serve many clients at once, and a client that stalls its handshake does
 //! not hold up the others.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
-use common::{Kind, echo_sizes, setup, start_echo};
+use crate::common::{Kind, echo_sizes, setup, start_echo};
 use msg_transport::{Endpoint, Listener, Transport};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;

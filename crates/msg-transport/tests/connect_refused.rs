@@ -1,10 +1,10 @@
 //! Connecting where nothing listens fails fast, with an error that says so.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{chain, trusted_tls, unique};
+use crate::common::{chain, trusted_tls, unique};
 use msg_transport::{
     AnyTransport, Endpoint, Inproc, Ipc, Listener, QuicOptions, Tcp, TlsClientConfig, Transport,
     TransportError, dev,

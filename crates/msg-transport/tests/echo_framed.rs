@@ -1,8 +1,6 @@
 //! Every transport carries msg-wire frames of 1 B, 64 KiB and 16 MiB intact, both ways.
 
-mod common;
-
-use common::{Kind, echo_sizes, setup, start_echo};
+use crate::common::{Kind, echo_sizes, setup, start_echo};
 use msg_transport::Transport;
 
 const SIZES: [usize; 3] = [1, 64 * 1024, 16 * 1024 * 1024];

@@ -1,12 +1,12 @@
 //! Each fault of the fault-injection wrapper does what it says, on in-process pipes
 //! with a paused clock.
 
-mod common;
+use crate::common;
 
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use common::unique;
+use crate::common::unique;
 use futures::StreamExt;
 use msg_transport::{Endpoint, FaultOptions, Faulty, FaultyConn, Inproc, Listener, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};

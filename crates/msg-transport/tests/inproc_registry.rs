@@ -1,8 +1,6 @@
 //! Inproc names are registered while a listener lives, and only then.
 
-mod common;
-
-use common::{chain, echo_sizes, spawn_echo_server, unique};
+use crate::common::{chain, echo_sizes, spawn_echo_server, unique};
 use msg_transport::{Endpoint, Inproc, Listener, PeerAddr, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,11 +1,11 @@
 //! IPC listeners manage their socket files carefully, and every IPC connection is a
 //! peer of its own.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::FileTypeExt;
 
-use common::{chain, echo_conn, echo_sizes};
+use crate::common::{chain, echo_conn, echo_sizes};
 use msg_transport::{Endpoint, Ipc, Listener, PeerAddr, Transport, TransportError};
 
 fn is_socket(path: &std::path::Path) -> bool {

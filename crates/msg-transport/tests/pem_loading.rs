@@ -1,8 +1,6 @@
 //! Certificates and keys load from PEM files, and bad files are reported by name.
 
-mod common;
-
-use common::{chain, echo_sizes, spawn_echo_server};
+use crate::common::{chain, echo_sizes, spawn_echo_server};
 use msg_transport::{
     Certificate, Listener, PrivateKey, Tls, TlsClientConfig, TlsOptions, TlsServerConfig,
     Transport, dev,

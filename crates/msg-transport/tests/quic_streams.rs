@@ -1,9 +1,9 @@
 //! A QUIC connection behaves like a TCP stream: either side may speak first, shutdown
 //! gives the peer EOF, and data written before a drop is still delivered.
 
-mod common;
+use crate::common;
 
-use common::trusted_quic;
+use crate::common::trusted_quic;
 use msg_transport::{Listener, Quic, QuicConn, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,11 +1,9 @@
 //! QUIC clients verify servers like TLS clients do, and QUIC servers can require
 //! client certificates.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{chain, echo_conn, echo_sizes, spawn_echo_server, try_echo};
+use crate::common::{chain, echo_conn, echo_sizes, spawn_echo_server, try_echo};
 use msg_transport::{
     Certificate, Endpoint, Listener, Quic, QuicOptions, TlsClientConfig, TlsServerConfig,
     Transport, TransportError, dev,

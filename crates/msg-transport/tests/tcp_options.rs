@@ -1,7 +1,7 @@
 //! TCP connections get the options they are configured with, and listeners bound to
 //! port 0 report their real port.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

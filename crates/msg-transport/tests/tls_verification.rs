@@ -1,9 +1,7 @@
 //! TLS clients verify servers against their roots, servers can require client
 //! certificates, and the dangerous option really does skip verification.
 
-mod common;
-
-use common::{chain, echo_conn, echo_sizes, spawn_echo_server, try_echo};
+use crate::common::{chain, echo_conn, echo_sizes, spawn_echo_server, try_echo};
 use msg_transport::{
     AnyTransport, Endpoint, Listener, Tls, TlsClientConfig, TlsOptions, TlsServerConfig, Transport,
     TransportError, dev,

@@ -1,7 +1,7 @@
 //! Whatever a peer sends, the frame decoder neither panics nor lets the read
 //! buffer grow past the frame limit.
 
-mod common;
+use crate::common;
 
 use bytes::{BufMut, BytesMut};
 use msg_wire::{Compression, Frame, FrameCodec, HEADER_LEN, WireError, WireOptions};

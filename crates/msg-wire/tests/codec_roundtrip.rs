@@ -1,7 +1,7 @@
 //! Encoding then decoding gives back the same frame, whatever the kind and
 //! the compression, and the two encoders agree byte for byte.
 
-mod common;
+use crate::common;
 
 use bytes::{Buf, BytesMut};
 use msg_wire::{Compression, FrameCodec, HEADER_LEN, WireOptions};

@@ -1,7 +1,7 @@
 //! A stream of frames decodes the same however the bytes are cut into
 //! reads.
 
-mod common;
+use crate::common;
 
 use bytes::BytesMut;
 use msg_wire::{Frame, FrameCodec, WireOptions};

@@ -8,7 +8,7 @@
 
 #![allow(dead_code)]
 
-mod common;
+use crate::common;
 
 use bytes::{BufMut, BytesMut};
 use msg_wire::{Compression, FrameCodec, WireError, WireOptions, compression};

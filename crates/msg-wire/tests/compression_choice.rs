@@ -1,6 +1,6 @@
 //! When the encoder compresses and when it does not.
 
-mod common;
+use crate::common;
 
 use bytes::BytesMut;
 use msg_wire::{Compression, Frame, FrameCodec, WireError, WireOptions, compression};

@@ -1,7 +1,7 @@
 //! Malformed frames are errors, each with the right variant and reason, and
 //! encoder-side limits are enforced.
 
-mod common;
+use crate::common;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use msg_wire::{Compression, Frame, FrameCodec, Reason, WireError};

@@ -1,0 +1,10 @@
+//! Every integration test of this crate, in one binary: one link instead of
+//! one per file keeps CI fast and small on disk.
+
+mod common;
+
+mod bench_summaries;
+mod errors_are_one_line;
+mod pubsub_delivers;
+mod reqrep_round_trips;
+mod tls_certificates;

@@ -1,0 +1,11 @@
+//! Every integration test of this crate, in one binary: one link instead of
+//! one per file keeps CI fast and small on disk.
+
+mod common;
+mod support;
+
+mod backend_memory;
+mod backend_redb;
+mod crash_sigkill;
+mod endpoint_exchange;
+mod endpoint_recovery;
