@@ -16,6 +16,8 @@
 //!   std threads (libzmq is blocking).
 //! - [`msg_rows`]: the same shapes through msg's sockets, plus memory per
 //!   idle connection.
+//! - [`reliable_rows`]: the reliable layer, `send_to` to delivery on the
+//!   memory and the redb backends.
 //!
 //! Everything runs on loopback: TCP on `127.0.0.1` with ports chosen by the
 //! OS, Unix sockets in a fresh temporary directory. Every loop is bounded in
@@ -38,6 +40,8 @@
 //! | Pub/Sub, one subscriber | 64 B … 1 MiB | [`Metric::MsgsPerSec`], [`Metric::BytesPerSec`] | [`tokio_baseline::STREAM`], [`zmq_baseline::PUB_SUB`] (64 B), [`zmq_baseline::PUSH_PULL`]; QUIC (64 KiB): msg over TCP |
 //! | Pub/Sub, 10 subscribers, total delivered | 64 B | [`Metric::MsgsPerSec`] | [`zmq_baseline::PUB_SUB_FAN_OUT`] |
 //! | idle connections to one Rep socket | - | [`Metric::Connections`], [`Metric::MemoryPerConn`] | - |
+//! | reliable, memory backend, 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
+//! | reliable, redb backend (fsync), 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`reliable_rows::RELIABLE_MEMORY`] |
 //!
 //! The two peers of a msg row are placed like the baselines': each side on
 //! its own thread with a current-thread tokio runtime (see
@@ -48,6 +52,7 @@ mod error;
 mod machine;
 mod measure;
 pub mod msg_rows;
+pub mod reliable_rows;
 mod report;
 mod stats;
 pub mod tokio_baseline;
@@ -65,5 +70,6 @@ pub fn experiments() -> Vec<Experiment> {
     let mut all = tokio_baseline::experiments();
     all.extend(zmq_baseline::experiments());
     all.extend(msg_rows::experiments());
+    all.extend(reliable_rows::experiments());
     all
 }

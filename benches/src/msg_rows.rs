@@ -788,14 +788,14 @@ fn parse<T: std::str::FromStr>(s: &str) -> Result<T, BenchError> {
 
 /// Where a row's sockets meet: the transport, its temporary directory for
 /// IPC, and its development certificate for QUIC.
-struct Place {
+pub(crate) struct Place {
     transport: Transport,
     dir: tempfile::TempDir,
     cert: Option<dev::DevCert>,
 }
 
 impl Place {
-    fn new(transport: Transport) -> Result<Place, BenchError> {
+    pub(crate) fn new(transport: Transport) -> Result<Place, BenchError> {
         let dir = tempfile::Builder::new().prefix("msg-bench").tempdir()?;
         let cert = match transport {
             Transport::Quic => Some(dev::self_signed(["localhost", "127.0.0.1"]).map_err(other)?),
@@ -808,7 +808,12 @@ impl Place {
         })
     }
 
-    fn bind_endpoint(&self) -> String {
+    /// The row's temporary directory (for Unix sockets and store files).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn bind_endpoint(&self) -> String {
         match self.transport {
             Transport::Tcp => "tcp://127.0.0.1:0".to_owned(),
             Transport::Ipc => format!("ipc://{}", self.dir.path().join("msg.sock").display()),
@@ -817,7 +822,7 @@ impl Place {
     }
 
     /// Default options, with the QUIC server part for QUIC.
-    fn server_options(&self) -> Result<SocketOptions, BenchError> {
+    pub(crate) fn server_options(&self) -> Result<SocketOptions, BenchError> {
         let mut opts = SocketOptions::new();
         if let Some(cert) = &self.cert {
             let mut quic = QuicOptions::new();
@@ -828,7 +833,7 @@ impl Place {
     }
 
     /// Default options, with the QUIC client part for QUIC.
-    fn client_options(&self) -> Result<SocketOptions, BenchError> {
+    pub(crate) fn client_options(&self) -> Result<SocketOptions, BenchError> {
         let mut opts = SocketOptions::new();
         if let Some(cert) = &self.cert {
             let mut roots = TlsClientConfig::new();
@@ -843,7 +848,7 @@ impl Place {
 
 /// Run `fut` to completion on a new current-thread runtime, for at most
 /// `limit`.
-fn on_runtime<T>(
+pub(crate) fn on_runtime<T>(
     limit: Duration,
     fut: impl Future<Output = Result<T, BenchError>>,
 ) -> Result<T, BenchError> {
@@ -858,7 +863,7 @@ fn on_runtime<T>(
 }
 
 /// A msg error as a [`BenchError`].
-fn other(e: impl std::error::Error) -> BenchError {
+pub(crate) fn other(e: impl std::error::Error) -> BenchError {
     BenchError::Msg(describe(&e))
 }
 

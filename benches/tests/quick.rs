@@ -3,7 +3,7 @@
 
 use msg_benches::{
     Config, Machine, Measurement, Metric, Transport, experiments, json_lines, markdown, msg_rows,
-    run, tokio_baseline, zmq_baseline,
+    reliable_rows, run, tokio_baseline, zmq_baseline,
 };
 
 fn expect_row(all: &[Measurement], row: &str, transport: Transport, size: usize, metric: Metric) {
@@ -70,6 +70,15 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         }
         expect_row(&all, msg_rows::PUB_SUB_BIG_HWM, t, 64, Metric::MsgsPerSec);
         expect_row(&all, msg_rows::PUB_SUB_FAN_OUT, t, 64, Metric::MsgsPerSec);
+        for row in [reliable_rows::RELIABLE_MEMORY, reliable_rows::RELIABLE_REDB] {
+            expect_row(
+                &all,
+                row,
+                t,
+                reliable_rows::RELIABLE_SIZE,
+                Metric::MsgsPerSec,
+            );
+        }
     }
     expect_row(&all, msg_rows::REQ_REP, Transport::Quic, 64, Metric::RttP50);
     let quic_size = msg_rows::QUIC_PUB_SUB_SIZE;

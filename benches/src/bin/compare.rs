@@ -2,7 +2,7 @@
 //! machine, in one run.
 //!
 //! ```text
-//! cargo run --release -p msg-benches --bin compare -- [--quick] [--runs N] [--json FILE] [--only TEXT]
+//! cargo run --release -p msg-benches --bin compare -- [--quick] [--runs N] [--json FILE] [--only TEXT]...
 //! ```
 //!
 //! Prints the machine and a markdown table to stdout, progress to stderr,
@@ -14,19 +14,20 @@ use std::time::Instant;
 use msg_benches::{Config, Machine, experiments, json_lines, markdown, msg_rows, run};
 
 const USAGE: &str = "\
-usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]
+usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]...
 
   --quick      smoke run: tiny counts, one run, a few seconds; numbers are not meaningful
   --runs N     report the median of N runs (default 3; 1 with --quick)
   --json FILE  also write the results as JSON lines to FILE
-  --only TEXT  run only the experiments whose name contains TEXT (e.g. \"tcp\", \"PUB/SUB\")
+  --only TEXT  run only the experiments whose name contains TEXT (e.g. \"tcp\", \"PUB/SUB\");
+               repeat it to run those that contain any of the TEXTs
 ";
 
 struct Args {
     quick: bool,
     runs: Option<usize>,
     json: Option<String>,
-    only: Option<String>,
+    only: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -34,7 +35,7 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         runs: None,
         json: None,
-        only: None,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -51,7 +52,7 @@ fn parse_args() -> Result<Args, String> {
                 args.runs = Some(n);
             }
             "--json" => args.json = Some(value("--json")?),
-            "--only" => args.only = Some(value("--only")?),
+            "--only" => args.only.push(value("--only")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
@@ -94,10 +95,17 @@ fn main() -> ExitCode {
         cfg.helper_exe(exe);
     }
     let mut exps = experiments();
-    if let Some(only) = &args.only {
-        exps.retain(|e| e.name().contains(only.as_str()));
+    if !args.only.is_empty() {
+        exps.retain(|e| {
+            args.only
+                .iter()
+                .any(|only| e.name().contains(only.as_str()))
+        });
         if exps.is_empty() {
-            eprintln!("compare: no experiment name contains {only:?}");
+            eprintln!(
+                "compare: no experiment name contains any of {:?}",
+                args.only
+            );
             return ExitCode::from(2);
         }
     }

@@ -2,9 +2,10 @@
 //! transport on loopback, with a progress bar and a summary table.
 //!
 //! Latencies are measured per message with the monotonic clock: a request's
-//! round trip for Req/Rep, and publish-to-receipt for Pub/Sub (the publisher
-//! writes the send time into the first 8 payload bytes; both ends share one
-//! process, so one clock).
+//! round trip for Req/Rep, publish-to-receipt for Pub/Sub and
+//! `send_to`-to-delivery for the reliable layer (the sender writes the send
+//! time into the first 8 payload bytes; both ends share one process, so one
+//! clock).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -13,13 +14,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressStyle};
+use msg::reliable::{
+    Backend, MemoryBackend, PeerId, RedbBackend, ReliableError, ReliableOptions, ReliableSocket,
+};
 use msg::transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions, dev};
 use msg::{Compression, PubSocket, RepSocket, ReqSocket, SocketOptions, SubSocket};
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::cli::{BenchArgs, BenchCommand, BenchPubSubArgs, BenchReqRepArgs, BenchTransport};
+use crate::cli::{
+    BenchArgs, BenchBackend, BenchCommand, BenchPubSubArgs, BenchReliableArgs, BenchReqRepArgs,
+    BenchTransport,
+};
 use crate::parse::format_duration;
 
 /// Messages sent when neither --count nor --duration is given.
@@ -47,6 +56,10 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
             let json = args.bench.json;
             (pubsub(args).await?, json)
         }
+        BenchCommand::Reliable(args) => {
+            let json = args.bench.json;
+            (reliable(args).await?, json)
+        }
     };
     if json {
         println!("{}", summary.to_json());
@@ -54,6 +67,280 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         print!("{}", summary.to_table());
     }
     Ok(())
+}
+
+/// Messages the reliable bench sends (and waits for) before it measures:
+/// they bring the connection up and create the stores' tables.
+const RELIABLE_WARMUP: usize = 100;
+/// How long the reliable endpoints may take to shut down at the end; every
+/// message is acknowledged by then, so they need no time at all.
+const RELIABLE_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// `msg bench reliable`: opens the two stores (redb files in a temporary
+/// directory, or memory), runs the bench on them, and closes them.
+async fn reliable(args: BenchReliableArgs) -> anyhow::Result<Summary> {
+    match args.backend {
+        BenchBackend::Memory => {
+            reliable_on(&args, "memory", MemoryBackend::new(), MemoryBackend::new()).await
+        }
+        BenchBackend::Redb => {
+            let dir = tempfile::Builder::new()
+                .prefix("msg-bench-")
+                .tempdir()
+                .context("cannot make a directory for the redb stores")?;
+            let sender = RedbBackend::open(dir.path().join("sender.redb"))
+                .await
+                .context("cannot open the sender's store")?;
+            let receiver = match RedbBackend::open(dir.path().join("receiver.redb")).await {
+                Ok(store) => store,
+                Err(error) => {
+                    sender.close().await;
+                    return Err(error).context("cannot open the receiver's store");
+                }
+            };
+            let result = reliable_on(&args, "redb", sender.clone(), receiver.clone()).await;
+            // The endpoints are shut down (or dropped, after an error): wait
+            // until both files are released before the directory goes.
+            sender.close().await;
+            receiver.close().await;
+            result
+        }
+    }
+}
+
+/// The reliable bench proper, on the stores it is given.
+///
+/// The receiver binds and the sender connects. `--concurrency` tasks share
+/// the sending endpoint and call `send_to` one message at a time each; the
+/// receiver takes every delivery, checks it is the next in order, and
+/// acknowledges it (the acknowledgements are stored concurrently, as the
+/// sends are, so that they share fsyncs). The run ends when the receiver has
+/// every message and the sender has the acknowledgement of the last one.
+async fn reliable_on<B: Backend>(
+    args: &BenchReliableArgs,
+    backend: &str,
+    sender_store: B,
+    receiver_store: B,
+) -> anyhow::Result<Summary> {
+    let bench = &args.bench;
+    let concurrency = args.concurrency as usize;
+    let plan = Plan::new(bench);
+    let rig = Rig::new(bench.transport, bench.compression.into(), bench.size)?;
+    let sender_id: PeerId = "bench-sender".parse()?;
+    let receiver_id: PeerId = "bench-receiver".parse()?;
+
+    let receiver = ReliableSocket::open_with_socket_options(
+        receiver_id.clone(),
+        ReliableOptions::new(),
+        rig.server,
+        receiver_store,
+    )
+    .await
+    .context("cannot open the receiving endpoint")?;
+    let endpoint = receiver.bind(&rig.bind).await?;
+    let sender = ReliableSocket::open_with_socket_options(
+        sender_id.clone(),
+        ReliableOptions::new(),
+        rig.client,
+        sender_store,
+    )
+    .await
+    .context("cannot open the sending endpoint")?;
+    sender.connect(&endpoint.to_string())?;
+    let connected = match sender.socket() {
+        Some(socket) => socket.wait_for_peers(1, CONNECT_TIMEOUT).await,
+        None => false,
+    };
+    if !connected {
+        bail!("the bench's endpoints did not connect over {endpoint}");
+    }
+    let (sender, receiver) = (Arc::new(sender), Arc::new(receiver));
+
+    // Warm up: the first messages, both ways, and the stores' first writes.
+    let warmup = sender
+        .send_batch_to(
+            &receiver_id,
+            std::iter::repeat_n(Bytes::new(), RELIABLE_WARMUP),
+        )
+        .await?;
+    for _ in warmup.clone() {
+        let delivery = receiver
+            .recv()
+            .await
+            .context("the receiving endpoint closed")?;
+        delivery.ack().await?;
+    }
+    sender.wait_acked(&receiver_id, warmup.end - 1).await?;
+
+    let template = payload(bench.size);
+    let timestamped = bench.size >= 8;
+    // The last sequence number of the run: u64::MAX while the senders are
+    // still at it.
+    let (last_tx, last_rx) = tokio::sync::watch::channel(u64::MAX);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let clock = Instant::now();
+
+    let receiving = tokio::spawn(receive_reliable(
+        receiver.clone(),
+        sender_id,
+        warmup.end,
+        last_rx,
+        delivered.clone(),
+        clock,
+        timestamped,
+    ));
+
+    let claimed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let progress = Progress::start(plan, started, delivered.clone());
+    let mut senders = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (sender, peer, template) = (sender.clone(), receiver_id.clone(), template.clone());
+        let claimed = claimed.clone();
+        senders.push(tokio::spawn(async move {
+            let mut last = 0;
+            while plan.claim(&claimed, started) {
+                let message = if timestamped {
+                    let mut bytes = BytesMut::from(&template[..]);
+                    bytes[..8].copy_from_slice(&nanos(clock.elapsed()).to_le_bytes());
+                    bytes.freeze()
+                } else {
+                    template.clone()
+                };
+                last = last.max(send_reliable(&sender, &peer, message).await?);
+            }
+            anyhow::Ok(last)
+        }));
+    }
+    let mut outcome = Ok(warmup.end - 1);
+    for task in senders {
+        match task.await.context("a bench task failed") {
+            Ok(Ok(last)) => outcome = outcome.map(|l: u64| l.max(last)),
+            Ok(Err(error)) | Err(error) => outcome = outcome.and(Err(error)),
+        }
+    }
+    let last = match outcome {
+        Ok(last) => last,
+        Err(error) => {
+            progress.finish();
+            receiving.abort();
+            return Err(error.context("a send failed"));
+        }
+    };
+    // Sequence numbers are contiguous from 1: the highest one assigned
+    // tells the receiver when it has everything.
+    let _ = last_tx.send(last);
+    sender.wait_acked(&receiver_id, last).await?;
+    let latencies = receiving.await.context("a bench task failed")??;
+    let elapsed = started.elapsed();
+    progress.finish();
+
+    let sent = last - (warmup.end - 1);
+    let received = delivered.load(Relaxed);
+    if received != sent {
+        bail!("sent {sent} messages but {received} were delivered");
+    }
+    for (name, endpoint) in [("sender", sender), ("receiver", receiver)] {
+        let endpoint = Arc::into_inner(endpoint).context("a bench task outlived the run")?;
+        let report = endpoint.shutdown(RELIABLE_SHUTDOWN).await;
+        if !report.is_complete() {
+            bail!(
+                "the {name} still had {} unacknowledged messages at the end",
+                report.pending_messages()
+            );
+        }
+    }
+
+    let mut summary = Summary::new(
+        "reliable",
+        bench,
+        format!(
+            "{concurrency} sender{}, {backend} stores",
+            if concurrency == 1 { "" } else { "s" }
+        ),
+        latencies,
+        0,
+        elapsed,
+    );
+    summary.delivered = received;
+    Ok(summary)
+}
+
+/// `send_to`, waiting for room when the peer's outbox is full (the
+/// receiver is behind): a full outbox is backpressure, not a failure.
+async fn send_reliable(
+    sender: &ReliableSocket,
+    peer: &PeerId,
+    message: Bytes,
+) -> anyhow::Result<u64> {
+    loop {
+        match sender.send_to(peer, message.clone()).await {
+            Ok(seq) => return Ok(seq),
+            Err(error) if error.is_outbox_full() => {
+                // The outbox is full, so messages are in flight and the
+                // acknowledgement moves on.
+                let acked = sender.acked(peer);
+                sender.wait_acked(peer, acked + 1).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// The receiving side of `msg bench reliable`: takes deliveries from
+/// `from` starting at sequence number `first` until the one `last`
+/// announces, checks each is the next in order, and acknowledges them
+/// (concurrently: each acknowledgement is a write to the store). Counts
+/// them in `delivered`; returns the send-to-delivery latencies in
+/// nanoseconds of `clock` (when payloads carry a timestamp).
+async fn receive_reliable(
+    receiver: Arc<ReliableSocket>,
+    from: PeerId,
+    first: u64,
+    mut last: tokio::sync::watch::Receiver<u64>,
+    delivered: Arc<AtomicU64>,
+    clock: Instant,
+    timestamped: bool,
+) -> anyhow::Result<Vec<u64>> {
+    let mut latencies = Vec::new();
+    let mut acks = FuturesUnordered::new();
+    let mut next = first;
+    while next <= *last.borrow() {
+        tokio::select! {
+            Some(acked) = acks.next(), if !acks.is_empty() => {
+                let acked: Result<(), ReliableError> = acked;
+                acked.context("cannot acknowledge a delivery")?;
+            }
+            delivery = receiver.recv() => {
+                let delivery = delivery.context("the receiving endpoint closed")?;
+                if delivery.peer() != &from || delivery.seq() != next {
+                    bail!(
+                        "expected message #{next} from {from}, got #{} from {}",
+                        delivery.seq(),
+                        delivery.peer()
+                    );
+                }
+                if timestamped {
+                    if let Some(stamp) = delivery.payload().get(..8) {
+                        let mut bytes = [0u8; 8];
+                        bytes.copy_from_slice(stamp);
+                        let now = nanos(clock.elapsed());
+                        latencies.push(now.saturating_sub(u64::from_le_bytes(bytes)));
+                    }
+                }
+                next += 1;
+                delivered.fetch_add(1, Relaxed);
+                acks.push(delivery.ack());
+            }
+            changed = last.changed() => {
+                changed.context("the senders went away")?;
+            }
+        }
+    }
+    while let Some(acked) = acks.next().await {
+        acked.context("cannot acknowledge a delivery")?;
+    }
+    Ok(latencies)
 }
 
 /// When a run stops: after a number of messages or after some time.

@@ -1,7 +1,8 @@
 //! `msg`, the command-line tool of the msg messaging library.
 //!
 //! Request/reply (`msg rep`, `msg req`), publish/subscribe (`msg pub`,
-//! `msg sub`) and benchmarks (`msg bench`) over every transport msg has,
+//! `msg sub`), reliable delivery (`msg send`, `msg recv`), benchmarks
+//! (`msg bench`) and a guided tour (`msg demo`) over every transport msg has,
 //! built on the public API of the `msg` crate only. `msg --help` and
 //! `msg COMMAND --help` describe each command with examples; the book's
 //! "Command-line tool" chapter has sessions to copy.
@@ -22,10 +23,12 @@
 
 mod bench;
 mod cli;
+mod demo;
 mod input;
 mod output;
 mod parse;
 mod publish;
+mod reliable;
 mod rep;
 mod req;
 mod setup;
@@ -84,7 +87,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Req(args) => req::run(args).await,
         Command::Pub(args) => publish::run(args).await,
         Command::Sub(args) => subscribe::run(args).await,
+        Command::Send(args) => reliable::send(args).await,
+        Command::Recv(args) => reliable::recv(args).await,
         Command::Bench(command) => bench::run(command).await,
+        Command::Demo(args) => demo::run(args).await,
     }
 }
 

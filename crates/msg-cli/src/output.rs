@@ -91,6 +91,25 @@ impl Printer {
     }
 }
 
+impl Printer {
+    /// A reliable delivery (`msg recv`): the payload, and in JSON the
+    /// sending peer and the message's sequence number from it.
+    pub(crate) fn delivery(&self, peer: &[u8], seq: u64, payload: &[u8]) -> anyhow::Result<()> {
+        let line = match self.format {
+            Format::Text => text_line(payload),
+            Format::Hex => hex_line(&[payload]),
+            Format::Json => {
+                let mut record = Map::new();
+                put_bytes(&mut record, "peer", peer);
+                record.insert("seq".into(), Value::from(seq));
+                put_bytes(&mut record, "payload", payload);
+                json_line(record)
+            }
+        };
+        emit(&line)
+    }
+}
+
 /// The payload as text, ending with exactly one newline of its own or
 /// ours.
 fn text_line(payload: &[u8]) -> String {
@@ -140,7 +159,7 @@ fn json_line(record: Map<String, Value>) -> String {
 }
 
 /// Writes and flushes one record; a closed stdout becomes [`StdoutClosed`].
-fn emit(line: &str) -> anyhow::Result<()> {
+pub(crate) fn emit(line: &str) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(line.as_bytes())
         .and_then(|()| out.flush())

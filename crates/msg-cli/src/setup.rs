@@ -12,8 +12,8 @@ use msg::transport::{
     TlsClientConfig, TlsOptions, TlsServerConfig,
 };
 use msg::{
-    AuthRejection, AuthRequest, PubSocket, RepSocket, ReqSocket, SocketError, SocketEvent,
-    SocketEvents, SocketOptions, SubSocket,
+    AuthRejection, AuthRequest, PeerSocket, PubSocket, RepSocket, ReqSocket, SocketError,
+    SocketEvent, SocketEvents, SocketOptions, SubSocket,
 };
 
 use crate::cli::{ConnArgs, Side};
@@ -205,7 +205,7 @@ macro_rules! impl_socket {
     )*};
 }
 
-impl_socket!(ReqSocket, RepSocket, PubSocket, SubSocket);
+impl_socket!(ReqSocket, RepSocket, PubSocket, SubSocket, PeerSocket);
 
 /// Binds or connects `socket` as the flags say.
 ///

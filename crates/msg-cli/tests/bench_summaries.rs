@@ -75,3 +75,99 @@ fn bench_for_a_duration_prints_json() {
     assert!(summary["p99_us"].as_f64().unwrap() > 0.0, "{summary}");
     assert_eq!(summary["drops"], 0);
 }
+
+#[test]
+fn bench_reliable_delivers_every_message_on_both_backends() {
+    for backend in ["redb", "memory"] {
+        let lines = run(
+            &[
+                "bench",
+                "reliable",
+                "--backend",
+                backend,
+                "--count",
+                "300",
+                "--concurrency",
+                "8",
+            ],
+            b"",
+        )
+        .ok();
+        assert_table(&lines, "reliable", "tcp");
+        assert!(
+            lines[0].contains(&format!("8 senders, {backend} stores")),
+            "{lines:#?}"
+        );
+        // Every message was delivered (and acknowledged): 300 of them, with
+        // latencies, and no drops.
+        let row: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(row[4], "300", "{lines:#?}");
+        assert_ne!(row[row.len() - 5], "-", "no p50: {lines:#?}");
+        assert_eq!(row.last(), Some(&"0"), "{lines:#?}");
+    }
+}
+
+#[test]
+fn bench_reliable_prints_json_over_other_transports() {
+    for (transport, backend) in [("ipc", "redb"), ("quic", "memory")] {
+        let lines = run(
+            &[
+                "bench",
+                "reliable",
+                "--transport",
+                transport,
+                "--backend",
+                backend,
+                "--count",
+                "200",
+                "--json",
+            ],
+            b"",
+        )
+        .ok();
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        let summary: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(summary["pattern"], "reliable", "{summary}");
+        assert_eq!(summary["transport"], transport, "{summary}");
+        assert_eq!(summary["shape"], format!("64 senders, {backend} stores"));
+        assert_eq!(summary["msgs"], 200, "{summary}");
+        assert_eq!(summary["drops"], 0, "{summary}");
+        assert!(summary["msgs_per_sec"].as_f64().unwrap() > 0.0, "{summary}");
+        let (p50, p99) = (summary["p50_us"].as_f64(), summary["p99_us"].as_f64());
+        assert!(
+            p50.unwrap() > 0.0 && p99.unwrap() >= p50.unwrap(),
+            "{summary}"
+        );
+    }
+}
+
+#[test]
+fn bench_reliable_for_a_duration_counts_untimestamped_messages() {
+    // Payloads under 8 bytes carry no timestamp: no latencies, but every
+    // message is still counted once delivered.
+    let lines = run(
+        &[
+            "bench",
+            "reliable",
+            "--transport",
+            "inproc",
+            "--backend",
+            "memory",
+            "--size",
+            "4",
+            "--duration",
+            "200ms",
+            "--concurrency",
+            "1",
+            "--json",
+        ],
+        b"",
+    )
+    .ok();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let summary: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(summary["shape"], "1 sender, memory stores", "{summary}");
+    assert!(summary["msgs"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["p50_us"].is_null(), "{summary}");
+    assert_eq!(summary["drops"], 0, "{summary}");
+}

@@ -4,7 +4,9 @@
 mod common;
 
 mod bench_summaries;
+mod demo_tour;
 mod errors_are_one_line;
 mod pubsub_delivers;
 mod reqrep_round_trips;
+mod send_recv;
 mod tls_certificates;

@@ -87,8 +87,18 @@ impl Proc {
         Self::spawn(args, true)
     }
 
+    /// Starts `msg ARGS` with stdin closed and `env` added to its
+    /// environment.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Proc {
+        Self::spawn_in(msg(args).envs(env.iter().copied()), args, false)
+    }
+
     fn spawn(args: &[&str], with_stdin: bool) -> Proc {
-        let mut child = msg(args)
+        Self::spawn_in(&mut msg(args), args, with_stdin)
+    }
+
+    fn spawn_in(command: &mut Command, args: &[&str], with_stdin: bool) -> Proc {
+        let mut child = command
             .stdin(if with_stdin {
                 Stdio::piped()
             } else {
