@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use msg_wire::Frame;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,10 @@ pub(crate) type Pending = Vec<(PeerId, usize)>;
 
 /// Most frames handed to the link in one send operation.
 const SEND_BATCH: usize = 64;
+
+/// Most rounds of ready inputs (a command, a finished op and a link event
+/// each) fed before the driver pumps and starts the resulting work.
+const BURST: usize = 256;
 
 /// A request from the application to the driver.
 #[derive(Debug)]
@@ -119,13 +123,24 @@ impl Shared {
     }
 }
 
+/// One `send_to` (or batch) in a merged [`Op::Append`]: how many of the
+/// op's payloads are its own, and who waits for its first sequence number.
+struct AppendPart {
+    count: usize,
+    bytes: usize,
+    reply: oneshot::Sender<Result<u64, ReliableError>>,
+}
+
 /// Storage or link work started by the driver.
+///
+/// Ops of one kind for one peer that are queued together are merged before
+/// they start (see [`Driver::start_ops`]): the appends of many concurrent
+/// `send_to` calls become one backend write, and so do application acks.
 enum Op {
     Append {
         peer: PeerId,
         payloads: Vec<Bytes>,
-        bytes: usize,
-        reply: oneshot::Sender<Result<u64, ReliableError>>,
+        parts: Vec<AppendPart>,
     },
     AckOutgoing {
         peer: PeerId,
@@ -137,8 +152,8 @@ enum Op {
     },
     AckIncoming {
         peer: PeerId,
-        seq: u64,
-        reply: Option<oneshot::Sender<Result<(), ReliableError>>>,
+        seqs: Vec<u64>,
+        replies: Vec<oneshot::Sender<Result<(), ReliableError>>>,
     },
     Send {
         peer: PeerId,
@@ -146,14 +161,61 @@ enum Op {
     },
 }
 
+impl Op {
+    /// Folds `other` into `self` if both are appends, outgoing acks or
+    /// application acks for the same peer; gives it back otherwise.
+    fn merge(&mut self, other: Op) -> Result<(), Op> {
+        match (self, other) {
+            (
+                Op::Append {
+                    peer,
+                    payloads,
+                    parts,
+                },
+                Op::Append {
+                    peer: p,
+                    payloads: more,
+                    parts: more_parts,
+                },
+            ) if *peer == p => {
+                payloads.extend(more);
+                parts.extend(more_parts);
+                Ok(())
+            }
+            (Op::AckOutgoing { peer, up_to }, Op::AckOutgoing { peer: p, up_to: u })
+                if *peer == p =>
+            {
+                *up_to = (*up_to).max(u);
+                Ok(())
+            }
+            (
+                Op::AckIncoming {
+                    peer,
+                    seqs,
+                    replies,
+                },
+                Op::AckIncoming {
+                    peer: p,
+                    seqs: more,
+                    replies: more_replies,
+                },
+            ) if *peer == p => {
+                seqs.extend(more);
+                replies.extend(more_replies);
+                Ok(())
+            }
+            (_, other) => Err(other),
+        }
+    }
+}
+
 /// A finished [`Op`].
 enum Done {
     Appended {
         peer: PeerId,
         payloads: Vec<Bytes>,
-        bytes: usize,
+        parts: Vec<AppendPart>,
         result: Result<u64, StorageError>,
-        reply: oneshot::Sender<Result<u64, ReliableError>>,
     },
     AckedOutgoing {
         peer: PeerId,
@@ -166,9 +228,9 @@ enum Done {
     },
     AckedIncoming {
         peer: PeerId,
-        seq: u64,
+        seqs: Vec<u64>,
         result: Result<(), StorageError>,
-        reply: Option<oneshot::Sender<Result<(), ReliableError>>>,
+        replies: Vec<oneshot::Sender<Result<(), ReliableError>>>,
     },
     Sent {
         peer: PeerId,
@@ -183,8 +245,10 @@ struct PeerState {
     session: Session,
     /// A send batch is with the link.
     sending: bool,
-    /// Appends being stored.
+    /// Messages whose appends are being stored.
     appending: usize,
+    /// Fed since it was last pumped.
+    dirty: bool,
 }
 
 /// Everything the driver knows; the loop in [`run`] feeds it.
@@ -194,6 +258,8 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     deliveries: mpsc::UnboundedSender<Delivery>,
     ops: Vec<Op>,
+    /// Peers fed since the last [`pump_dirty`](Self::pump_dirty).
+    dirty: Vec<PeerId>,
     /// Storage operations in flight (appends, stores, acks).
     storing: usize,
     closing: bool,
@@ -212,6 +278,7 @@ impl Driver {
             shared,
             deliveries,
             ops: Vec::new(),
+            dirty: Vec::new(),
             storing: 0,
             closing: false,
         };
@@ -224,6 +291,7 @@ impl Driver {
                     session,
                     sending: false,
                     appending: 0,
+                    dirty: false,
                 },
             );
         }
@@ -247,13 +315,14 @@ impl Driver {
                     session,
                     sending: false,
                     appending: 0,
+                    dirty: false,
                 },
             );
         }
         self.peers.get_mut(peer).expect("just inserted")
     }
 
-    fn command(&mut self, now: Instant, command: Command) {
+    fn command(&mut self, command: Command) {
         match command {
             Command::Send {
                 peer,
@@ -261,28 +330,36 @@ impl Driver {
                 reply,
             } => {
                 let bytes = payloads.iter().map(Bytes::len).sum();
+                let count = payloads.len();
                 let state = self.peer(&peer);
-                if let Err(e) = state.session.reserve(payloads.len(), bytes) {
+                if let Err(e) = state.session.reserve(count, bytes) {
                     let _ = reply.send(Err(e));
                     return;
                 }
-                state.appending += 1;
+                state.appending += count;
                 self.storing += 1;
                 self.ops.push(Op::Append {
                     peer,
                     payloads,
-                    bytes,
-                    reply,
+                    parts: vec![AppendPart {
+                        count,
+                        bytes,
+                        reply,
+                    }],
                 });
             }
             Command::Ack { peer, seq, reply } => match self.shared.ack_mode {
                 AckMode::Manual => {
                     self.storing += 1;
-                    self.ops.push(Op::AckIncoming { peer, seq, reply });
+                    self.ops.push(Op::AckIncoming {
+                        peer,
+                        seqs: vec![seq],
+                        replies: reply.into_iter().collect(),
+                    });
                 }
                 _ => {
                     self.peer(&peer).session.handle_app_ack(seq);
-                    self.pump(now, &peer);
+                    self.mark(&peer);
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(()));
                     }
@@ -312,7 +389,7 @@ impl Driver {
             LinkEvent::Up(peer) => {
                 tracing::debug!(%peer, "link up");
                 self.peer(&peer).session.handle_link_up(now);
-                self.pump(now, &peer);
+                self.mark(&peer);
             }
             LinkEvent::Down(peer) => {
                 tracing::debug!(%peer, "link down");
@@ -322,7 +399,22 @@ impl Driver {
                 if let Err(error) = self.peer(&peer).session.handle_frame(now, frame) {
                     tracing::warn!(%peer, %error, "peer broke the reliable protocol; frame ignored");
                 }
-                self.pump(now, &peer);
+                self.mark(&peer);
+            }
+        }
+    }
+
+    /// Feeds what the link's `recv` gave; returns whether the link is still
+    /// open.
+    fn link_input(&mut self, event: Option<LinkEvent>) -> bool {
+        match event {
+            Some(event) => {
+                self.link_event(now(), event);
+                true
+            }
+            None => {
+                tracing::debug!("link closed");
+                false
             }
         }
     }
@@ -332,27 +424,32 @@ impl Driver {
             Done::Appended {
                 peer,
                 payloads,
-                bytes,
+                parts,
                 result,
-                reply,
             } => {
                 self.storing -= 1;
                 let state = self.peer(&peer);
-                state.appending -= 1;
+                state.appending -= payloads.len();
                 match result {
                     Ok(first) => {
                         for (seq, payload) in (first..).zip(payloads) {
                             state.session.handle_enqueued(now, seq, payload);
                         }
-                        let _ = reply.send(Ok(first));
+                        let mut next = first;
+                        for part in parts {
+                            let _ = part.reply.send(Ok(next));
+                            next += part.count as u64;
+                        }
                     }
                     Err(e) => {
-                        state.session.release(payloads.len(), bytes);
-                        let _ = reply.send(Err(e.into()));
+                        for part in parts {
+                            state.session.release(part.count, part.bytes);
+                            let _ = part.reply.send(Err(e.clone().into()));
+                        }
                     }
                 }
                 self.shared.progress.notify_waiters();
-                self.pump(now, &peer);
+                self.mark(&peer);
             }
             Done::AckedOutgoing { peer, result } => {
                 self.storing -= 1;
@@ -373,25 +470,28 @@ impl Driver {
                         state.session.handle_store_failed();
                     }
                 }
-                self.pump(now, &peer);
+                self.mark(&peer);
             }
             Done::AckedIncoming {
                 peer,
-                seq,
+                seqs,
                 result,
-                reply,
+                replies,
             } => {
                 self.storing -= 1;
                 let outcome = match result {
                     Ok(()) => {
-                        self.peer(&peer).session.handle_app_ack(seq);
-                        self.pump(now, &peer);
+                        let state = self.peer(&peer);
+                        for seq in seqs {
+                            state.session.handle_app_ack(seq);
+                        }
+                        self.mark(&peer);
                         Ok(())
                     }
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(e),
                 };
-                if let Some(reply) = reply {
-                    let _ = reply.send(outcome);
+                for reply in replies {
+                    let _ = reply.send(outcome.clone().map_err(Into::into));
                 }
             }
             Done::Sent { peer, result } => {
@@ -400,7 +500,7 @@ impl Driver {
                     tracing::debug!(%peer, %error, "send failed");
                 }
                 self.peer(&peer).sending = false;
-                self.pump(now, &peer);
+                self.mark(&peer);
             }
         }
     }
@@ -414,7 +514,7 @@ impl Driver {
             .collect();
         for peer in due {
             self.peer(&peer).session.handle_timeout(now);
-            self.pump(now, &peer);
+            self.mark(&peer);
         }
     }
 
@@ -425,8 +525,64 @@ impl Driver {
             .min()
     }
 
+    /// Notes that `peer`'s session was fed: it is pumped once, after every
+    /// input that is ready has been fed, so that the inputs of a burst
+    /// leave as one store batch, one send batch, one ack.
+    fn mark(&mut self, peer: &PeerId) {
+        if let Some(state) = self.peers.get_mut(peer) {
+            if !state.dirty {
+                state.dirty = true;
+                self.dirty.push(peer.clone());
+            }
+        }
+    }
+
+    /// Pumps every peer fed since the last call.
+    fn pump_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for peer in &dirty {
+            if let Some(state) = self.peers.get_mut(peer) {
+                state.dirty = false;
+            }
+            self.pump(peer);
+        }
+        // Keep the allocation.
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    /// Pumps the dirty peers, then merges the queued ops (see [`Op`]) and
+    /// starts them.
+    fn start_ops<'a, L: Link, B: Backend>(
+        &mut self,
+        work: &mut Work<'a>,
+        link: &'a L,
+        backend: &'a B,
+    ) {
+        self.pump_dirty();
+        let queued = self.ops.len();
+        let mut merged: Vec<Op> = Vec::with_capacity(queued);
+        for op in self.ops.drain(..) {
+            let mut op = Some(op);
+            for m in merged.iter_mut() {
+                match m.merge(op.take().expect("given back when not merged")) {
+                    Ok(()) => break,
+                    Err(back) => op = Some(back),
+                }
+            }
+            if let Some(op) = op {
+                merged.push(op);
+            }
+        }
+        // Only storage ops merge, and each was counted in `storing`.
+        self.storing -= queued - merged.len();
+        for op in merged {
+            work.push(start(op, link, backend));
+        }
+    }
+
     /// Drains `peer`'s session: events, the next store batch, frames.
-    fn pump(&mut self, _now: Instant, peer: &PeerId) {
+    fn pump(&mut self, peer: &PeerId) {
         if self.closing {
             return;
         }
@@ -478,10 +634,10 @@ impl Driver {
         }
     }
 
-    fn pump_all(&mut self, now: Instant) {
+    fn mark_all(&mut self) {
         let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
-        for peer in peers {
-            self.pump(now, &peer);
+        for peer in &peers {
+            self.mark(peer);
         }
     }
 }
@@ -491,16 +647,14 @@ fn start<'a, L: Link, B: Backend>(op: Op, link: &'a L, backend: &'a B) -> Task<'
         Op::Append {
             peer,
             payloads,
-            bytes,
-            reply,
+            parts,
         } => Box::pin(async move {
             let result = backend.append_outgoing(&peer, payloads.clone()).await;
             Done::Appended {
                 peer,
                 payloads,
-                bytes,
+                parts,
                 result,
-                reply,
             }
         }),
         Op::AckOutgoing { peer, up_to } => Box::pin(async move {
@@ -512,13 +666,17 @@ fn start<'a, L: Link, B: Backend>(op: Op, link: &'a L, backend: &'a B) -> Task<'
             let result = backend.store_incoming(&peer, batch).await;
             Done::Stored { peer, last, result }
         }),
-        Op::AckIncoming { peer, seq, reply } => Box::pin(async move {
-            let result = backend.ack_incoming(&peer, vec![seq]).await;
+        Op::AckIncoming {
+            peer,
+            seqs,
+            replies,
+        } => Box::pin(async move {
+            let result = backend.ack_incoming(&peer, seqs.clone()).await;
             Done::AckedIncoming {
                 peer,
-                seq,
+                seqs,
                 result,
-                reply,
+                replies,
             }
         }),
         Op::Send { peer, frames } => Box::pin(async move {
@@ -543,13 +701,6 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Runs the driver until the endpoint is cancelled; returns what was still
 /// pending then.
 pub(crate) async fn run<L: Link, B: Backend>(
@@ -561,34 +712,66 @@ pub(crate) async fn run<L: Link, B: Backend>(
     let link = &link;
     let backend = &backend;
     let cancel = driver.shared.cancel.clone();
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     let mut work: Work<'_> = Work::new();
     let recv = link.recv();
     tokio::pin!(recv);
     let mut link_open = true;
-    driver.pump_all(now());
+    // One timer for the earliest retransmission deadline, moved only when
+    // that deadline changes.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
+    driver.mark_all();
     loop {
-        for op in driver.ops.drain(..) {
-            work.push(start(op, link, backend));
-        }
+        driver.start_ops(&mut work, link, backend);
         let deadline = driver.next_timeout();
+        if deadline != armed {
+            if let Some(deadline) = deadline {
+                timer.as_mut().reset(deadline.into());
+            }
+            armed = deadline;
+        }
         tokio::select! {
-            () = cancel.cancelled() => break,
+            () = &mut cancelled => break,
             Some(done) = work.next(), if !work.is_empty() => driver.done(now(), done),
             event = &mut recv, if link_open => {
-                match event {
-                    Some(event) => driver.link_event(now(), event),
-                    None => {
-                        tracing::debug!("link closed");
-                        link_open = false;
-                    }
-                }
+                link_open = driver.link_input(event);
                 recv.set(link.recv());
             }
             command = commands.recv() => match command {
-                Some(command) => driver.command(now(), command),
+                Some(command) => driver.command(command),
                 None => break,
             },
-            () = sleep_until_opt(deadline) => driver.timeout(now()),
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
+                driver.timeout(now());
+            }
+        }
+        // Feed whatever else is ready before pumping, so that a burst of
+        // inputs becomes one batch of work.
+        let now = now();
+        for _ in 0..BURST {
+            let mut fed = false;
+            if let Ok(command) = commands.try_recv() {
+                driver.command(command);
+                fed = true;
+            }
+            if let Some(Some(done)) = work.next().now_or_never() {
+                driver.done(now, done);
+                fed = true;
+            }
+            if link_open {
+                if let Some(event) = (&mut recv).now_or_never() {
+                    link_open = driver.link_input(event);
+                    recv.set(link.recv());
+                    fed = true;
+                }
+            }
+            if !fed {
+                break;
+            }
         }
     }
     // Closing: no new work, but storage already under way finishes, so that

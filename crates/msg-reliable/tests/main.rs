@@ -7,5 +7,6 @@ mod support;
 mod backend_memory;
 mod backend_redb;
 mod crash_sigkill;
+mod driver_batching;
 mod endpoint_exchange;
 mod endpoint_recovery;
