@@ -229,3 +229,97 @@ async fn redb_mixed_concurrent_writes_fail_only_on_their_own_conflict() {
     assert_eq!(b.peers().await.unwrap().len(), 32);
     b.close().await;
 }
+
+/// Rows in `table` of the closed store at `path`, read with redb itself.
+fn rows(path: &std::path::Path, table: &str) -> usize {
+    use redb::{ReadableTableMetadata, TableDefinition};
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let def: TableDefinition<'_, (&[u8], u64), &[u8]> = TableDefinition::new(table);
+    txn.open_table(def).unwrap().len().unwrap() as usize
+}
+
+#[tokio::test]
+async fn batches_are_one_row_each_and_go_when_fully_acknowledged() {
+    let (_dir, path, b) = fresh().await;
+    let x = peer("x");
+    // Three appends, three rows; an incoming batch of five, one row.
+    b.append_outgoing(&x, msgs("o", 1..=4)).await.unwrap();
+    b.append_outgoing(&x, msgs("o", 5..=6)).await.unwrap();
+    b.append_outgoing(&x, msgs("o", 7..=9)).await.unwrap();
+    b.store_incoming(&x, StoreBatch::new(1, msgs("i", 1..=5), true))
+        .await
+        .unwrap();
+    b.close().await;
+    assert_eq!(rows(&path, "outgoing_batches"), 3);
+    assert_eq!(rows(&path, "incoming_batches"), 1);
+
+    // Acked up to the middle of the second append: the first row goes, the
+    // second stays with its head hidden. The application processes three
+    // of five incoming messages, out of order.
+    let b = RedbBackend::open(&path).await.unwrap();
+    b.ack_outgoing(&x, 5).await.unwrap();
+    b.ack_incoming(&x, vec![4, 1]).await.unwrap();
+    b.ack_incoming(&x, vec![2]).await.unwrap();
+    b.close().await;
+    assert_eq!(rows(&path, "outgoing_batches"), 2);
+    assert_eq!(rows(&path, "incoming_batches"), 1);
+
+    let b = RedbBackend::open(&path).await.unwrap();
+    assert_eq!(
+        b.load_outgoing(&x).await.unwrap().unacked,
+        (6..=9).map(|n| (n, msg("o", n))).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        b.load_incoming(&x).await.unwrap(),
+        IncomingState {
+            accepted: 5,
+            undelivered: vec![(3, msg("i", 3)), (5, msg("i", 5))]
+        }
+    );
+    // Everything acknowledged: no rows left behind, bitmaps included.
+    b.ack_outgoing(&x, 9).await.unwrap();
+    b.ack_incoming(&x, vec![3, 5]).await.unwrap();
+    b.close().await;
+    assert_eq!(rows(&path, "outgoing_batches"), 0);
+    assert_eq!(rows(&path, "incoming_batches"), 0);
+    assert_eq!(rows(&path, "incoming_acked"), 0);
+    let b = RedbBackend::open(&path).await.unwrap();
+    assert_eq!(b.load_outgoing(&x).await.unwrap().last_assigned, 9);
+    assert_eq!(b.append_outgoing(&x, msgs("o", 10..=10)).await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn a_damaged_batch_row_is_reported_as_corrupt_not_a_panic() {
+    let (_dir, path, b) = fresh().await;
+    let x = peer("x");
+    b.append_outgoing(&x, msgs("o", 1..=2)).await.unwrap();
+    b.close().await;
+    {
+        use redb::TableDefinition;
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let out: TableDefinition<'_, (&[u8], u64), &[u8]> =
+                TableDefinition::new("outgoing_batches");
+            let mut out = txn.open_table(out).unwrap();
+            // Claims 200 messages, holds a few bytes.
+            out.insert((b"x".as_slice(), 2), [200u8, 0, 0, 0, 1].as_slice())
+                .unwrap();
+            let inc: TableDefinition<'_, (&[u8], u64), &[u8]> =
+                TableDefinition::new("incoming_batches");
+            let mut inc = txn.open_table(inc).unwrap();
+            // Three messages cannot end at sequence number 2.
+            let row = [3u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            inc.insert((b"x".as_slice(), 2), row.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let b = RedbBackend::open(&path).await.unwrap();
+    let e = b.load_outgoing(&x).await.unwrap_err();
+    assert_eq!(e.kind(), StorageErrorKind::Corrupt, "{e:?}");
+    let e = b.load_incoming(&x).await.unwrap_err();
+    assert_eq!(e.kind(), StorageErrorKind::Corrupt, "{e:?}");
+    let e = b.ack_incoming(&x, vec![1]).await.unwrap_err();
+    assert_eq!(e.kind(), StorageErrorKind::Corrupt, "{e:?}");
+}

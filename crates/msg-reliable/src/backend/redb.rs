@@ -14,16 +14,29 @@
 //! database is the natural place to batch, and it keeps blocking file I/O
 //! off the async workers.
 //!
-//! Layout (keys sort by peer, then sequence number, so per-peer prefixes
-//! are contiguous ranges and deleting acknowledged messages is one range
-//! removal):
+//! Layout. Messages are stored a write at a time, not one by one: an append
+//! of 64 messages is one row, and so is an incoming batch, keyed by the
+//! last sequence number in it. B-tree work per message is what bounded
+//! throughput when every message was a row of its own (an insert and a
+//! delete on each side). Keys sort by peer, then sequence number, so a
+//! peer's rows are one contiguous range and deleting acknowledged rows is
+//! one range removal.
 //!
 //! ```text
-//! outgoing                (peer, seq) -> payload     unacknowledged outbox
-//! outgoing_last_assigned  peer        -> seq         numbering continues
-//! incoming                (peer, seq) -> payload     accepted, not app-acked
-//! incoming_accepted       peer        -> seq         acceptance watermark
+//! outgoing_batches        (peer, last seq) -> batch   unacknowledged outbox
+//! outgoing_last_assigned  peer        -> seq          numbering continues
+//! outgoing_acked          peer        -> seq          cumulative ack: hides the
+//!                                                     acked head of a batch
+//! incoming_batches        (peer, last seq) -> batch   accepted, not all app-acked
+//! incoming_acked          (peer, last seq) -> bitmap  which of a batch's
+//!                                                     messages the app acked
+//! incoming_accepted       peer        -> seq          acceptance watermark
 //! ```
+//!
+//! A batch is `count: u32 LE`, then per message `len: u32 LE` and its
+//! bytes; its first sequence number is `last - count + 1`. A batch row is
+//! deleted once all of its messages are acknowledged (outgoing: by the
+//! peer's cumulative ack; incoming: by the application, bit by bit).
 
 use std::collections::BTreeSet;
 use std::error::Error as StdError;
@@ -41,10 +54,13 @@ use crate::error::{StorageError, StorageErrorKind};
 use crate::peer::PeerId;
 use crate::proto::{IncomingState, OutgoingState, StoreBatch};
 
-const OUTGOING: TableDefinition<'_, (&[u8], u64), &[u8]> = TableDefinition::new("outgoing");
+const OUTGOING: TableDefinition<'_, (&[u8], u64), &[u8]> = TableDefinition::new("outgoing_batches");
 const LAST_ASSIGNED: TableDefinition<'_, &[u8], u64> =
     TableDefinition::new("outgoing_last_assigned");
-const INCOMING: TableDefinition<'_, (&[u8], u64), &[u8]> = TableDefinition::new("incoming");
+const OUTGOING_ACKED: TableDefinition<'_, &[u8], u64> = TableDefinition::new("outgoing_acked");
+const INCOMING: TableDefinition<'_, (&[u8], u64), &[u8]> = TableDefinition::new("incoming_batches");
+const INCOMING_ACKED: TableDefinition<'_, (&[u8], u64), &[u8]> =
+    TableDefinition::new("incoming_acked");
 const ACCEPTED: TableDefinition<'_, &[u8], u64> = TableDefinition::new("incoming_accepted");
 
 /// Most requests applied in one transaction; bounds the size of a commit
@@ -387,7 +403,9 @@ fn open_database(path: &Path) -> Result<Database, StorageError> {
     let txn = db.begin_write().map_err(io)?;
     txn.open_table(OUTGOING).map_err(io)?;
     txn.open_table(LAST_ASSIGNED).map_err(io)?;
+    txn.open_table(OUTGOING_ACKED).map_err(io)?;
     txn.open_table(INCOMING).map_err(io)?;
+    txn.open_table(INCOMING_ACKED).map_err(io)?;
     txn.open_table(ACCEPTED).map_err(io)?;
     txn.commit().map_err(io)?;
     Ok(db)
@@ -409,7 +427,9 @@ fn commit_batch(db: &Database, writes: &mut Vec<Write>, counters: &Counters) {
             let mut tables = Tables {
                 outgoing: txn.open_table(OUTGOING).map_err(io)?,
                 last_assigned: txn.open_table(LAST_ASSIGNED).map_err(io)?,
+                outgoing_acked: txn.open_table(OUTGOING_ACKED).map_err(io)?,
                 incoming: txn.open_table(INCOMING).map_err(io)?,
+                incoming_acked: txn.open_table(INCOMING_ACKED).map_err(io)?,
                 accepted: txn.open_table(ACCEPTED).map_err(io)?,
             };
             writes
@@ -442,7 +462,9 @@ fn commit_batch(db: &Database, writes: &mut Vec<Write>, counters: &Counters) {
 struct Tables<'txn> {
     outgoing: redb::Table<'txn, (&'static [u8], u64), &'static [u8]>,
     last_assigned: redb::Table<'txn, &'static [u8], u64>,
+    outgoing_acked: redb::Table<'txn, &'static [u8], u64>,
     incoming: redb::Table<'txn, (&'static [u8], u64), &'static [u8]>,
+    incoming_acked: redb::Table<'txn, (&'static [u8], u64), &'static [u8]>,
     accepted: redb::Table<'txn, &'static [u8], u64>,
 }
 
@@ -459,24 +481,32 @@ impl Tables<'_> {
                     .get(p)
                     .map_err(io)?
                     .map_or(0, |g| g.value());
-                for (seq, payload) in (last + 1..).zip(payloads) {
-                    self.outgoing
-                        .insert((p, seq), payload.as_ref())
-                        .map_err(io)?;
-                }
                 if !payloads.is_empty() {
-                    self.last_assigned
-                        .insert(p, last + payloads.len() as u64)
+                    let new_last = last + payloads.len() as u64;
+                    let batch = encode_batch(payloads)?;
+                    self.outgoing
+                        .insert((p, new_last), batch.as_slice())
                         .map_err(io)?;
+                    self.last_assigned.insert(p, new_last).map_err(io)?;
                 }
                 Ok(Ok(last + 1))
             }
             Write::AckOutgoing { peer, up_to, .. } => {
                 let p = peer.as_bytes();
-                // Incremental: only the acknowledged prefix is touched.
-                self.outgoing
-                    .retain_in((p, 0)..=(p, *up_to), |_, _| false)
-                    .map_err(io)?;
+                let acked = self
+                    .outgoing_acked
+                    .get(p)
+                    .map_err(io)?
+                    .map_or(0, |g| g.value());
+                if *up_to > acked {
+                    // Incremental: only the batches acknowledged to their
+                    // last message are touched; one acknowledged in part
+                    // stays, and the watermark hides its acked head.
+                    self.outgoing
+                        .retain_in((p, 0)..=(p, *up_to), |_, _| false)
+                        .map_err(io)?;
+                    self.outgoing_acked.insert(p, *up_to).map_err(io)?;
+                }
                 Ok(Ok(0))
             }
             Write::StoreIncoming { peer, batch, .. } => {
@@ -489,24 +519,150 @@ impl Tables<'_> {
                     return Ok(Err(StorageError::from_kind(StorageErrorKind::Conflict)));
                 }
                 if batch.persist_payloads() {
-                    for (seq, payload) in batch.iter() {
-                        self.incoming
-                            .insert((p, seq), payload.as_ref())
-                            .map_err(io)?;
-                    }
+                    let encoded = encode_batch(batch.payloads())?;
+                    self.incoming
+                        .insert((p, batch.last_seq()), encoded.as_slice())
+                        .map_err(io)?;
                 }
                 self.accepted.insert(p, batch.last_seq()).map_err(io)?;
                 Ok(Ok(0))
             }
             Write::AckIncoming { peer, seqs, .. } => {
-                let p = peer.as_bytes();
-                for seq in seqs {
-                    self.incoming.remove((p, *seq)).map_err(io)?;
-                }
+                let mut seqs = seqs.clone();
+                seqs.sort_unstable();
+                seqs.dedup();
+                self.ack_incoming(peer.as_bytes(), &seqs)?;
                 Ok(Ok(0))
             }
         }
     }
+}
+
+impl Tables<'_> {
+    /// Marks `seqs` (sorted, distinct) from peer `p` as processed by the
+    /// application, batch by batch, and deletes the batches that are then
+    /// processed in full. Sequence numbers not stored are ignored.
+    fn ack_incoming(&mut self, p: &[u8], seqs: &[u64]) -> Result<(), StorageError> {
+        let mut rest = seqs;
+        while let Some(&seq) = rest.first() {
+            // The batch holding `seq` is the first one that ends at or
+            // after it.
+            let found = {
+                let mut range = self.incoming.range((p, seq)..=(p, u64::MAX)).map_err(io)?;
+                match range.next() {
+                    Some(entry) => {
+                        let (k, v) = entry.map_err(io)?;
+                        Some((k.value().1, batch_count(v.value())?))
+                    }
+                    None => None,
+                }
+            };
+            let Some((last, count)) = found else {
+                break;
+            };
+            let first = first_seq(last, count)?;
+            // Every sequence number up to `last` is in this batch, or in
+            // none (already deleted, or never stored).
+            let here = rest.partition_point(|&s| s <= last);
+            let (mine, later) = rest.split_at(here);
+            rest = later;
+            let mine: Vec<u64> = mine.iter().copied().filter(|&s| s >= first).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut bits = self
+                .incoming_acked
+                .get((p, last))
+                .map_err(io)?
+                .map(|g| g.value().to_vec())
+                .unwrap_or_else(|| vec![0; (count as usize).div_ceil(8)]);
+            if bits.len() != (count as usize).div_ceil(8) {
+                return Err(corrupt("an acknowledgement bitmap of the wrong size"));
+            }
+            for s in mine {
+                let i = (s - first) as usize;
+                bits[i / 8] |= 1 << (i % 8);
+            }
+            let done = bits.iter().map(|b| b.count_ones() as u64).sum::<u64>() == count;
+            if done {
+                self.incoming.remove((p, last)).map_err(io)?;
+                self.incoming_acked.remove((p, last)).map_err(io)?;
+            } else {
+                self.incoming_acked
+                    .insert((p, last), bits.as_slice())
+                    .map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encodes payloads as one batch row: `count: u32 LE`, then `len: u32 LE`
+/// and the bytes of each.
+fn encode_batch(payloads: &[Bytes]) -> Result<Vec<u8>, StorageError> {
+    let too_large = || {
+        StorageError::new(
+            StorageErrorKind::Io,
+            "a batch or payload over 4 GiB cannot be stored",
+        )
+    };
+    let count = u32::try_from(payloads.len()).map_err(|_| too_large())?;
+    let size = 4 + payloads.iter().map(|p| 4 + p.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&count.to_le_bytes());
+    for payload in payloads {
+        let len = u32::try_from(payload.len()).map_err(|_| too_large())?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(payload);
+    }
+    Ok(out)
+}
+
+/// The number of messages in a batch row (at least one).
+fn batch_count(row: &[u8]) -> Result<u64, StorageError> {
+    let head: [u8; 4] = row
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| corrupt("a batch row shorter than its header"))?;
+    match u32::from_le_bytes(head) {
+        0 => Err(corrupt("an empty batch row")),
+        n => Ok(u64::from(n)),
+    }
+}
+
+/// The payloads of a batch row, copied out.
+fn decode_batch(row: &[u8]) -> Result<Vec<Bytes>, StorageError> {
+    let count = batch_count(row)?;
+    let mut rest = &row[4..];
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len: [u8; 4] = rest
+            .get(..4)
+            .and_then(|l| l.try_into().ok())
+            .ok_or_else(|| corrupt("a truncated batch row"))?;
+        let len = u32::from_le_bytes(len) as usize;
+        let payload = rest
+            .get(4..4 + len)
+            .ok_or_else(|| corrupt("a truncated batch row"))?;
+        out.push(Bytes::copy_from_slice(payload));
+        rest = &rest[4 + len..];
+    }
+    if !rest.is_empty() {
+        return Err(corrupt("bytes after the last message of a batch row"));
+    }
+    Ok(out)
+}
+
+/// The first sequence number of a batch of `count` ending at `last`.
+fn first_seq(last: u64, count: u64) -> Result<u64, StorageError> {
+    (last + 1)
+        .checked_sub(count)
+        .filter(|&first| first >= 1)
+        .ok_or_else(|| corrupt("a batch row with more messages than its key allows"))
+}
+
+fn corrupt(what: &'static str) -> StorageError {
+    StorageError::new(StorageErrorKind::Corrupt, what)
 }
 
 impl Write {
@@ -563,11 +719,16 @@ fn answer_read(db: &Database, read: Read) {
                 let p = peer.as_bytes();
                 let last = txn.open_table(LAST_ASSIGNED).map_err(io)?;
                 let last_assigned = last.get(p).map_err(io)?.map_or(0, |g| g.value());
+                let acked = txn.open_table(OUTGOING_ACKED).map_err(io)?;
+                let acked = acked.get(p).map_err(io)?.map_or(0, |g| g.value());
                 let table = txn.open_table(OUTGOING).map_err(io)?;
                 let mut unacked = Vec::new();
                 for entry in table.range((p, 0)..=(p, u64::MAX)).map_err(io)? {
                     let (k, v) = entry.map_err(io)?;
-                    unacked.push((k.value().1, Bytes::copy_from_slice(v.value())));
+                    let last = k.value().1;
+                    let payloads = decode_batch(v.value())?;
+                    let first = first_seq(last, payloads.len() as u64)?;
+                    unacked.extend((first..).zip(payloads).filter(|(seq, _)| *seq > acked));
                 }
                 Ok(OutgoingState {
                     last_assigned,
@@ -582,10 +743,26 @@ fn answer_read(db: &Database, read: Read) {
                 let acc = txn.open_table(ACCEPTED).map_err(io)?;
                 let accepted = acc.get(p).map_err(io)?.map_or(0, |g| g.value());
                 let table = txn.open_table(INCOMING).map_err(io)?;
+                let bitmaps = txn.open_table(INCOMING_ACKED).map_err(io)?;
                 let mut undelivered = Vec::new();
                 for entry in table.range((p, 0)..=(p, u64::MAX)).map_err(io)? {
                     let (k, v) = entry.map_err(io)?;
-                    undelivered.push((k.value().1, Bytes::copy_from_slice(v.value())));
+                    let last = k.value().1;
+                    let payloads = decode_batch(v.value())?;
+                    let first = first_seq(last, payloads.len() as u64)?;
+                    let bits = bitmaps
+                        .get((p, last))
+                        .map_err(io)?
+                        .map(|g| g.value().to_vec())
+                        .unwrap_or_default();
+                    let acked = |i: usize| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
+                    undelivered.extend(
+                        (first..)
+                            .zip(payloads)
+                            .enumerate()
+                            .filter(|(i, _)| !acked(*i))
+                            .map(|(_, m)| m),
+                    );
                 }
                 Ok(IncomingState {
                     accepted,
