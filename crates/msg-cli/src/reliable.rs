@@ -57,7 +57,7 @@ async fn open(
     endpoint: &str,
     default_identity: &str,
     default_side: Side,
-    always_retry: bool,
+    retry_unreachable: bool,
 ) -> anyhow::Result<Opened> {
     let endpoint: Endpoint = parse_endpoint(endpoint)?;
     let side = conn.side(default_side);
@@ -99,8 +99,13 @@ async fn open(
     let peer_socket = socket
         .socket()
         .context("a reliable endpoint without a socket")?;
-    let watch = match attach(peer_socket, &endpoint, side, always_retry || conn.retry).await {
-        Ok(watch) => watch,
+    let watch = match attach(peer_socket, &endpoint, side, conn.retry).await {
+        Ok(mut watch) => {
+            if retry_unreachable {
+                watch.retry_while_unreachable();
+            }
+            watch
+        }
         Err(error) => {
             socket.shutdown(Duration::ZERO).await;
             backend.close().await;

@@ -273,6 +273,9 @@ pub(crate) struct Watch {
     events: Option<SocketEvents>,
     /// `--retry`: keep trying while the first connection fails.
     retry: bool,
+    /// Keep trying while nothing answers at the endpoint, even without
+    /// `--retry` (a failed TLS or QUIC handshake still ends the command).
+    retry_unreachable: bool,
     /// Whether a connection has been up since the socket started.
     connected_once: bool,
     /// Whether the "retrying" warning was printed.
@@ -284,9 +287,18 @@ impl Watch {
         Self {
             events,
             retry,
+            retry_unreachable: false,
             connected_once: false,
             warned: false,
         }
+    }
+
+    /// Makes a refused or unanswered first connection a warning instead of
+    /// an error (`msg send`: the receiver may come up later, and the
+    /// messages are stored meanwhile). A failed TLS or QUIC handshake (a
+    /// certificate problem) still fails, unless `--retry`.
+    pub(crate) fn retry_while_unreachable(&mut self) {
+        self.retry_unreachable = true;
     }
 
     /// Resolves with an error when the connection fails for good: the
@@ -329,7 +341,10 @@ impl Watch {
                              client certificate, --cert and --key?)",
                         );
                     }
-                    if fatal_before_connect {
+                    // Both transports name a failed TLS or QUIC handshake as
+                    // such; anything else means nothing answered.
+                    let unreachable = !error.contains("handshake");
+                    if fatal_before_connect && !(self.retry_unreachable && unreachable) {
                         return anyhow!(what);
                     }
                     if !self.connected_once && !self.warned {

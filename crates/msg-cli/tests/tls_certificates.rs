@@ -210,3 +210,66 @@ fn pub_over_quic_delivers_everything_before_it_exits() {
     .ok();
     assert_eq!(sub.finish().ok(), ["t 1", "t 2", "t 3"]);
 }
+
+#[test]
+fn reliable_send_and_recv_over_tls_and_quic_verify_the_receiver() {
+    let pems = pems();
+    for scheme in ["tls", "quic"] {
+        let stores = tempfile::tempdir().unwrap();
+        let bob_store = stores.path().join("bob.redb");
+        let alice_store = stores.path().join("alice.redb");
+        let bind = format!("{scheme}://127.0.0.1:0");
+        let mut recv = Proc::start(&[
+            "recv",
+            &bind,
+            "--identity",
+            "bob",
+            "--count",
+            "1",
+            "--cert",
+            p(&pems.server_cert),
+            "--key",
+            p(&pems.server_key),
+            "--store",
+            p(&bob_store),
+        ]);
+        let endpoint = recv.listening();
+        // A sender trusting another CA never reaches bob, and says so.
+        let line = run(
+            &[
+                "send",
+                "bob",
+                &endpoint,
+                "unverified",
+                "--identity",
+                "mallory",
+                "--ca",
+                p(&pems.other_ca),
+                "--store",
+                p(&stores.path().join("mallory.redb")),
+            ],
+            b"",
+        )
+        .one_error_line();
+        assert!(line.contains("cannot connect"), "{scheme}: {line}");
+        assert!(line.contains("1 message(s) stay in"), "{scheme}: {line}");
+
+        run(
+            &[
+                "send",
+                "bob",
+                &endpoint,
+                &format!("hello over {scheme}"),
+                "--identity",
+                "alice",
+                "--ca",
+                p(&pems.ca),
+                "--store",
+                p(&alice_store),
+            ],
+            b"",
+        )
+        .ok();
+        assert_eq!(recv.finish().ok(), [format!("hello over {scheme}")]);
+    }
+}
