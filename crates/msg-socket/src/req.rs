@@ -1,15 +1,39 @@
 //! The requesting side of request/reply.
+//!
+//! Every request in flight has an entry in the socket's pending table, a
+//! slab: a `Vec` of slots reused through a free list, each slot with a
+//! generation that changes whenever its entry is removed. The request's id on
+//! the wire is its key, the slot's index and generation together, so a reply
+//! finds its entry without hashing, and a reply to a request that already
+//! ended (timed out, cancelled) cannot reach a later request that reuses the
+//! slot: the generation no longer matches.
+//!
+//! The entry is also the request's completion: whoever ends the request (the
+//! reply, the loss of its connection, its deadline) stores the outcome there
+//! and wakes the waker it holds; the request takes the outcome and frees the
+//! slot. No channel is allocated per request.
+//!
+//! Deadlines are kept by one sweeper task per socket instead of a timer per
+//! request. It sleeps until the earliest deadline in the table, fails every
+//! request past its deadline with [`ReqError::Timeout`], and sleeps again.
+//! A request whose deadline is earlier than the one the sweeper sleeps until
+//! wakes it to re-arm; with one timeout for all requests (the usual case)
+//! deadlines only grow, and a request costs the sweeper nothing. Requests
+//! still waiting for a connection or for room in one have their entry too,
+//! so the deadline holds whether or not a connection is up.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::future::poll_fn;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use msg_transport::{Endpoint, Transport};
-use msg_wire::{Frame, FrameCodec, Reason, SocketType};
-use tokio::sync::{Notify, oneshot};
+use msg_wire::{EncodedFrame, Frame, FrameCodec, Reason, SocketType};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::driver::conn::{ConnHandle, Pattern};
 use crate::driver::core::Core;
@@ -69,20 +93,168 @@ pub struct ReqSocket {
 }
 
 #[derive(Debug)]
-struct Pending {
-    conn_id: u64,
-    tx: oneshot::Sender<Result<Bytes, ReqError>>,
-}
-
-#[derive(Debug)]
 struct ReqState {
     core: Arc<Core>,
     conns: Mutex<Vec<Arc<ConnHandle>>>,
     next_conn: AtomicUsize,
     conn_ready: Notify,
-    pending: Mutex<HashMap<u64, Pending>>,
-    next_id: AtomicU64,
+    pending: Mutex<Table>,
+    /// Tells the sweeper that a deadline earlier than the one it sleeps
+    /// until came in.
+    rearm: Notify,
     codec: FrameCodec,
+}
+
+/// Where a request's entry lives: its slot in the table and the slot's
+/// generation when the request took it. Also the request's id on the wire
+/// (generation in the high 32 bits, index in the low ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    index: u32,
+    generation: u32,
+}
+
+impl Key {
+    /// The id sent with the request.
+    fn id(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    /// The key an id names. Any id maps to some key; one that names no live
+    /// entry (a stale or made-up id) finds nothing in the table.
+    fn from_id(id: u64) -> Self {
+        Self {
+            index: (id & u64::from(u32::MAX)) as u32,
+            generation: (id >> 32) as u32,
+        }
+    }
+}
+
+/// The pending table: one entry per request that has not ended yet.
+#[derive(Debug, Default)]
+struct Table {
+    slots: Vec<Slot>,
+    /// Indices of empty slots, most recently freed last.
+    free: Vec<u32>,
+    /// The deadline the sweeper sleeps until; `None` while it waits for a
+    /// first deadline (or has not started).
+    armed: Option<Instant>,
+    /// Whether a sweeper task is running.
+    sweeper: bool,
+}
+
+/// One slot of the table.
+#[derive(Debug)]
+struct Slot {
+    /// Changes whenever the slot's entry is removed, so a key of an earlier
+    /// occupant no longer finds it. Never 0, so no id is 0.
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+/// A request that has not ended yet.
+#[derive(Debug)]
+struct Entry {
+    /// When the request times out.
+    deadline: Instant,
+    /// The connection the request is (or is about to be) queued on; `None`
+    /// while it waits for a connection. Only this connection's reply or
+    /// loss ends the request.
+    conn: Option<u64>,
+    /// Woken when the outcome is stored.
+    waker: Option<Waker>,
+    /// How the request ended, once it did; the request collects it.
+    outcome: Option<Result<Bytes, ReqError>>,
+}
+
+impl Entry {
+    /// Ends the request with `outcome` unless it has ended already; returns
+    /// the waker to wake (after the table's lock is released).
+    fn finish(&mut self, outcome: Result<Bytes, ReqError>) -> Option<Waker> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        self.outcome = Some(outcome);
+        self.conn = None;
+        self.waker.take()
+    }
+
+    /// Whether the request is waiting for its reply (or its connection) on
+    /// `conn`.
+    fn awaits(&self, conn: u64) -> bool {
+        self.outcome.is_none() && self.conn == Some(conn)
+    }
+}
+
+impl Table {
+    /// Puts `entry` in a free slot (the most recently freed one, or a new
+    /// one) and returns its key.
+    fn insert(&mut self, entry: Entry) -> Key {
+        if let Some(index) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(index as usize) {
+                slot.entry = Some(entry);
+                return Key {
+                    index,
+                    generation: slot.generation,
+                };
+            }
+        }
+        let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 requests in flight");
+        self.slots.push(Slot {
+            generation: 1,
+            entry: Some(entry),
+        });
+        Key {
+            index,
+            generation: 1,
+        }
+    }
+
+    /// The entry `key` names, if it is still there.
+    fn get(&mut self, key: Key) -> Option<&mut Entry> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.entry.as_mut()
+    }
+
+    /// Removes the entry `key` names, if it is still there, and frees its
+    /// slot under a new generation.
+    fn remove(&mut self, key: Key) -> Option<Entry> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        let entry = slot.entry.take()?;
+        slot.generation = slot.generation.wrapping_add(1).max(1);
+        self.free.push(key.index);
+        Some(entry)
+    }
+
+    /// Entries still waiting for an outcome.
+    fn waiting(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.slots
+            .iter_mut()
+            .filter_map(|s| s.entry.as_mut())
+            .filter(|e| e.outcome.is_none())
+    }
+
+    /// Times out every request whose deadline is at or before `now`, pushing
+    /// their wakers to `woken`; returns the earliest deadline left, which the
+    /// sweeper is now armed for.
+    fn expire(&mut self, now: Instant, woken: &mut Vec<Waker>) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for entry in self.waiting() {
+            if entry.deadline <= now {
+                woken.extend(entry.finish(Err(ReqError::Timeout)));
+            } else {
+                next = Some(next.map_or(entry.deadline, |n| n.min(entry.deadline)));
+            }
+        }
+        self.armed = next;
+        next
+    }
 }
 
 impl ReqSocket {
@@ -103,8 +275,8 @@ impl ReqSocket {
             conns: Mutex::new(Vec::new()),
             next_conn: AtomicUsize::new(0),
             conn_ready: Notify::new(),
-            pending: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
+            pending: Mutex::new(Table::default()),
+            rearm: Notify::new(),
             codec: FrameCodec::with_options(core.opts.wire.clone()),
         });
         Ok(Self { core, state })
@@ -124,7 +296,10 @@ impl ReqSocket {
     ///   socket, and [`close`](Self::close) and drop take the socket by
     ///   value, so every request has ended before the socket can close.
     pub async fn request(&self, payload: impl Into<Bytes>) -> Result<Bytes, ReqError> {
-        self.request_timeout(payload, self.core.opts.request_timeout)
+        // Straight to `send` rather than through `request_timeout`: one
+        // future less nested in every request's.
+        self.state
+            .send(payload.into(), self.core.opts.request_timeout)
             .await
     }
 
@@ -138,16 +313,7 @@ impl ReqSocket {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Bytes, ReqError> {
-        let started = tokio::time::Instant::now();
-        let result = tokio::time::timeout(timeout, self.state.send(payload.into())).await;
-        match result {
-            Ok(Ok(reply)) => {
-                self.core.counters.latency.record(started.elapsed());
-                Ok(reply)
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(ReqError::Timeout),
-        }
+        self.state.send(payload.into(), timeout).await
     }
 }
 
@@ -158,99 +324,296 @@ impl Default for ReqSocket {
 }
 
 /// Removes a request's entry from the pending table when the request ends
-/// in any way (reply, timeout, cancellation), so nothing leaks.
-struct PendingGuard<'a> {
+/// early (its future dropped, an encoding error), so nothing leaks.
+struct EntryGuard<'a> {
     state: &'a ReqState,
-    id: u64,
-    /// Cleared once the entry is known to be gone (the reply or the loss was
-    /// delivered), which saves a lock on the common path.
+    key: Key,
+    /// Cleared once the request collected its outcome, which removed the
+    /// entry already.
     armed: bool,
 }
 
-impl Drop for PendingGuard<'_> {
+impl Drop for EntryGuard<'_> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Ok(mut pending) = self.state.pending.lock() {
-            pending.remove(&self.id);
+        if self.armed {
+            self.state.table().remove(self.key);
         }
     }
 }
 
+/// Clears the table's sweeper flag when the sweeper ends, however it ends
+/// (the socket closing, or its runtime shutting down and dropping it), so
+/// the next request starts another.
+struct SweeperRunning<'a>(&'a ReqState);
+
+impl Drop for SweeperRunning<'_> {
+    fn drop(&mut self) {
+        let mut table = self.0.table();
+        table.sweeper = false;
+        table.armed = None;
+    }
+}
+
+/// Times out requests past their deadline until the socket closes.
+async fn sweep(state: Arc<ReqState>) {
+    let _running = SweeperRunning(&state);
+    let sleep = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(sleep);
+    let mut woken = Vec::new();
+    loop {
+        let rearm = state.rearm.notified();
+        let next = state.table().expire(Instant::now(), &mut woken);
+        woken.drain(..).for_each(Waker::wake);
+        if let Some(deadline) = next {
+            sleep.as_mut().reset(deadline);
+        }
+        tokio::select! {
+            biased;
+            () = state.core.cancel.cancelled() => return,
+            () = rearm => {}
+            () = &mut sleep, if next.is_some() => {}
+        }
+    }
+}
+
+/// A deadline `timeout` after `start`, or one so far away that it never
+/// comes when that overflows.
+fn deadline(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .unwrap_or_else(|| start + Duration::from_secs(86_400 * 365 * 30))
+}
+
 impl ReqState {
-    async fn send(&self, payload: Bytes) -> Result<Bytes, ReqError> {
-        let id = self.next_id.fetch_add(1, Relaxed);
-        let mut frame = self
+    /// The pending table, locked.
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // The table stays consistent across a panic elsewhere: every change
+        // to it is a few plain assignments.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One request, from its entry in the table to its outcome; see
+    /// [`ReqSocket::request`].
+    async fn send(self: &Arc<Self>, payload: Bytes, timeout: Duration) -> Result<Bytes, ReqError> {
+        let started = Instant::now();
+        // With a connection up (the usual case), the request is queued on it
+        // right away, and its entry names it from the start: the reply may
+        // come back before the frame is even reported queued.
+        let conn = self.try_pick();
+        let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let key = self.register(Entry {
+            deadline: deadline(started, timeout),
+            conn: conn.as_ref().map(|c| c.peer.conn_id),
+            waker: Some(waker),
+            outcome: None,
+        });
+        let mut guard = EntryGuard {
+            state: self,
+            key,
+            armed: true,
+        };
+        let frame = self
             .codec
             .encode_parts(
-                &Frame::Request { id, payload },
+                &Frame::Request {
+                    id: key.id(),
+                    payload,
+                },
                 self.core.opts.wire.get_compression(),
             )
             .map_err(ReqError::Encode)?;
-        loop {
-            let conn = self.pick().await?;
-            let (tx, rx) = oneshot::channel();
-            // Registered before the frame is queued: the reply may come back
-            // before `send` returns.
-            self.pending.lock().expect("pending lock").insert(
-                id,
-                Pending {
-                    conn_id: conn.peer.conn_id,
-                    tx,
-                },
-            );
-            let mut guard = PendingGuard {
-                state: self,
-                id,
-                armed: true,
-            };
-            match conn.send(frame).await {
-                Ok(()) => {}
-                Err(unsent) => {
-                    // The connection is closing and the request was not
-                    // queued, so another connection may take it. Forget this
-                    // one now rather than when its task gets round to
-                    // `disconnected`: until then `pick` would keep offering
-                    // it and this loop would spin.
-                    frame = unsent;
-                    self.forget(conn.peer.conn_id);
-                    continue;
+        // Queuing finishes at once unless there is no connection or the
+        // connection's queue is full; only then is the deadline watched here
+        // (the sweeper reports it through the entry). The rare wait for a
+        // connection lives in a box of its own, so that its state does not
+        // bloat (and get copied with) every request's future.
+        let mut waited = false;
+        let unsent = match conn {
+            Some(conn) => {
+                let sent = {
+                    let mut send = pin!(conn.send(frame));
+                    poll_fn(|cx| {
+                        if let Poll::Ready(sent) = send.as_mut().poll(cx) {
+                            return Poll::Ready(Some(sent));
+                        }
+                        waited = true;
+                        match self.poll_expired(key, cx) {
+                            Poll::Ready(()) => Poll::Ready(None),
+                            Poll::Pending => Poll::Pending,
+                        }
+                    })
+                    .await
+                };
+                match sent {
+                    Some(Ok(())) => None,
+                    Some(Err(unsent)) => {
+                        self.closing(&conn, key);
+                        Some(unsent)
+                    }
+                    None => return Err(ReqError::Timeout),
                 }
             }
-            self.core.counters.msgs_sent.fetch_add(1, Relaxed);
-            // Only the reply (or its loss) ends the wait: a queued request
-            // always hears back, since the connection's task fails every
-            // pending request when it ends (`disconnected`), and it ends when
-            // the socket shuts down. Not waiting on the socket's token as
-            // well saves registering a waiter with it per request.
-            let result = rx.await;
-            // Whoever completed (or dropped) the sender took the entry out
-            // of the table already.
-            guard.armed = false;
-            return match result {
-                Ok(Ok(reply)) => Ok(reply),
-                // A connection torn down by the socket's own shutdown
-                // reports the shutdown, not a lost peer.
-                _ if self.core.cancel.is_cancelled() => Err(ReqError::Closed),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(ReqError::ConnectionLost),
-            };
+            None => Some(frame),
+        };
+        if let Some(frame) = unsent {
+            waited = true;
+            let dispatch = Box::pin(self.dispatch(key, frame));
+            let expired = poll_fn(|cx| self.poll_expired(key, cx));
+            tokio::select! {
+                biased;
+                sent = dispatch => sent?,
+                () = expired => return Err(ReqError::Timeout),
+            }
         }
+        self.core.counters.msgs_sent.fetch_add(1, Relaxed);
+        // Only the outcome ends the wait: a queued request always hears
+        // back, from its reply, its connection's task (which fails every
+        // request queued on it when it ends, `disconnected`, and ends when
+        // the socket shuts down) or the sweeper.
+        //
+        // Unless queuing had to wait, this is still the poll that registered
+        // the entry, with the waker of this very poll: whoever ends the
+        // request wakes this task (a wake while it runs polls it again). So
+        // the first poll yields without looking, which saves a lock on a
+        // table the reply cannot have reached yet in the usual case.
+        let mut look = waited;
+        let outcome = poll_fn(|cx| {
+            if !std::mem::replace(&mut look, true) {
+                return Poll::Pending;
+            }
+            self.poll_outcome(key, cx)
+        })
+        .await;
+        // Collecting the outcome removed the entry.
+        guard.armed = false;
+        match outcome {
+            Ok(reply) => {
+                self.core.counters.latency.record(started.elapsed());
+                Ok(reply)
+            }
+            Err(ReqError::Timeout) => Err(ReqError::Timeout),
+            // A connection torn down by the socket's own shutdown reports
+            // the shutdown, not a lost peer.
+            Err(_) if self.core.is_closing() => Err(ReqError::Closed),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts a new request in the table, and makes sure the sweeper is
+    /// running and armed for its deadline.
+    fn register(self: &Arc<Self>, entry: Entry) -> Key {
+        let deadline = entry.deadline;
+        let (key, start, rearm) = {
+            let mut table = self.table();
+            let key = table.insert(entry);
+            let start = !table.sweeper;
+            table.sweeper = true;
+            let rearm = table.armed.is_none_or(|armed| deadline < armed);
+            if rearm {
+                table.armed = Some(deadline);
+            }
+            (key, start, rearm)
+        };
+        if start {
+            self.core.tasks.spawn(sweep(self.clone()));
+        } else if rearm {
+            self.rearm.notify_one();
+        }
+        key
+    }
+
+    /// Queues the request's frame on the next connection to come up. A
+    /// connection that turns out to be closing did not take the frame, so
+    /// the next one is tried.
+    async fn dispatch(&self, key: Key, mut frame: EncodedFrame) -> Result<(), ReqError> {
+        loop {
+            let conn = self.pick().await?;
+            self.assign(key, Some(conn.peer.conn_id));
+            match conn.send(frame).await {
+                Ok(()) => return Ok(()),
+                Err(unsent) => {
+                    frame = unsent;
+                    self.closing(&conn, key);
+                }
+            }
+        }
+    }
+
+    /// `conn` refused the request's frame: it is closing, and the request
+    /// was not queued, so another connection may take it. Forgets the
+    /// connection now rather than when its task gets round to
+    /// `disconnected` (until then `pick` would keep offering it and
+    /// `dispatch` would spin), and the request's entry no longer names it.
+    fn closing(&self, conn: &ConnHandle, key: Key) {
+        self.forget(conn.peer.conn_id);
+        self.assign(key, None);
+    }
+
+    /// Points the request's entry at `conn` (or at none). A loss reported
+    /// for the previous connection is forgotten: the frame was not queued
+    /// there.
+    fn assign(&self, key: Key, conn: Option<u64>) {
+        let mut table = self.table();
+        if let Some(entry) = table.get(key) {
+            if matches!(entry.outcome, Some(Err(ReqError::ConnectionLost))) {
+                entry.outcome = None;
+            }
+            entry.conn = conn;
+        }
+    }
+
+    /// Ready once the sweeper has timed the request out.
+    fn poll_expired(&self, key: Key, cx: &mut Context<'_>) -> Poll<()> {
+        let mut table = self.table();
+        match table.get(key) {
+            Some(entry) if matches!(entry.outcome, Some(Err(ReqError::Timeout))) => Poll::Ready(()),
+            Some(entry) => {
+                register_waker(&mut entry.waker, cx);
+                Poll::Pending
+            }
+            // Only the request itself removes its entry.
+            None => Poll::Pending,
+        }
+    }
+
+    /// Ready with the request's outcome, which removes its entry.
+    fn poll_outcome(&self, key: Key, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReqError>> {
+        let mut table = self.table();
+        let Some(entry) = table.get(key) else {
+            // Only the request itself removes its entry, so this cannot
+            // happen; were it to, ending the request beats hanging.
+            return Poll::Ready(Err(ReqError::ConnectionLost));
+        };
+        match entry.outcome.take() {
+            Some(outcome) => {
+                table.remove(key);
+                Poll::Ready(outcome)
+            }
+            None => {
+                register_waker(&mut entry.waker, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The next connected peer, round-robin, if there is one.
+    fn try_pick(&self) -> Option<Arc<ConnHandle>> {
+        let conns = self.conns.lock().expect("conns lock");
+        if conns.is_empty() {
+            return None;
+        }
+        let i = self.next_conn.fetch_add(1, Relaxed) % conns.len();
+        conns.get(i).cloned()
     }
 
     /// The next connected peer, round-robin; waits while there is none.
     async fn pick(&self) -> Result<Arc<ConnHandle>, ReqError> {
         loop {
             let ready = self.conn_ready.notified();
-            {
-                let conns = self.conns.lock().expect("conns lock");
-                if !conns.is_empty() {
-                    let i = self.next_conn.fetch_add(1, Relaxed) % conns.len();
-                    return Ok(conns[i].clone());
-                }
+            if let Some(conn) = self.try_pick() {
+                return Ok(conn);
             }
-            if self.core.cancel.is_cancelled() {
+            if self.core.is_closing() {
                 return Err(ReqError::Closed);
             }
             tokio::select! {
@@ -269,6 +632,14 @@ impl ReqState {
     }
 }
 
+/// Keeps `slot` holding the waker of the task polling now.
+fn register_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
 impl Pattern for ReqState {
     async fn connected(&self, conn: &Arc<ConnHandle>) {
         self.conns.lock().expect("conns lock").push(conn.clone());
@@ -282,20 +653,17 @@ impl Pattern for ReqState {
     ) -> Result<(), (Reason, &'static str)> {
         match frame {
             Frame::Reply { id, payload } => {
-                let waiter = {
-                    let mut pending = self.pending.lock().expect("pending lock");
-                    // A reply for a request that timed out, or from another
-                    // connection than the one the request went to, is
-                    // ignored.
-                    match pending.entry(id) {
-                        Entry::Occupied(e) if e.get().conn_id == conn.peer.conn_id => {
-                            Some(e.remove())
-                        }
-                        _ => None,
-                    }
-                };
-                if let Some(p) = waiter {
-                    let _ = p.tx.send(Ok(payload));
+                // A reply for a request that already ended (timed out,
+                // cancelled: its slot has a new generation now, even if
+                // another request took it), or from another connection than
+                // the one the request went to, is ignored.
+                let waker = self
+                    .table()
+                    .get(Key::from_id(id))
+                    .filter(|entry| entry.awaits(conn.peer.conn_id))
+                    .and_then(|entry| entry.finish(Ok(payload)));
+                if let Some(waker) = waker {
+                    waker.wake();
                 }
                 Ok(())
             }
@@ -309,19 +677,15 @@ impl Pattern for ReqState {
         // Every request queued on this connection fails, written or not:
         // none is re-sent. (A request still waiting for room in the queue
         // was never sent; `send` sees the connection closed, which happens
-        // before this runs, and tries another connection.)
-        let lost: Vec<Pending> = {
-            let mut pending = self.pending.lock().expect("pending lock");
-            let ids: Vec<u64> = pending
-                .iter()
-                .filter(|(_, p)| p.conn_id == id)
-                .map(|(k, _)| *k)
-                .collect();
-            ids.iter().filter_map(|k| pending.remove(k)).collect()
-        };
-        for p in lost {
-            let _ = p.tx.send(Err(ReqError::ConnectionLost));
-        }
+        // before this runs, and tries another connection, forgetting this
+        // loss.)
+        let woken: Vec<Waker> = self
+            .table()
+            .waiting()
+            .filter(|entry| entry.conn == Some(id))
+            .filter_map(|entry| entry.finish(Err(ReqError::ConnectionLost)))
+            .collect();
+        woken.into_iter().for_each(Waker::wake);
     }
 }
 

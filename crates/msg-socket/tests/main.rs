@@ -26,6 +26,7 @@ mod pubsub_topology;
 mod reqrep_backoff;
 mod reqrep_close;
 mod reqrep_connection_lost;
+mod reqrep_pending_table;
 mod reqrep_pipelining;
 mod reqrep_rep_hwm;
 mod reqrep_rep_peers;
