@@ -16,6 +16,7 @@ mod lifecycle_stats;
 mod peer_routing;
 mod pubsub_compression;
 mod pubsub_filtering;
+mod pubsub_large_messages;
 mod pubsub_limits;
 mod pubsub_recv_hwm;
 mod pubsub_restart;

@@ -4,6 +4,7 @@
 mod common;
 
 mod codec_bounded_memory;
+mod codec_buffer_reuse;
 mod codec_roundtrip;
 mod codec_split_stream;
 mod codec_tokio_util;

@@ -415,6 +415,8 @@ async fn read_frames<P: Pattern, C: Conn>(
     let mut timer = HeartbeatTimer::new();
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
+    // Payload bytes handed to the pattern since this task last yielded.
+    let mut since_yield = 0usize;
 
     loop {
         // Drain every whole frame already buffered before reading again.
@@ -432,8 +434,9 @@ async fn read_frames<P: Pattern, C: Conn>(
                         return End::PeerClosed(format!("peer closed ({code}): {text}"));
                     }
                     other => {
-                        if other.payload().is_some() {
+                        if let Some(p) = other.payload() {
                             counters.msgs_received.fetch_add(1, Relaxed);
+                            since_yield = since_yield.saturating_add(p.len());
                         }
                         let handled = pattern.frame(handle, other);
                         tokio::pin!(handled);
@@ -463,6 +466,12 @@ async fn read_frames<P: Pattern, C: Conn>(
                         if let Err((code, text)) = result {
                             return End::Protocol(code, text.to_owned());
                         }
+                        if since_yield >= YIELD_AFTER_BYTES {
+                            // Let the application take what we delivered
+                            // before reading on (see `YIELD_AFTER_BYTES`).
+                            since_yield = 0;
+                            tokio::task::yield_now().await;
+                        }
                     }
                 }
                 continue;
@@ -477,7 +486,10 @@ async fn read_frames<P: Pattern, C: Conn>(
         // reserve only when there is no room at all (no header yet, or a
         // frame just split off). Reserving more on top of the codec's exact
         // room could let `BytesMut` double a buffer that already holds a
-        // frame at the size limit.
+        // frame at the size limit. When a large frame just filled the buffer
+        // and the application has dropped it already, this `reserve` takes
+        // back that whole allocation without allocating (see
+        // `YIELD_AFTER_BYTES`).
         if buf.capacity() == buf.len() {
             buf.reserve(16 * 1024);
         }
@@ -520,6 +532,21 @@ async fn read_frames<P: Pattern, C: Conn>(
         }
     }
 }
+
+/// Payload bytes the reader delivers before it yields to other tasks.
+///
+/// A large frame is a view into the read buffer it arrived in, so that
+/// buffer can be reused only once the application has dropped the frame:
+/// then the reader's next `reserve` reclaims the whole allocation in place
+/// (reads go straight into memory that is already mapped, and the codec has
+/// nothing to grow or copy). Without this a reader whose socket always has
+/// more bytes keeps reading until tokio's budget runs out, while an
+/// application on the same thread has not had a chance to take, let alone
+/// drop, what was delivered: every large frame would then get a fresh
+/// buffer, grown step by step (copies) and faulted in page by page. One
+/// yield per 256 KiB costs little next to moving that many bytes, and also
+/// bounds how far the reader runs ahead of such an application.
+const YIELD_AFTER_BYTES: usize = 256 * 1024;
 
 fn send_ping(handle: &ConnHandle, nonce: u64) {
     if let Ok(f) = handle.encode(&Frame::Ping { nonce }) {
