@@ -17,6 +17,13 @@
 //!   [`msg_rows::PUB_SUB`] at 64 B: what ordering, acknowledgement and
 //!   retransmission state cost against fire-and-forget (target: at least
 //!   0.3×).
+//! - [`RELIABLE_MEMORY_AUTO`]: the same with the receiver in
+//!   [`AckMode::Auto`]: a delivery counts as processed once the application
+//!   has it, so the receiving application sends no acknowledgement of its
+//!   own (the endpoints still acknowledge each other: the sender's window
+//!   and retransmission work as before). Compared with
+//!   [`msg_rows::PUB_SUB`] too: "delivered" with nothing else asked of the
+//!   application, as Pub/Sub is measured.
 //! - [`RELIABLE_REDB`]: the same on two [`RedbBackend`] files, every write
 //!   committed with an fsync (group commit gathers concurrent writes of one
 //!   store into one transaction). Compared with [`RELIABLE_MEMORY`], the
@@ -40,7 +47,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use msg::reliable::{
-    Backend, MemoryBackend, PeerId, RedbBackend, ReliableError, ReliableOptions, ReliableSocket,
+    AckMode, Backend, MemoryBackend, PeerId, RedbBackend, ReliableError, ReliableOptions,
+    ReliableSocket,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -51,6 +59,9 @@ use crate::stats::per_sec;
 
 /// Row name of reliable delivery between two in-memory stores.
 pub const RELIABLE_MEMORY: &str = "msg reliable, memory, 64 senders";
+/// Row name of reliable delivery between two in-memory stores, the receiver
+/// in automatic acknowledgement mode.
+pub const RELIABLE_MEMORY_AUTO: &str = "msg reliable, memory, auto-ack, 64 senders";
 /// Row name of reliable delivery between two redb stores, fsync per commit.
 pub const RELIABLE_REDB: &str = "msg reliable, redb fsync, 64 senders";
 /// Payload size of the reliable rows, in bytes.
@@ -70,13 +81,19 @@ pub fn experiments() -> Vec<Experiment> {
     for t in TRANSPORTS {
         all.push(Experiment::new(
             format!("{RELIABLE_MEMORY} {t}"),
-            move |cfg| reliable::<MemoryBackend>(cfg, t),
+            move |cfg| reliable::<MemoryBackend>(cfg, t, AckMode::Manual),
+        ));
+    }
+    for t in TRANSPORTS {
+        all.push(Experiment::new(
+            format!("{RELIABLE_MEMORY_AUTO} {t}"),
+            move |cfg| reliable::<MemoryBackend>(cfg, t, AckMode::Auto),
         ));
     }
     for t in TRANSPORTS {
         all.push(Experiment::new(
             format!("{RELIABLE_REDB} {t}"),
-            move |cfg| reliable::<RedbBackend>(cfg, t),
+            move |cfg| reliable::<RedbBackend>(cfg, t, AckMode::Manual),
         ));
     }
     all
@@ -132,7 +149,12 @@ impl BenchStore for RedbBackend {
 fn reliable<S: BenchStore>(
     cfg: &Config,
     transport: Transport,
+    acks: AckMode,
 ) -> Result<Vec<Measurement>, BenchError> {
+    let (row, refs) = match acks {
+        AckMode::Manual => (S::ROW, S::REFS),
+        _ => (RELIABLE_MEMORY_AUTO, &[msg_rows::PUB_SUB][..]),
+    };
     let place = Place::new(transport)?;
     let limit = cfg.hard_limit();
     let (join, time_limit, count) = (cfg.join_timeout, cfg.time_limit, cfg.pubsub_count);
@@ -153,7 +175,7 @@ fn reliable<S: BenchStore>(
                     let backend = S::open(place.dir(), "receiver").await?;
                     let endpoint = ReliableSocket::open_with_socket_options(
                         receiver_id.clone(),
-                        ReliableOptions::new(),
+                        ReliableOptions::new().ack_mode(acks).clone(),
                         place.server_options()?,
                         backend.clone(),
                     )
@@ -175,9 +197,10 @@ fn reliable<S: BenchStore>(
                 };
                 let endpoint = Arc::new(endpoint);
                 // A task of its own, as an application's receiver would be.
-                let received = tokio::spawn(receive(endpoint.clone(), sender_id.clone(), last_rx))
-                    .await
-                    .map_err(|_| BenchError::Panicked)?;
+                let received =
+                    tokio::spawn(receive(endpoint.clone(), sender_id.clone(), last_rx, acks))
+                        .await
+                        .map_err(|_| BenchError::Panicked)?;
                 // Stay up until the sender has the acknowledgement of the
                 // last message (or has given up).
                 let _ = finished_rx.await;
@@ -230,13 +253,13 @@ fn reliable<S: BenchStore>(
     Ok(vec![
         Measurement::new(
             Suite::Msg,
-            S::ROW,
+            row,
             transport,
             RELIABLE_SIZE,
             Metric::MsgsPerSec,
             rate,
         )
-        .compared_with(S::REFS),
+        .compared_with(refs),
     ])
 }
 
@@ -317,6 +340,7 @@ async fn receive(
     socket: Arc<ReliableSocket>,
     from: PeerId,
     mut last: watch::Receiver<u64>,
+    acks_mode: AckMode,
 ) -> Result<(u64, Option<Instant>), BenchError> {
     let mut acks = FuturesUnordered::new();
     let (mut next, mut delivered, mut at) = (1u64, 0u64, None);
@@ -346,7 +370,9 @@ async fn receive(
                     at = Some(Instant::now());
                 }
                 next += 1;
-                acks.push(delivery.ack());
+                if acks_mode == AckMode::Manual {
+                    acks.push(delivery.ack());
+                }
             }
             changed = last.changed(), if announcing => {
                 // Closed: with the last number announced, the sender is

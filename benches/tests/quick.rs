@@ -70,7 +70,11 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         }
         expect_row(&all, msg_rows::PUB_SUB_BIG_HWM, t, 64, Metric::MsgsPerSec);
         expect_row(&all, msg_rows::PUB_SUB_FAN_OUT, t, 64, Metric::MsgsPerSec);
-        for row in [reliable_rows::RELIABLE_MEMORY, reliable_rows::RELIABLE_REDB] {
+        for row in [
+            reliable_rows::RELIABLE_MEMORY,
+            reliable_rows::RELIABLE_MEMORY_AUTO,
+            reliable_rows::RELIABLE_REDB,
+        ] {
             expect_row(
                 &all,
                 row,

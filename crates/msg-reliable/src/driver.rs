@@ -162,6 +162,17 @@ enum Op {
 }
 
 impl Op {
+    /// What an op can be merged by: its kind and peer, for the kinds that
+    /// merge.
+    fn merge_key(&self) -> Option<(u8, &PeerId)> {
+        match self {
+            Op::Append { peer, .. } => Some((0, peer)),
+            Op::AckOutgoing { peer, .. } => Some((1, peer)),
+            Op::AckIncoming { peer, .. } => Some((2, peer)),
+            Op::StoreIncoming { .. } | Op::Send { .. } => None,
+        }
+    }
+
     /// Folds `other` into `self` if both are appends, outgoing acks or
     /// application acks for the same peer; gives it back otherwise.
     fn merge(&mut self, other: Op) -> Result<(), Op> {
@@ -406,10 +417,10 @@ impl Driver {
 
     /// Feeds what the link's `recv` gave; returns whether the link is still
     /// open.
-    fn link_input(&mut self, event: Option<LinkEvent>) -> bool {
+    fn link_input(&mut self, now: Instant, event: Option<LinkEvent>) -> bool {
         match event {
             Some(event) => {
-                self.link_event(now(), event);
+                self.link_event(now, event);
                 true
             }
             None => {
@@ -561,17 +572,26 @@ impl Driver {
     ) {
         self.pump_dirty();
         let queued = self.ops.len();
+        if queued <= 1 {
+            for op in self.ops.drain(..) {
+                work.push(start(op, link, backend));
+            }
+            return;
+        }
         let mut merged: Vec<Op> = Vec::with_capacity(queued);
         for op in self.ops.drain(..) {
-            let mut op = Some(op);
-            for m in merged.iter_mut() {
-                match m.merge(op.take().expect("given back when not merged")) {
-                    Ok(()) => break,
-                    Err(back) => op = Some(back),
+            // Found by a cheap key first, so an op is moved only to be
+            // merged or kept.
+            let into = op
+                .merge_key()
+                .and_then(|key| merged.iter().position(|m| m.merge_key() == Some(key)));
+            match into {
+                Some(i) => {
+                    if let Err(op) = merged[i].merge(op) {
+                        merged.push(op);
+                    }
                 }
-            }
-            if let Some(op) = op {
-                merged.push(op);
+                None => merged.push(op),
             }
         }
         // Only storage ops merge, and each was counted in `storing`.
@@ -680,18 +700,8 @@ fn start<'a, L: Link, B: Backend>(op: Op, link: &'a L, backend: &'a B) -> Task<'
             }
         }),
         Op::Send { peer, frames } => Box::pin(async move {
-            for frame in frames {
-                if let Err(e) = link.send(&peer, frame).await {
-                    return Done::Sent {
-                        peer,
-                        result: Err(e),
-                    };
-                }
-            }
-            Done::Sent {
-                peer,
-                result: Ok(()),
-            }
+            let result = link.send_batch(&peer, frames).await;
+            Done::Sent { peer, result }
         }),
     }
 }
@@ -737,7 +747,7 @@ pub(crate) async fn run<L: Link, B: Backend>(
             () = &mut cancelled => break,
             Some(done) = work.next(), if !work.is_empty() => driver.done(now(), done),
             event = &mut recv, if link_open => {
-                link_open = driver.link_input(event);
+                link_open = driver.link_input(now(), event);
                 recv.set(link.recv());
             }
             command = commands.recv() => match command {
@@ -764,7 +774,7 @@ pub(crate) async fn run<L: Link, B: Backend>(
             }
             if link_open {
                 if let Some(event) = (&mut recv).now_or_never() {
-                    link_open = driver.link_input(event);
+                    link_open = driver.link_input(now, event);
                     recv.set(link.recv());
                     fed = true;
                 }

@@ -395,9 +395,18 @@ async fn recv(
     deliveries: &tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>,
     shared: &Shared,
 ) -> Option<Delivery> {
-    let delivery = tokio::select! {
-        d = async { deliveries.lock().await.recv().await } => d?,
-        () = shared.cancel.cancelled() => return None,
+    // A delivery already waiting is taken without registering a waiter
+    // with the shutdown token or the lock.
+    let ready = match deliveries.try_lock() {
+        Ok(mut rx) => rx.try_recv().ok(),
+        Err(_) => None,
+    };
+    let delivery = match ready {
+        Some(delivery) => delivery,
+        None => tokio::select! {
+            d = async { deliveries.lock().await.recv().await } => d?,
+            () = shared.cancel.cancelled() => return None,
+        },
     };
     if shared.ack_mode != AckMode::Manual {
         let _ = shared.commands.send(Command::Ack {
@@ -534,6 +543,13 @@ impl Link for SocketLink {
     async fn send(&self, peer: &PeerId, frame: Frame) -> Result<(), ReliableError> {
         self.0
             .send(peer.as_bytes(), frame)
+            .await
+            .map_err(|e| ReliableError::link(peer.clone(), e))
+    }
+
+    async fn send_batch(&self, peer: &PeerId, frames: Vec<Frame>) -> Result<(), ReliableError> {
+        self.0
+            .send_all(peer.as_bytes(), frames)
             .await
             .map_err(|e| ReliableError::link(peer.clone(), e))
     }

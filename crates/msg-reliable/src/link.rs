@@ -60,6 +60,27 @@ pub trait Link: Send + Sync + 'static {
         frame: Frame,
     ) -> impl Future<Output = Result<(), ReliableError>> + Send;
 
+    /// Sends `frames` to `peer`, in order: what the driver calls when it has
+    /// several frames for one peer. The default sends them one by one with
+    /// [`send`](Self::send); override it when a batch is cheaper.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), for the first frame that failed; the frames
+    /// after it are dropped too (the reliable layer resends them).
+    fn send_batch(
+        &self,
+        peer: &PeerId,
+        frames: Vec<Frame>,
+    ) -> impl Future<Output = Result<(), ReliableError>> + Send {
+        async move {
+            for frame in frames {
+                self.send(peer, frame).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// The next event: a peer came up or went down, or a frame arrived.
     /// `None` when the link is closed for good.
     fn recv(&self) -> impl Future<Output = Option<LinkEvent>> + Send;

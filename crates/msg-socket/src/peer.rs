@@ -170,6 +170,44 @@ impl PeerSocket {
         Ok(())
     }
 
+    /// Sends several `Data`/`Ack` frames to the peer with this identity, in
+    /// order, on one connection: [`send`](Self::send) for a batch, with the
+    /// route looked up once.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), for the first frame that could not be
+    /// queued; the frames before it were queued, the rest were not.
+    pub async fn send_all(
+        &self,
+        identity: &[u8],
+        frames: impl IntoIterator<Item = Frame>,
+    ) -> Result<(), PeerSendError> {
+        let mut frames = frames.into_iter().peekable();
+        let Some(first) = frames.peek() else {
+            return Ok(());
+        };
+        let (conn, encoded) = self.prepare(identity, first)?;
+        let first = frames.next().expect("peeked");
+        conn.send(encoded)
+            .await
+            .map_err(|_| PeerSendError::Disconnected)?;
+        self.sent(&first);
+        for frame in frames {
+            if !matches!(frame, Frame::Data { .. } | Frame::Ack { .. }) {
+                return Err(PeerSendError::UnsupportedFrame(frame.kind()));
+            }
+            let encoded = conn.encode(&frame).map_err(PeerSendError::Encode)?;
+            // A connection that closes meanwhile is noticed by the slow
+            // path, or when the writer drops the queue.
+            conn.send_open(encoded)
+                .await
+                .map_err(|_| PeerSendError::Disconnected)?;
+            self.sent(&frame);
+        }
+        Ok(())
+    }
+
     /// Like [`send`](Self::send), without waiting.
     ///
     /// # Errors

@@ -228,3 +228,40 @@ async fn a_full_receiver_applies_backpressure_and_drops_nothing() {
     let (sent_last, ()) = tokio::join!(waiting, reader);
     sent_last.unwrap();
 }
+
+#[tokio::test]
+async fn send_all_queues_a_batch_in_order_and_stops_at_a_foreign_frame() {
+    let s = common::setup("tcp");
+    let a = peer(&s.server, "a");
+    let b = peer(&s.client, "b");
+    let endpoint = a.bind(&s.bind).await.unwrap();
+    b.connect(&endpoint.to_string()).unwrap();
+    expect_up(&a, "b").await;
+    expect_up(&b, "a").await;
+
+    let data = |seq: u64| Frame::Data {
+        seq,
+        payload: Bytes::from(format!("m{seq}")),
+    };
+    b.send_all(b"a", (1..=3).map(data)).await.unwrap();
+    // Frames before a foreign one go out; it and the rest do not.
+    let batch = vec![data(4), Frame::Ping { nonce: 9 }, data(5)];
+    assert!(matches!(
+        b.send_all(b"a", batch).await,
+        Err(PeerSendError::UnsupportedFrame(_))
+    ));
+    b.send_all(b"a", [Frame::Ack { seq: 7 }]).await.unwrap();
+    for seq in 1..=4 {
+        assert_eq!(next(&a).await, PeerEvent::Frame("b".into(), data(seq)));
+    }
+    assert_eq!(
+        next(&a).await,
+        PeerEvent::Frame("b".into(), Frame::Ack { seq: 7 })
+    );
+    // An empty batch needs no connection; a batch for nobody fails.
+    b.send_all(b"nobody", []).await.unwrap();
+    assert!(matches!(
+        b.send_all(b"nobody", [data(1)]).await,
+        Err(PeerSendError::NotConnected)
+    ));
+}
