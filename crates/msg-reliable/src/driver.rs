@@ -309,28 +309,33 @@ impl Driver {
         driver
     }
 
-    fn peer(&mut self, peer: &PeerId) -> &mut PeerState {
-        if !self.peers.contains_key(peer) {
+    /// `peer`'s state, created empty for a peer the store did not know,
+    /// and marked to be pumped (see [`mark`](Self::mark)): one map lookup
+    /// for both.
+    fn fed(&mut self, peer: &PeerId) -> &mut PeerState {
+        let opts = &self.opts;
+        let state = self.peers.entry(peer.clone()).or_insert_with(|| {
             // Every peer the store knows was loaded at start-up, and the
             // store has one owner: a peer not loaded has no state.
             let session = Session::new(
                 peer.clone(),
-                self.opts.clone(),
+                opts.clone(),
                 Default::default(),
                 Default::default(),
             )
             .expect("options were validated and the state is empty");
-            self.peers.insert(
-                peer.clone(),
-                PeerState {
-                    session,
-                    sending: false,
-                    appending: 0,
-                    dirty: false,
-                },
-            );
+            PeerState {
+                session,
+                sending: false,
+                appending: 0,
+                dirty: false,
+            }
+        });
+        if !state.dirty {
+            state.dirty = true;
+            self.dirty.push(peer.clone());
         }
-        self.peers.get_mut(peer).expect("just inserted")
+        state
     }
 
     fn command(&mut self, command: Command) {
@@ -342,7 +347,7 @@ impl Driver {
             } => {
                 let bytes = payloads.iter().map(Bytes::len).sum();
                 let count = payloads.len();
-                let state = self.peer(&peer);
+                let state = self.fed(&peer);
                 if let Err(e) = state.session.reserve(count, bytes) {
                     let _ = reply.send(Err(e));
                     return;
@@ -369,8 +374,7 @@ impl Driver {
                     });
                 }
                 _ => {
-                    self.peer(&peer).session.handle_app_ack(seq);
-                    self.mark(&peer);
+                    self.fed(&peer).session.handle_app_ack(seq);
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(()));
                     }
@@ -399,18 +403,16 @@ impl Driver {
         match event {
             LinkEvent::Up(peer) => {
                 tracing::debug!(%peer, "link up");
-                self.peer(&peer).session.handle_link_up(now);
-                self.mark(&peer);
+                self.fed(&peer).session.handle_link_up(now);
             }
             LinkEvent::Down(peer) => {
                 tracing::debug!(%peer, "link down");
-                self.peer(&peer).session.handle_link_down(now);
+                self.fed(&peer).session.handle_link_down(now);
             }
             LinkEvent::Frame { peer, frame } => {
-                if let Err(error) = self.peer(&peer).session.handle_frame(now, frame) {
+                if let Err(error) = self.fed(&peer).session.handle_frame(now, frame) {
                     tracing::warn!(%peer, %error, "peer broke the reliable protocol; frame ignored");
                 }
-                self.mark(&peer);
             }
         }
     }
@@ -439,7 +441,7 @@ impl Driver {
                 result,
             } => {
                 self.storing -= 1;
-                let state = self.peer(&peer);
+                let state = self.fed(&peer);
                 state.appending -= payloads.len();
                 match result {
                     Ok(first) => {
@@ -460,7 +462,6 @@ impl Driver {
                     }
                 }
                 self.shared.progress.notify_waiters();
-                self.mark(&peer);
             }
             Done::AckedOutgoing { peer, result } => {
                 self.storing -= 1;
@@ -472,7 +473,7 @@ impl Driver {
             }
             Done::Stored { peer, last, result } => {
                 self.storing -= 1;
-                let state = self.peer(&peer);
+                let state = self.fed(&peer);
                 match result {
                     Ok(()) => state.session.handle_stored(last),
                     Err(error) => {
@@ -481,7 +482,6 @@ impl Driver {
                         state.session.handle_store_failed();
                     }
                 }
-                self.mark(&peer);
             }
             Done::AckedIncoming {
                 peer,
@@ -492,11 +492,10 @@ impl Driver {
                 self.storing -= 1;
                 let outcome = match result {
                     Ok(()) => {
-                        let state = self.peer(&peer);
+                        let state = self.fed(&peer);
                         for seq in seqs {
                             state.session.handle_app_ack(seq);
                         }
-                        self.mark(&peer);
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -510,8 +509,7 @@ impl Driver {
                     // Lost frames are resent when the link is up again.
                     tracing::debug!(%peer, %error, "send failed");
                 }
-                self.peer(&peer).sending = false;
-                self.mark(&peer);
+                self.fed(&peer).sending = false;
             }
         }
     }
@@ -524,8 +522,7 @@ impl Driver {
             .map(|(p, _)| p.clone())
             .collect();
         for peer in due {
-            self.peer(&peer).session.handle_timeout(now);
-            self.mark(&peer);
+            self.fed(&peer).session.handle_timeout(now);
         }
     }
 
@@ -552,9 +549,6 @@ impl Driver {
     fn pump_dirty(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         for peer in &dirty {
-            if let Some(state) = self.peers.get_mut(peer) {
-                state.dirty = false;
-            }
             self.pump(peer);
         }
         // Keep the allocation.
@@ -609,6 +603,7 @@ impl Driver {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
+        state.dirty = false;
         while let Some(event) = state.session.poll_event() {
             match event {
                 SessionEvent::Acked { up_to } => {
