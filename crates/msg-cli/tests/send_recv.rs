@@ -327,3 +327,54 @@ fn identities_that_cannot_name_a_store_file_need_an_explicit_store() {
     .one_error_line();
     assert!(line.starts_with("msg: error: peer \"\""), "{line}");
 }
+
+#[test]
+fn an_interrupted_receiver_closes_its_store_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let recv_store = store(dir.path(), "bob");
+    let mut recv = Proc::start(&with(
+        &["recv", "tcp://127.0.0.1:0", "--identity", "bob"],
+        &recv_store,
+    ));
+    let endpoint = recv.listening();
+    run(
+        &with(
+            &[
+                "send",
+                "bob",
+                &endpoint,
+                "before ctrl-c",
+                "--identity",
+                "alice",
+            ],
+            &store(dir.path(), "alice"),
+        ),
+        b"",
+    )
+    .ok();
+    assert_eq!(recv.stdout_line(), "before ctrl-c");
+    // Ctrl-C: the receiver shuts down and releases its store.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &recv.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let finished = recv.finish();
+    assert!(finished.status.success(), "{finished:#?}");
+    // The store is free at once, and the printed message is not delivered
+    // again.
+    let mut again = Proc::start(&with(
+        &["recv", "tcp://127.0.0.1:0", "--identity", "bob"],
+        &recv_store,
+    ));
+    let endpoint = again.listening();
+    run(
+        &with(
+            &["send", "bob", &endpoint, "after", "--identity", "alice"],
+            &store(dir.path(), "alice"),
+        ),
+        b"",
+    )
+    .ok();
+    assert_eq!(again.stdout_line(), "after");
+}

@@ -120,6 +120,11 @@ impl Proc {
         }
     }
 
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes to the process's stdin.
     pub fn write(&mut self, data: &[u8]) {
         let stdin = self.stdin.as_mut().expect("started with a stdin");
