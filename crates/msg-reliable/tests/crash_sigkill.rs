@@ -267,7 +267,7 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     crash_cycles(0xC0FFEE, 24, 1_200).await;
 }
 
-/// A longer soak: `cargo test -p msg-reliable --test crash_sigkill -- --ignored`.
+/// A longer soak: `cargo test -p msg-reliable --features redb --test integration crash_sigkill -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak test, minutes long"]
 async fn sigkill_soak() {
