@@ -14,6 +14,24 @@ fn store(dir: &Path, name: &str) -> [String; 2] {
     ]
 }
 
+/// `msg send bob ENDPOINT --lines` as alice, on `store`, lingering long
+/// enough for any test; lines are written to its stdin.
+fn lines_to_bob(endpoint: &str, store: &[String]) -> Proc {
+    Proc::start_with_stdin(&with(
+        &[
+            "send",
+            "bob",
+            endpoint,
+            "--lines",
+            "--identity",
+            "alice",
+            "--linger",
+            "20s",
+        ],
+        store,
+    ))
+}
+
 /// `args` with owned strings appended.
 fn with<'a>(args: &[&'a str], more: &'a [String]) -> Vec<&'a str> {
     args.iter()
@@ -83,19 +101,7 @@ fn lines_typed_while_the_receiver_is_down_arrive_when_it_comes_up() {
     // An IPC path is known before anything listens on it.
     let endpoint = format!("ipc://{}", dir.path().join("bob.sock").display());
     let send_store = store(dir.path(), "alice");
-    let mut send = Proc::start_with_stdin(&with(
-        &[
-            "send",
-            "bob",
-            &endpoint,
-            "--lines",
-            "--identity",
-            "alice",
-            "--linger",
-            "20s",
-        ],
-        &send_store,
-    ));
+    let mut send = lines_to_bob(&endpoint, &send_store);
     send.write(b"first\nsecond\n");
     // Stored while nothing listens: the sender says so and keeps retrying.
     send.stderr_line(|l| l.contains("cannot connect") && l.ends_with("retrying"));
@@ -183,19 +189,7 @@ fn a_restarted_receiver_gets_only_what_it_had_not_printed() {
         &recv_store,
     ));
     recv.listening();
-    let mut send = Proc::start_with_stdin(&with(
-        &[
-            "send",
-            "bob",
-            &endpoint,
-            "--lines",
-            "--identity",
-            "alice",
-            "--linger",
-            "20s",
-        ],
-        &send_store,
-    ));
+    let mut send = lines_to_bob(&endpoint, &send_store);
     send.write(b"m1\nm2\nm3\nm4\n");
     send.close_stdin();
     assert_eq!(recv.finish().ok(), ["m1", "m2"]);
