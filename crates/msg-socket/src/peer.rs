@@ -183,27 +183,20 @@ impl PeerSocket {
         identity: &[u8],
         frames: impl IntoIterator<Item = Frame>,
     ) -> Result<(), PeerSendError> {
-        let mut frames = frames.into_iter().peekable();
-        let Some(first) = frames.peek() else {
-            return Ok(());
-        };
-        let (conn, encoded) = self.prepare(identity, first)?;
-        let first = frames.next().expect("peeked");
-        conn.send(encoded)
-            .await
-            .map_err(|_| PeerSendError::Disconnected)?;
-        self.sent(&first);
+        let mut route: Option<Arc<ConnHandle>> = None;
         for frame in frames {
-            if !matches!(frame, Frame::Data { .. } | Frame::Ack { .. }) {
-                return Err(PeerSendError::UnsupportedFrame(frame.kind()));
-            }
-            let encoded = conn.encode(&frame).map_err(PeerSendError::Encode)?;
-            // A connection that closes meanwhile is noticed by the slow
-            // path, or when the writer drops the queue.
-            conn.send_open(encoded)
+            let (conn, encoded) = match route.take() {
+                Some(conn) => {
+                    let encoded = encode_on(&conn, &frame)?;
+                    (conn, encoded)
+                }
+                None => self.prepare(identity, &frame)?,
+            };
+            conn.send(encoded)
                 .await
                 .map_err(|_| PeerSendError::Disconnected)?;
             self.sent(&frame);
+            route = Some(conn);
         }
         Ok(())
     }
@@ -272,9 +265,7 @@ impl PeerSocket {
         identity: &[u8],
         frame: &Frame,
     ) -> Result<(Arc<ConnHandle>, msg_wire::EncodedFrame), PeerSendError> {
-        if !matches!(frame, Frame::Data { .. } | Frame::Ack { .. }) {
-            return Err(PeerSendError::UnsupportedFrame(frame.kind()));
-        }
+        check_kind(frame)?;
         if self.core.cancel.is_cancelled() {
             return Err(PeerSendError::Closed);
         }
@@ -284,7 +275,7 @@ impl PeerSocket {
             .get(identity)
             .cloned()
             .ok_or(PeerSendError::NotConnected)?;
-        let encoded = conn.encode(frame).map_err(PeerSendError::Encode)?;
+        let encoded = encode_on(&conn, frame)?;
         Ok((conn, encoded))
     }
 
@@ -293,6 +284,20 @@ impl PeerSocket {
             self.core.counters.msgs_sent.fetch_add(1, Relaxed);
         }
     }
+}
+
+/// Only `Data` and `Ack` frames travel on a PEER socket.
+fn check_kind(frame: &Frame) -> Result<(), PeerSendError> {
+    match frame {
+        Frame::Data { .. } | Frame::Ack { .. } => Ok(()),
+        other => Err(PeerSendError::UnsupportedFrame(other.kind())),
+    }
+}
+
+/// `frame`, checked and encoded for `conn`.
+fn encode_on(conn: &ConnHandle, frame: &Frame) -> Result<msg_wire::EncodedFrame, PeerSendError> {
+    check_kind(frame)?;
+    conn.encode(frame).map_err(PeerSendError::Encode)
 }
 
 impl Default for PeerSocket {

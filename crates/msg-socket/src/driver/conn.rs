@@ -141,12 +141,6 @@ impl ConnHandle {
         if self.closed.is_cancelled() {
             return Err(frame);
         }
-        self.send_open(frame).await
-    }
-
-    /// [`send`](Self::send) for a caller that has just seen the connection
-    /// open (the next frame of a batch): the common case takes no lock.
-    pub(crate) async fn send_open(&self, frame: EncodedFrame) -> Result<(), EncodedFrame> {
         // The common case, room under both marks, takes a slot at once:
         // no waiter registered with `room` or with the token, no select.
         let len = frame.len();
