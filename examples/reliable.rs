@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use msg::reliable::{PeerId, RedbBackend, ReliableOptions, ReliableSocket};
+use msg::reliable::{Delivery, PeerId, RedbBackend, ReliableOptions, ReliableSocket};
 
 /// Opens `name`'s endpoint on its own store file.
 // ANCHOR: open
@@ -84,6 +84,26 @@ async fn main() -> anyhow::Result<()> {
     sender.wait_acked(&receiver_id, 6).await?;
     println!("sender: the receiver has everything");
     // ANCHOR_END: back
+
+    // Busy peers work in batches: one write stores 100 messages, and the
+    // receiver takes what has arrived and acknowledges it in one write.
+    // ANCHOR: batch
+    let seqs = sender
+        .send_batch_to(&receiver_id, (1..=100).map(|n| format!("batched {n}")))
+        .await?;
+    let mut batch = Vec::with_capacity(64);
+    let mut received = 0;
+    while (received as u64) < seqs.end - seqs.start {
+        received += receiver.recv_many(&mut batch, 64).await;
+        // ... process the batch, then:
+        Delivery::ack_all(batch.drain(..)).await?;
+    }
+    println!(
+        "receiver: {received} batched messages, #{} to #{}",
+        seqs.start,
+        seqs.end - 1
+    );
+    // ANCHOR_END: batch
 
     // ANCHOR: shutdown
     let report = sender.shutdown(Duration::from_secs(5)).await;

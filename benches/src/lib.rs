@@ -40,7 +40,8 @@
 //! | Pub/Sub, one subscriber | 64 B … 1 MiB | [`Metric::MsgsPerSec`], [`Metric::BytesPerSec`] | [`tokio_baseline::STREAM`], [`zmq_baseline::PUB_SUB`] (64 B), [`zmq_baseline::PUSH_PULL`]; QUIC (64 KiB): msg over TCP |
 //! | Pub/Sub, 10 subscribers, total delivered | 64 B | [`Metric::MsgsPerSec`] | [`zmq_baseline::PUB_SUB_FAN_OUT`] |
 //! | idle connections to one Rep socket | - | [`Metric::Connections`], [`Metric::MemoryPerConn`] | - |
-//! | reliable, memory backend, 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
+//! | reliable, memory backend, 64 senders, batched acks | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
+//! | reliable, memory backend, 64 senders, an ack per delivery | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
 //! | reliable, memory backend, auto-ack, 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
 //! | reliable, redb backend (fsync), 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`reliable_rows::RELIABLE_MEMORY`] |
 //!

@@ -10,13 +10,18 @@
 //! - [`RELIABLE_MEMORY`]: [`SENDERS`] tasks on the sender's thread share one
 //!   endpoint and each calls `send_to` with a [`RELIABLE_SIZE`]-byte
 //!   payload, one at a time, until the count or the time limit; the
-//!   receiver takes every delivery, checks that it is the next sequence
-//!   number, and acknowledges it (the acknowledgements run concurrently, as
-//!   an application acknowledging after processing would). Both stores are
+//!   receiver takes what has arrived with `recv_many` (up to
+//!   [`RECV_BATCH`]), checks that each delivery is the next sequence
+//!   number, and acknowledges the batch with one `Delivery::ack_all` (the
+//!   acknowledgements run concurrently with the next receive, as an
+//!   application acknowledging after processing would). Both stores are
 //!   [`MemoryBackend`]s. Delivered messages per second, compared with
 //!   [`msg_rows::PUB_SUB`] at 64 B: what ordering, acknowledgement and
 //!   retransmission state cost against fire-and-forget (target: at least
 //!   0.3×).
+//! - [`RELIABLE_MEMORY_EACH`]: the same with the receiver taking one
+//!   delivery at a time (`recv`) and acknowledging each with its own
+//!   `ack`: a storage operation and a reply per delivery.
 //! - [`RELIABLE_MEMORY_AUTO`]: the same with the receiver in
 //!   [`AckMode::Auto`]: a delivery counts as processed once the application
 //!   has it, so the receiving application sends no acknowledgement of its
@@ -24,7 +29,7 @@
 //!   and retransmission work as before). Compared with
 //!   [`msg_rows::PUB_SUB`] too: "delivered" with nothing else asked of the
 //!   application, as Pub/Sub is measured.
-//! - [`RELIABLE_REDB`]: the same on two [`RedbBackend`] files, every write
+//! - [`RELIABLE_REDB`]: the [`RELIABLE_MEMORY`] workload on two [`RedbBackend`] files, every write
 //!   committed with an fsync (group commit gathers concurrent writes of one
 //!   store into one transaction). Compared with [`RELIABLE_MEMORY`], the
 //!   cost of durability; the target is absolute, at least 50,000 msgs/s.
@@ -44,10 +49,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use msg::reliable::{
-    AckMode, Backend, MemoryBackend, PeerId, RedbBackend, ReliableError, ReliableOptions,
+    AckMode, Backend, Delivery, MemoryBackend, PeerId, RedbBackend, ReliableError, ReliableOptions,
     ReliableSocket,
 };
 use tokio::sync::{oneshot, watch};
@@ -57,8 +62,12 @@ use crate::measure::{Config, Experiment, Measurement, Metric, Suite, Transport};
 use crate::msg_rows::{self, Place, TRANSPORTS, on_runtime, other};
 use crate::stats::per_sec;
 
-/// Row name of reliable delivery between two in-memory stores.
+/// Row name of reliable delivery between two in-memory stores, the
+/// receiver acknowledging what each `recv_many` took with one `ack_all`.
 pub const RELIABLE_MEMORY: &str = "msg reliable, memory, 64 senders";
+/// Row name of reliable delivery between two in-memory stores, the
+/// receiver acknowledging every delivery with its own `ack`.
+pub const RELIABLE_MEMORY_EACH: &str = "msg reliable, memory, ack each, 64 senders";
 /// Row name of reliable delivery between two in-memory stores, the receiver
 /// in automatic acknowledgement mode.
 pub const RELIABLE_MEMORY_AUTO: &str = "msg reliable, memory, auto-ack, 64 senders";
@@ -75,25 +84,35 @@ pub const WARMUP: usize = 100;
 /// message is acknowledged by then, so it does not wait.
 const SHUTDOWN: Duration = Duration::from_secs(2);
 
+/// How the receiving application acknowledges its deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Acking {
+    /// `recv_many`, then one `Delivery::ack_all` for what it took.
+    Batch,
+    /// `recv`, then `Delivery::ack` for each.
+    Each,
+    /// `recv` in [`AckMode::Auto`]: nothing to acknowledge.
+    Auto,
+}
+
 /// Every reliable experiment, in table order.
 pub fn experiments() -> Vec<Experiment> {
     let mut all = Vec::new();
-    for t in TRANSPORTS {
-        all.push(Experiment::new(
-            format!("{RELIABLE_MEMORY} {t}"),
-            move |cfg| reliable::<MemoryBackend>(cfg, t, AckMode::Manual),
-        ));
-    }
-    for t in TRANSPORTS {
-        all.push(Experiment::new(
-            format!("{RELIABLE_MEMORY_AUTO} {t}"),
-            move |cfg| reliable::<MemoryBackend>(cfg, t, AckMode::Auto),
-        ));
+    for (name, acking) in [
+        (RELIABLE_MEMORY, Acking::Batch),
+        (RELIABLE_MEMORY_EACH, Acking::Each),
+        (RELIABLE_MEMORY_AUTO, Acking::Auto),
+    ] {
+        for t in TRANSPORTS {
+            all.push(Experiment::new(format!("{name} {t}"), move |cfg| {
+                reliable::<MemoryBackend>(cfg, t, name, acking)
+            }));
+        }
     }
     for t in TRANSPORTS {
         all.push(Experiment::new(
             format!("{RELIABLE_REDB} {t}"),
-            move |cfg| reliable::<RedbBackend>(cfg, t, AckMode::Manual),
+            move |cfg| reliable::<RedbBackend>(cfg, t, RELIABLE_REDB, Acking::Batch),
         ));
     }
     all
@@ -101,9 +120,7 @@ pub fn experiments() -> Vec<Experiment> {
 
 /// A backend a reliable row can run on.
 trait BenchStore: Backend + Clone {
-    /// The row this store measures.
-    const ROW: &'static str;
-    /// The rows it is compared with.
+    /// The rows its rows are compared with.
     const REFS: &'static [&'static str];
 
     /// Opens a fresh store called `name`, in `dir` if it needs files.
@@ -114,7 +131,6 @@ trait BenchStore: Backend + Clone {
 }
 
 impl BenchStore for MemoryBackend {
-    const ROW: &'static str = RELIABLE_MEMORY;
     const REFS: &'static [&'static str] = &[msg_rows::PUB_SUB];
 
     async fn open(_dir: &Path, _name: &str) -> Result<Self, BenchError> {
@@ -125,7 +141,6 @@ impl BenchStore for MemoryBackend {
 }
 
 impl BenchStore for RedbBackend {
-    const ROW: &'static str = RELIABLE_REDB;
     const REFS: &'static [&'static str] = &[RELIABLE_MEMORY];
 
     async fn open(dir: &Path, name: &str) -> Result<Self, BenchError> {
@@ -139,8 +154,9 @@ impl BenchStore for RedbBackend {
     }
 }
 
-/// One reliable row: [`Metric::MsgsPerSec`] delivered over `transport`,
-/// with both endpoints on a store of type `S`.
+/// One reliable row, called `row`: [`Metric::MsgsPerSec`] delivered over
+/// `transport`, with both endpoints on a store of type `S`, the receiver
+/// acknowledging as `acking` says.
 ///
 /// # Errors
 ///
@@ -149,11 +165,13 @@ impl BenchStore for RedbBackend {
 fn reliable<S: BenchStore>(
     cfg: &Config,
     transport: Transport,
-    acks: AckMode,
+    row: &'static str,
+    acking: Acking,
 ) -> Result<Vec<Measurement>, BenchError> {
-    let (row, refs) = match acks {
-        AckMode::Manual => (S::ROW, S::REFS),
-        _ => (RELIABLE_MEMORY_AUTO, &[msg_rows::PUB_SUB][..]),
+    let refs = S::REFS;
+    let acks = match acking {
+        Acking::Auto => AckMode::Auto,
+        Acking::Batch | Acking::Each => AckMode::Manual,
     };
     let place = Place::new(transport)?;
     let limit = cfg.hard_limit();
@@ -197,10 +215,14 @@ fn reliable<S: BenchStore>(
                 };
                 let endpoint = Arc::new(endpoint);
                 // A task of its own, as an application's receiver would be.
-                let received =
-                    tokio::spawn(receive(endpoint.clone(), sender_id.clone(), last_rx, acks))
-                        .await
-                        .map_err(|_| BenchError::Panicked)?;
+                let received = tokio::spawn(receive(
+                    endpoint.clone(),
+                    sender_id.clone(),
+                    last_rx,
+                    acking,
+                ))
+                .await
+                .map_err(|_| BenchError::Panicked)?;
                 // Stay up until the sender has the acknowledgement of the
                 // last message (or has given up).
                 let _ = finished_rx.await;
@@ -332,46 +354,56 @@ async fn send_one(socket: &ReliableSocket, to: &PeerId, payload: Bytes) -> Resul
     }
 }
 
+/// Most deliveries a [`Acking::Batch`] receiver takes (and acknowledges)
+/// at once.
+const RECV_BATCH: usize = 256;
+
 /// The receiving side: takes [`WARMUP`] deliveries, then every delivery up
 /// to the sequence number `last` announces, each checked to be the next one
-/// from `from`, and acknowledges them all. Returns the measured deliveries
-/// and when the last one arrived.
+/// from `from`, and acknowledges them all as `acking` says (the
+/// acknowledgements run concurrently, as an application acknowledging after
+/// processing would). Returns the measured deliveries and when the last one
+/// arrived.
 async fn receive(
     socket: Arc<ReliableSocket>,
     from: PeerId,
     mut last: watch::Receiver<u64>,
-    acks_mode: AckMode,
+    acking: Acking,
 ) -> Result<(u64, Option<Instant>), BenchError> {
     let mut acks = FuturesUnordered::new();
-    let (mut next, mut delivered, mut at) = (1u64, 0u64, None);
+    let mut check = Checker {
+        from,
+        next: 1,
+        delivered: 0,
+        at: None,
+    };
+    let mut batch = Vec::with_capacity(RECV_BATCH);
     let mut announcing = true;
-    while next <= *last.borrow() {
+    while check.next <= *last.borrow() {
         tokio::select! {
             Some(acked) = acks.next(), if !acks.is_empty() => {
                 let acked: Result<(), ReliableError> = acked;
                 acked.map_err(other)?;
             }
-            delivery = socket.recv() => {
+            taken = socket.recv_many(&mut batch, RECV_BATCH), if acking == Acking::Batch => {
+                if taken == 0 {
+                    return Err(BenchError::Inconsistent("reliable receiver closed".into()));
+                }
+                for delivery in &batch {
+                    check.next_is(delivery)?;
+                }
+                acks.push(Delivery::ack_all(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(RECV_BATCH),
+                )).boxed());
+            }
+            delivery = socket.recv(), if acking != Acking::Batch => {
                 let Some(delivery) = delivery else {
                     return Err(BenchError::Inconsistent("reliable receiver closed".into()));
                 };
-                if delivery.peer() != &from || delivery.seq() != next {
-                    return Err(BenchError::Inconsistent(format!(
-                        "expected reliable message {next} from {from}, got {} from {}",
-                        delivery.seq(),
-                        delivery.peer()
-                    )));
-                }
-                if next > WARMUP as u64 {
-                    if delivery.payload().len() != RELIABLE_SIZE {
-                        return Err(BenchError::Inconsistent("message of the wrong size".into()));
-                    }
-                    delivered += 1;
-                    at = Some(Instant::now());
-                }
-                next += 1;
-                if acks_mode == AckMode::Manual {
-                    acks.push(delivery.ack());
+                check.next_is(&delivery)?;
+                if acking == Acking::Each {
+                    acks.push(delivery.ack().boxed());
                 }
             }
             changed = last.changed(), if announcing => {
@@ -389,7 +421,39 @@ async fn receive(
     while let Some(acked) = acks.next().await {
         acked.map_err(other)?;
     }
-    Ok((delivered, at))
+    Ok((check.delivered, check.at))
+}
+
+/// Checks that deliveries come in order from one peer, and counts those
+/// after the warm-up.
+struct Checker {
+    from: PeerId,
+    next: u64,
+    delivered: u64,
+    at: Option<Instant>,
+}
+
+impl Checker {
+    fn next_is(&mut self, delivery: &Delivery) -> Result<(), BenchError> {
+        if delivery.peer() != &self.from || delivery.seq() != self.next {
+            return Err(BenchError::Inconsistent(format!(
+                "expected reliable message {} from {}, got {} from {}",
+                self.next,
+                self.from,
+                delivery.seq(),
+                delivery.peer()
+            )));
+        }
+        if self.next > WARMUP as u64 {
+            if delivery.payload().len() != RELIABLE_SIZE {
+                return Err(BenchError::Inconsistent("message of the wrong size".into()));
+            }
+            self.delivered += 1;
+            self.at = Some(Instant::now());
+        }
+        self.next += 1;
+        Ok(())
+    }
 }
 
 /// Shuts `endpoint` down (nothing may be left pending) and closes its store.

@@ -72,6 +72,7 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         expect_row(&all, msg_rows::PUB_SUB_FAN_OUT, t, 64, Metric::MsgsPerSec);
         for row in [
             reliable_rows::RELIABLE_MEMORY,
+            reliable_rows::RELIABLE_MEMORY_EACH,
             reliable_rows::RELIABLE_MEMORY_AUTO,
             reliable_rows::RELIABLE_REDB,
         ] {

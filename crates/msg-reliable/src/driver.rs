@@ -63,11 +63,12 @@ pub(crate) enum Command {
         payloads: Vec<Bytes>,
         reply: oneshot::Sender<Result<u64, ReliableError>>,
     },
-    /// The application processed delivery `seq` from `peer`. In manual mode
-    /// it is deleted from storage first, and `reply` hears the outcome.
+    /// The application processed deliveries `seqs` from `peer`. In manual
+    /// mode they are deleted from storage first, and `reply` hears the
+    /// outcome.
     Ack {
         peer: PeerId,
-        seq: u64,
+        seqs: Vec<u64>,
         reply: Option<oneshot::Sender<Result<(), ReliableError>>>,
     },
     /// What is stored and not yet acknowledged, per peer.
@@ -364,17 +365,20 @@ impl Driver {
                     }],
                 });
             }
-            Command::Ack { peer, seq, reply } => match self.shared.ack_mode {
+            Command::Ack { peer, seqs, reply } => match self.shared.ack_mode {
                 AckMode::Manual => {
                     self.storing += 1;
                     self.ops.push(Op::AckIncoming {
                         peer,
-                        seqs: vec![seq],
+                        seqs,
                         replies: reply.into_iter().collect(),
                     });
                 }
                 _ => {
-                    self.fed(&peer).session.handle_app_ack(seq);
+                    let session = &mut self.fed(&peer).session;
+                    for seq in seqs {
+                        session.handle_app_ack(seq);
+                    }
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(()));
                     }

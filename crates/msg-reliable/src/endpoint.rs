@@ -330,6 +330,31 @@ impl ReliableSocket {
         recv(&self.deliveries, &self.shared).await
     }
 
+    /// Waits for deliveries and takes up to `limit` of them at once,
+    /// appending them to `buf` (in order per peer); returns how many it
+    /// took, 0 once the endpoint is shut down (or if `limit` is 0).
+    ///
+    /// Like [`recv`](Self::recv), but a busy receiver takes what has
+    /// arrived in one call; acknowledge them together with
+    /// [`Delivery::ack_all`].
+    ///
+    /// ```
+    /// # use msg_reliable::{Delivery, ReliableSocket};
+    /// # async fn consume(endpoint: &ReliableSocket) -> Result<(), msg_reliable::ReliableError> {
+    /// let mut batch = Vec::with_capacity(256);
+    /// while endpoint.recv_many(&mut batch, 256).await > 0 {
+    ///     for delivery in &batch {
+    ///         println!("{} #{}: {} bytes", delivery.peer(), delivery.seq(), delivery.payload().len());
+    ///     }
+    ///     // One storage write for the whole batch.
+    ///     Delivery::ack_all(batch.drain(..)).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_many(&self, buf: &mut Vec<Delivery>, limit: usize) -> usize {
+        recv_many(&self.deliveries, &self.shared, buf, limit).await
+    }
+
     /// The deliveries as a [`Stream`]; see [`recv`](Self::recv). Several
     /// streams share one sequence of deliveries.
     pub fn deliveries(&self) -> Deliveries {
@@ -411,11 +436,68 @@ async fn recv(
     if shared.ack_mode != AckMode::Manual {
         let _ = shared.commands.send(Command::Ack {
             peer: delivery.peer.clone(),
-            seq: delivery.seq,
+            seqs: vec![delivery.seq],
             reply: None,
         });
     }
     Some(delivery)
+}
+
+async fn recv_many(
+    deliveries: &tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>,
+    shared: &Shared,
+    buf: &mut Vec<Delivery>,
+    limit: usize,
+) -> usize {
+    if limit == 0 {
+        return 0;
+    }
+    let start = buf.len();
+    let ready = match deliveries.try_lock() {
+        Ok(mut rx) => {
+            while buf.len() - start < limit {
+                match rx.try_recv() {
+                    Ok(delivery) => buf.push(delivery),
+                    Err(_) => break,
+                }
+            }
+            buf.len() - start
+        }
+        Err(_) => 0,
+    };
+    let taken = if ready > 0 {
+        ready
+    } else {
+        tokio::select! {
+            n = async { deliveries.lock().await.recv_many(buf, limit).await } => n,
+            () = shared.cancel.cancelled() => 0,
+        }
+    };
+    if taken > 0 && shared.ack_mode != AckMode::Manual {
+        for (peer, seqs) in by_peer(buf[start..].iter().map(|d| (&d.peer, d.seq))) {
+            let _ = shared.commands.send(Command::Ack {
+                peer,
+                seqs,
+                reply: None,
+            });
+        }
+    }
+    taken
+}
+
+/// Groups `(peer, seq)` pairs by peer, in order of first appearance, each
+/// peer's numbers in their order.
+fn by_peer<'a>(acks: impl Iterator<Item = (&'a PeerId, u64)>) -> Vec<(PeerId, Vec<u64>)> {
+    let mut groups: Vec<(PeerId, Vec<u64>)> = Vec::new();
+    for (peer, seq) in acks {
+        // Deliveries come in runs from few peers: the last group is
+        // nearly always the one.
+        match groups.iter_mut().rev().find(|(p, _)| p == peer) {
+            Some((_, seqs)) => seqs.push(seq),
+            None => groups.push((peer.clone(), vec![seq])),
+        }
+    }
+    groups
 }
 
 /// A [`Stream`] of [`Delivery`]s, from [`ReliableSocket::deliveries`].
@@ -506,11 +588,67 @@ impl Delivery {
         acker
             .send(Command::Ack {
                 peer: self.peer.clone(),
-                seq: self.seq,
+                seqs: vec![self.seq],
                 reply: Some(reply),
             })
             .map_err(|_| ReliableError::Closed)?;
         rx.await.map_err(|_| ReliableError::Closed)?
+    }
+
+    /// Acknowledges several deliveries at once (see [`ack`](Self::ack)):
+    /// one storage write per endpoint and peer instead of one per delivery.
+    /// Returns once every deletion is stored. Deliveries from several
+    /// endpoints or peers may be mixed; in [`AckMode::Auto`] they need
+    /// nothing and are skipped.
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack): the first failure, after every write has
+    /// finished. The deliveries of a failed write are delivered again after
+    /// a restart; those of the writes that succeeded are not.
+    pub async fn ack_all(
+        deliveries: impl IntoIterator<Item = Delivery>,
+    ) -> Result<(), ReliableError> {
+        // Grouped by endpoint (its command channel) and peer.
+        let mut groups: Vec<(mpsc::UnboundedSender<Command>, PeerId, Vec<u64>)> = Vec::new();
+        for delivery in deliveries {
+            let Some(acker) = delivery.acker else {
+                continue;
+            };
+            let found = groups
+                .iter_mut()
+                .rev()
+                .find(|(a, p, _)| *p == delivery.peer && a.same_channel(&acker));
+            match found {
+                Some((_, _, seqs)) => seqs.push(delivery.seq),
+                None => groups.push((acker, delivery.peer, vec![delivery.seq])),
+            }
+        }
+        let mut replies = Vec::with_capacity(groups.len());
+        let mut closed = false;
+        for (acker, peer, seqs) in groups {
+            let (reply, rx) = oneshot::channel();
+            match acker.send(Command::Ack {
+                peer,
+                seqs,
+                reply: Some(reply),
+            }) {
+                Ok(()) => replies.push(rx),
+                Err(_) => closed = true,
+            }
+        }
+        let mut outcome = if closed {
+            Err(ReliableError::Closed)
+        } else {
+            Ok(())
+        };
+        for rx in replies {
+            let result = rx.await.unwrap_or(Err(ReliableError::Closed));
+            if outcome.is_ok() {
+                outcome = result;
+            }
+        }
+        outcome
     }
 }
 

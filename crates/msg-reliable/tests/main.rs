@@ -8,5 +8,6 @@ mod backend_memory;
 mod backend_redb;
 mod crash_sigkill;
 mod driver_batching;
+mod endpoint_batches;
 mod endpoint_exchange;
 mod endpoint_recovery;
