@@ -29,9 +29,15 @@ async fn main() -> anyhow::Result<()> {
     // ANCHOR_END: server
 
     // ANCHOR: client
+    // ANCHOR: options
     let mut options = SocketOptions::new();
-    options.request_timeout(Duration::from_secs(2));
+    options
+        .request_timeout(Duration::from_secs(2))
+        .send_hwm(10_000)
+        .reconnect_initial(Duration::from_millis(50))
+        .reconnect_max(Duration::from_secs(5));
     let req = Arc::new(ReqSocket::with_options(options)?);
+    // ANCHOR_END: options
     req.connect(&endpoint.to_string())?;
 
     // Ten requests in flight at once; replies are matched by id, in any order.

@@ -99,8 +99,11 @@ impl QuicOptions {
     /// How long [`Transport::connect`] may take (resolution, handshake and opening the
     /// stream) before it fails with [`TransportError::Timeout`].
     ///
-    /// UDP has no "connection refused": without this limit, connecting to a port
-    /// where nothing listens would wait for the idle timeout. Default: 10 s.
+    /// A port with no socket at all fails at once with [`TransportError::Refused`]
+    /// (see [`Quic`]). This limit covers the silent cases: a firewall that drops
+    /// datagrams, a host that does not answer, a socket that is open but not a
+    /// listening QUIC server. Without it they would wait for the idle timeout.
+    /// Default: 10 s.
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.connect_timeout = timeout;
         self
@@ -175,6 +178,18 @@ impl QuicOptions {
 /// on an ephemeral port (`0.0.0.0:0` or `[::]:0`, matching the server's family).
 /// Connecting to a host name tries all its addresses at once and keeps the first that
 /// answers.
+///
+/// # Connecting to a closed port
+///
+/// UDP has no "connection refused", but the host of a closed port answers with an ICMP
+/// "port unreachable". To hear it, [`connect`](Transport::connect) sends, beside the
+/// QUIC handshake and from a separate connected UDP socket, one probe datagram: a
+/// 1200-byte QUIC packet with a reserved version (RFC 9000 §15), which a QUIC server
+/// answers with a harmless Version Negotiation packet. If the probe is refused, the
+/// connect fails at once with [`TransportError::Refused`], as a TCP connect would.
+/// An answer, or silence, leaves the handshake to succeed or to fail with
+/// [`TransportError::Timeout`] after the [connect
+/// timeout](QuicOptions::connect_timeout); the probe never delays a handshake.
 #[derive(Clone)]
 pub struct Quic {
     inner: Arc<QuicInner>,
@@ -446,6 +461,16 @@ fn udp_endpoint(
     )
 }
 
+/// The unspecified address and an ephemeral port, in `addr`'s family: where a client
+/// socket talking to `addr` binds.
+fn unspecified_like(addr: SocketAddr) -> SocketAddr {
+    if addr.is_ipv6() {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    }
+}
+
 async fn connect_addr(
     endpoint: &Endpoint,
     config: quinn::ClientConfig,
@@ -453,18 +478,24 @@ async fn connect_addr(
     server_name: &str,
     linger: Duration,
 ) -> Result<(QuicConn, SocketAddr), TransportError> {
-    let local: SocketAddr = if addr.is_ipv6() {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    };
-    let client = udp_endpoint(local, None)
+    let client = udp_endpoint(unspecified_like(addr), None)
         .map_err(|e| TransportError::io("bind a client socket for", endpoint, e))?;
-    let conn = client
+    let connecting = client
         .connect_with(config, addr, server_name)
-        .map_err(|e| quic_error(endpoint, io::Error::other(e)))?
-        .await
-        .map_err(|e| connection_error(endpoint, e))?;
+        .map_err(|e| quic_error(endpoint, io::Error::other(e)))?;
+    // The probe runs beside the handshake, never before it: when a server answers,
+    // the handshake finishes as fast as without it. `biased` polls the handshake
+    // first, so a handshake that completes wins over a late probe result.
+    let conn = tokio::select! {
+        biased;
+        conn = connecting => conn.map_err(|e| connection_error(endpoint, e))?,
+        () = refused_probe(addr) => {
+            debug!(endpoint = %endpoint, peer = %addr, "quic probe refused: nothing listens");
+            return Err(TransportError::Refused {
+                endpoint: endpoint.clone(),
+            });
+        }
+    };
     let (mut send, recv) = conn
         .open_bi()
         .await
@@ -475,12 +506,102 @@ async fn connect_addr(
     Ok((QuicConn::new(send, recv, conn, client, true, linger), addr))
 }
 
+/// The reserved QUIC version the refusal probe announces.
+///
+/// RFC 9000 §15 reserves versions of the form `0x?a?a?a?a` so that they are never
+/// supported: a server receiving one answers with a Version Negotiation packet
+/// (§5.2.2, §6.1) and creates no connection state.
+const PROBE_VERSION: u32 = 0x6a7a_8a9a;
+
+/// The size of the probe datagram, in bytes: the smallest a client's first datagram
+/// may be. A server drops smaller packets of an unsupported version (RFC 9000
+/// §5.2.2), so that a spoofed source cannot make it send more than it received.
+const PROBE_LEN: usize = 1200;
+
+/// The datagram the refusal probe sends: a long-header packet (RFC 9000 §17.2) with
+/// the reserved [`PROBE_VERSION`], padded to [`PROBE_LEN`] bytes.
+///
+/// ```text
+/// +------+------------+-----+------------+-----+------------+-------------+
+/// | 0xc0 | version    | 8   | "msgprobe" | 8   | "msgprobe" | zeros, to   |
+/// |      | 0x6a7a8a9a | len | dest. CID  | len | source CID | 1200 bytes  |
+/// +------+------------+-----+------------+-----+------------+-------------+
+///    1         4         1        8         1        8
+/// ```
+///
+/// The first byte sets the long header and fixed bits. Everything after the version
+/// is only read by a server that supports it, and none does.
+fn probe_datagram() -> Vec<u8> {
+    const CID: &[u8; 8] = b"msgprobe";
+    let mut datagram = Vec::with_capacity(PROBE_LEN);
+    datagram.push(0xc0);
+    datagram.extend_from_slice(&PROBE_VERSION.to_be_bytes());
+    for _ in 0..2 {
+        datagram.push(CID.len() as u8);
+        datagram.extend_from_slice(CID);
+    }
+    datagram.resize(PROBE_LEN, 0);
+    datagram
+}
+
+/// Completes only when nothing listens on UDP `addr`; pending forever otherwise.
+///
+/// UDP has no connection, so quinn never learns that nobody is there: its Initial
+/// packets go unanswered until the connect timeout. The operating system does learn
+/// it, from the ICMP "port unreachable" the peer's host returns, but by default
+/// reports it only on a *connected* UDP socket (as `ECONNREFUSED` on the next
+/// receive), and quinn's socket is not connected. So this opens one, sends a datagram
+/// that any QUIC server handles harmlessly (see [`probe_datagram`]), and waits for
+/// the answer:
+///
+/// - a refusal means the port is closed: nothing can answer the handshake either;
+/// - a datagram (a server's Version Negotiation) or any other error proves nothing,
+///   and the handshake goes on as if there had been no probe;
+/// - silence (a firewall that drops, a lost datagram, a dropped listener whose socket
+///   stays open for its accepted connections) leaves the handshake to finish or time
+///   out as before.
+async fn refused_probe(addr: SocketAddr) {
+    match probe(addr).await {
+        Ok(true) => return,
+        Ok(false) => debug!(peer = %addr, "quic probe answered"),
+        Err(e) => debug!(peer = %addr, error = %e, "quic probe failed"),
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Sends the probe to `addr` and reports whether the port refused it.
+async fn probe(addr: SocketAddr) -> io::Result<bool> {
+    let socket = tokio::net::UdpSocket::bind(unspecified_like(addr)).await?;
+    socket.connect(addr).await?;
+    if let Err(e) = socket.send(&probe_datagram()).await {
+        return if is_port_unreachable(&e) {
+            Ok(true)
+        } else {
+            Err(e)
+        };
+    }
+    // The answer's content does not matter, only whether there is one.
+    let mut answer = [0u8; 64];
+    match socket.recv(&mut answer).await {
+        Ok(_) => Ok(false),
+        Err(e) if is_port_unreachable(&e) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a connected UDP socket's error reports an ICMP "port unreachable".
+fn is_port_unreachable(error: &io::Error) -> bool {
+    // Windows reports it as WSAECONNRESET rather than a refusal.
+    error.kind() == io::ErrorKind::ConnectionRefused
+        || (cfg!(windows) && error.kind() == io::ErrorKind::ConnectionReset)
+}
+
 /// A bound QUIC listener; `accept` yields connections whose handshake completed and
 /// whose stream is open.
 ///
 /// Dropping it stops accepting. Connections already accepted keep the UDP socket open
 /// until they close; while it is open, new clients get no handshake and their connect
-/// times out (QUIC has no equivalent of TCP's immediate "connection refused").
+/// times out: the port is not closed, so it cannot refuse them (see [`Quic`]).
 #[derive(Debug)]
 pub struct QuicListener {
     queue: AcceptQueue<QuicConn>,
@@ -609,5 +730,80 @@ impl Drop for QuicConn {
             }
             Err(_) => conn.close(VarInt::from_u32(0), b"closed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{TlsClientConfig, dev};
+
+    #[test]
+    fn probe_datagram_is_a_full_size_long_header_with_a_reserved_version() {
+        let datagram = probe_datagram();
+        assert_eq!(datagram.len(), 1200);
+        // Long header form and fixed bit.
+        assert_eq!(datagram[0] & 0xc0, 0xc0);
+        assert_eq!(datagram[1..5], PROBE_VERSION.to_be_bytes());
+        // RFC 9000 §15: reserved versions match 0x?a?a?a?a.
+        assert_eq!(PROBE_VERSION & 0x0f0f_0f0f, 0x0a0a_0a0a);
+        assert_eq!(datagram[5], 8);
+        assert_eq!(&datagram[6..14], b"msgprobe");
+        assert_eq!(datagram[14], 8);
+        assert_eq!(&datagram[15..23], b"msgprobe");
+    }
+
+    fn trusted_quic() -> Quic {
+        let cert = dev::self_signed(["127.0.0.1"]).unwrap();
+        let mut client = TlsClientConfig::new();
+        client.add_root(cert.certificate());
+        let mut options = QuicOptions::new();
+        options.server(cert.server_config()).client(client);
+        Quic::new(&options).unwrap()
+    }
+
+    #[tokio::test]
+    async fn quic_server_answers_probe_with_version_negotiation_and_keeps_serving() {
+        let quic = trusted_quic();
+        let mut listener = quic
+            .bind(&"quic://127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let endpoint = listener.local_endpoint().clone();
+        let addr = endpoint.socket_addr().unwrap();
+
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.connect(addr).await.unwrap();
+        socket.send(&probe_datagram()).await.unwrap();
+        let mut answer = [0u8; 1500];
+        let len = socket.recv(&mut answer).await.unwrap();
+        let answer = &answer[..len];
+        // Version Negotiation (RFC 9000 §17.2.1): long header, version 0, our source
+        // connection id as its destination.
+        assert!(answer.len() >= 23, "{answer:?}");
+        assert_eq!(answer[0] & 0x80, 0x80);
+        assert_eq!(answer[1..5], [0, 0, 0, 0]);
+        assert_eq!(answer[5], 8);
+        assert_eq!(&answer[6..14], b"msgprobe");
+
+        // An answered probe is not a refusal, and the listener still serves.
+        assert!(!probe(addr).await.unwrap());
+        let (client, _) = quic.connect(&endpoint).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        drop((client, server));
+    }
+
+    #[tokio::test]
+    async fn probe_of_a_closed_port_is_refused() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        // A regression would hang rather than fail; the guard is never waited for.
+        let guard = Duration::from_secs(30);
+        let refused = tokio::time::timeout(guard, probe(closed))
+            .await
+            .expect("probe of a closed port got no answer");
+        assert!(refused.unwrap());
     }
 }

@@ -4,33 +4,102 @@
 use crate::common;
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use crate::common::{Kind, echo_sizes, setup, start_echo};
+use crate::common::{Kind, echo_frames, echo_sizes, setup, start_echo};
 use msg_transport::{Endpoint, Listener, Transport};
+use msg_wire::FrameCodec;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Barrier;
 use tokio::task::JoinSet;
+use tokio_util::codec::Framed;
 
 const CLIENTS: usize = 100;
 
+/// How many connections the server holds open now, and the most it ever held at once.
+#[derive(Default)]
+struct OpenGauge {
+    open: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl OpenGauge {
+    fn opened(&self) {
+        let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+    }
+
+    fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An echo server that counts its open connections: a connection counts from its
+/// accept until its echo loop ends, when the client has closed it.
+fn spawn_counting_echo_server<L: Listener>(
+    mut listener: L,
+    gauge: Arc<OpenGauge>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((conn, _peer)) = listener.accept().await {
+            gauge.opened();
+            let gauge = gauge.clone();
+            tokio::spawn(async move {
+                common::echo_conn(conn).await;
+                gauge.closed();
+            });
+        }
+    })
+}
+
+/// `CLIENTS` clients connect and echo once, then wait at a barrier until all of them
+/// have, so that every connection is open at the same moment; then each echoes again
+/// and closes. The server must have held all of them open at once.
 async fn many_clients(kind: Kind) {
     let setup = setup(kind);
-    let (endpoint, server) = start_echo(&setup).await;
+    let listener = setup.transport.bind(&setup.endpoint).await.unwrap();
+    let endpoint = listener.local_endpoint().clone();
+    let gauge = Arc::new(OpenGauge::default());
+    let server = spawn_counting_echo_server(listener, gauge.clone());
+    let all_open = Arc::new(Barrier::new(CLIENTS));
     let mut clients = JoinSet::new();
     for i in 0..CLIENTS {
         let transport = setup.transport.clone();
         let endpoint = endpoint.clone();
+        let all_open = all_open.clone();
         clients.spawn(async move {
             let (conn, peer) = transport.connect(&endpoint).await.unwrap();
+            let mut framed = Framed::new(conn, FrameCodec::new());
             // Distinct seeds: a reply delivered to the wrong client would not match.
-            echo_sizes(conn, &[10, 1000, 100], i as u8).await;
+            // An echo proves the server accepted this connection and serves it.
+            echo_frames(&mut framed, &[10, 1000], i as u8).await;
+            all_open.wait().await;
+            // Every connection is still usable with all the others open.
+            echo_frames(&mut framed, &[100], i as u8).await;
             peer
         });
     }
-    let mut peers = Vec::new();
-    while let Some(done) = clients.join_next().await {
-        peers.push(done.unwrap());
-    }
+    // A client that fails panics its task and fails the test here; a regression that
+    // keeps connections from being open together would block the barrier forever, and
+    // the guard turns that into a failure. It is never waited for otherwise.
+    let guard = Duration::from_secs(120);
+    let peers = tokio::time::timeout(guard, async {
+        let mut peers = Vec::new();
+        while let Some(done) = clients.join_next().await {
+            peers.push(done.unwrap());
+        }
+        peers
+    })
+    .await
+    .expect("the clients never all had their connections open at once");
     assert_eq!(peers.len(), CLIENTS);
+    assert_eq!(
+        gauge.peak.load(Ordering::SeqCst),
+        CLIENTS,
+        "the server must hold every connection open at once"
+    );
     if matches!(kind, Kind::Ipc | Kind::Inproc) {
         let ids: HashSet<_> = peers.iter().map(|p| p.conn_id().unwrap()).collect();
         assert_eq!(ids.len(), CLIENTS, "connection ids must be unique");

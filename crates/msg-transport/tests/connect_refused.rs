@@ -4,7 +4,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use crate::common::{chain, trusted_tls, unique};
+use crate::common::{chain, trusted_quic, trusted_tls, unique};
 use msg_transport::{
     AnyTransport, Endpoint, Inproc, Ipc, Listener, QuicOptions, Tcp, TlsClientConfig, Transport,
     TransportError, dev,
@@ -15,6 +15,16 @@ fn closed_tcp_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// A loopback UDP port that was free a moment ago and has no socket now.
+fn closed_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+/// Limit for a connect that should fail at once. Only a regression ever waits for it;
+/// it turns a hang into a failure and asserts nothing about timing.
+const HANG_GUARD: Duration = Duration::from_secs(60);
 
 fn assert_refused(error: &TransportError, endpoint: &Endpoint) {
     assert!(error.is_refused(), "expected refused, got {}", chain(error));
@@ -70,10 +80,63 @@ async fn inproc_connect_to_unknown_name_is_refused() {
 }
 
 #[tokio::test]
+async fn quic_connect_to_closed_port_is_refused() {
+    // Default options: a 10 s connect timeout. UDP has no "connection refused", but
+    // the transport's probe hears the ICMP "port unreachable" and fails at once;
+    // waiting for the timeout would give a timeout error instead.
+    let endpoint: Endpoint = format!("quic://127.0.0.1:{}", closed_udp_port())
+        .parse()
+        .unwrap();
+    let quic = trusted_quic();
+    let error = tokio::time::timeout(HANG_GUARD, quic.connect(&endpoint))
+        .await
+        .expect("quic connect to a closed port hung")
+        .unwrap_err();
+    assert_refused(&error, &endpoint);
+    assert!(!error.is_timeout(), "{}", chain(&error));
+}
+
+#[tokio::test]
+async fn quic_connect_to_closed_ipv6_port_is_refused() {
+    let Ok(socket) = std::net::UdpSocket::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    };
+    let endpoint = Endpoint::quic(socket.local_addr().unwrap());
+    drop(socket);
+    let error = tokio::time::timeout(HANG_GUARD, trusted_quic().connect(&endpoint))
+        .await
+        .expect("quic connect to a closed port hung")
+        .unwrap_err();
+    assert_refused(&error, &endpoint);
+}
+
+#[tokio::test]
+async fn quic_connect_to_listening_server_is_not_refused() {
+    // The probe reaches the server too; it answers with Version Negotiation, which
+    // must leave the real handshake alone, connection after connection.
+    let quic = trusted_quic();
+    let mut listener = quic
+        .bind(&"quic://127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let endpoint = listener.local_endpoint().clone();
+    for seed in 0..3 {
+        let (client, _) = tokio::time::timeout(HANG_GUARD, quic.connect(&endpoint))
+            .await
+            .expect("quic connect hung")
+            .unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        tokio::spawn(common::echo_conn(server_side));
+        common::echo_sizes(client, &[1, 2000], seed).await;
+    }
+}
+
+#[tokio::test]
 async fn quic_connect_to_silent_port_times_out() {
-    // UDP has no "connection refused"; a socket that never answers is what a QUIC
-    // client sees when nothing listens. The short connect timeout makes that an
-    // error instead of a hang.
+    // A port whose socket is open but never answers (no QUIC server, or a firewall
+    // that drops) cannot refuse: the probe hears nothing, and the connect timeout
+    // makes the silence an error instead of a hang.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let endpoint = Endpoint::quic(silent.local_addr().unwrap());
     let cert = dev::self_signed(["localhost"]).unwrap();
@@ -120,7 +183,7 @@ async fn quic_listener_drop_stops_new_connections_but_keeps_accepted_ones() {
     drop(listener);
 
     // The UDP socket stays open for the accepted connection, but new clients get
-    // no handshake: QUIC cannot say "refused" without a listener.
+    // no handshake; the port is not closed, so it cannot refuse them either.
     let error = quic.connect(&endpoint).await.unwrap_err();
     assert!(error.is_timeout(), "{}", chain(&error));
 
@@ -131,17 +194,23 @@ async fn quic_listener_drop_stops_new_connections_but_keeps_accepted_ones() {
 
 #[tokio::test]
 async fn any_transport_reports_refused_for_each_scheme() {
-    let transport = AnyTransport::new().with_tls(trusted_tls());
+    let transport = AnyTransport::new()
+        .with_tls(trusted_tls())
+        .with_quic(trusted_quic());
     let dir = tempfile::tempdir().unwrap();
     let endpoints = [
         format!("tcp://127.0.0.1:{}", closed_tcp_port()),
         format!("tls://127.0.0.1:{}", closed_tcp_port()),
+        format!("quic://127.0.0.1:{}", closed_udp_port()),
         format!("ipc://{}", dir.path().join("none.sock").display()),
         format!("inproc://{}", unique("none")),
     ];
     for endpoint in endpoints {
         let endpoint: Endpoint = endpoint.parse().unwrap();
-        let error = transport.connect(&endpoint).await.unwrap_err();
+        let error = tokio::time::timeout(HANG_GUARD, transport.connect(&endpoint))
+            .await
+            .unwrap_or_else(|_| panic!("connect to {endpoint} hung"))
+            .unwrap_err();
         assert_refused(&error, &endpoint);
     }
 }

@@ -116,6 +116,15 @@ pub(crate) fn payload(len: usize, seed: u8) -> Bytes {
 /// Sends one request frame per size and checks each echo, in order.
 pub(crate) async fn echo_sizes<C: Conn>(conn: C, sizes: &[usize], seed: u8) {
     let mut framed = Framed::new(conn, FrameCodec::new());
+    echo_frames(&mut framed, sizes, seed).await;
+}
+
+/// [`echo_sizes`] on a connection already framed, which stays open for more.
+pub(crate) async fn echo_frames<C: Conn>(
+    framed: &mut Framed<C, FrameCodec>,
+    sizes: &[usize],
+    seed: u8,
+) {
     for (i, &size) in sizes.iter().enumerate() {
         let id = i as u64;
         let sent = payload(size, seed.wrapping_add(i as u8));
