@@ -45,7 +45,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -314,15 +314,26 @@ async fn send(
     let payload = Bytes::from(vec![0xA5; RELIABLE_SIZE]);
     let claimed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let deadline = start + limit;
+    // The time limit as a flag, so that the senders do not read the clock
+    // for every message.
+    let expired = Arc::new(AtomicBool::new(false));
+    let timer = tokio::spawn({
+        let expired = expired.clone();
+        async move {
+            tokio::time::sleep(limit).await;
+            expired.store(true, Ordering::Relaxed);
+        }
+    });
     let tasks: Vec<_> = (0..SENDERS)
         .map(|_| {
             let (socket, to, payload) = (socket.clone(), to.clone(), payload.clone());
-            let claimed = claimed.clone();
+            let (claimed, expired) = (claimed.clone(), expired.clone());
             tokio::spawn(async move {
                 let mut last = 0;
-                while claimed.fetch_add(1, Ordering::Relaxed) < count && Instant::now() < deadline {
-                    last = last.max(send_one(&socket, &to, payload.clone()).await?);
+                while claimed.fetch_add(1, Ordering::Relaxed) < count
+                    && !expired.load(Ordering::Relaxed)
+                {
+                    last = last.max(socket.send_to(&to, payload.clone()).await.map_err(other)?);
                 }
                 Ok::<u64, BenchError>(last)
             })
@@ -332,26 +343,12 @@ async fn send(
     for t in tasks {
         last = last.max(t.await.map_err(|_| BenchError::Panicked)??);
     }
+    timer.abort();
     // Sequence numbers are contiguous from 1: the highest assigned is the
     // last message of the run.
     let _ = last_tx.send(last);
     socket.wait_acked(to, last).await.map_err(other)?;
     Ok((last - (first - 1), start))
-}
-
-/// `send_to`, waiting for the next acknowledgement while the outbox is
-/// full.
-async fn send_one(socket: &ReliableSocket, to: &PeerId, payload: Bytes) -> Result<u64, BenchError> {
-    loop {
-        match socket.send_to(to, payload.clone()).await {
-            Ok(seq) => return Ok(seq),
-            Err(e) if e.is_outbox_full() => {
-                let acked = socket.acked(to);
-                socket.wait_acked(to, acked + 1).await.map_err(other)?;
-            }
-            Err(e) => return Err(other(e)),
-        }
-    }
 }
 
 /// Most deliveries a [`Acking::Batch`] receiver takes (and acknowledges)
@@ -376,6 +373,7 @@ async fn receive(
         next: 1,
         delivered: 0,
         at: None,
+        unstamped: false,
     };
     let mut batch = Vec::with_capacity(RECV_BATCH);
     let mut announcing = true;
@@ -392,6 +390,7 @@ async fn receive(
                 for delivery in &batch {
                     check.next_is(delivery)?;
                 }
+                check.stamp();
                 acks.push(Delivery::ack_all(std::mem::replace(
                     &mut batch,
                     Vec::with_capacity(RECV_BATCH),
@@ -402,6 +401,7 @@ async fn receive(
                     return Err(BenchError::Inconsistent("reliable receiver closed".into()));
                 };
                 check.next_is(&delivery)?;
+                check.stamp();
                 if acking == Acking::Each {
                     acks.push(delivery.ack().boxed());
                 }
@@ -430,7 +430,10 @@ struct Checker {
     from: PeerId,
     next: u64,
     delivered: u64,
+    /// When the last counted delivery was taken.
     at: Option<Instant>,
+    /// Deliveries were counted since `at` was set.
+    unstamped: bool,
 }
 
 impl Checker {
@@ -449,10 +452,18 @@ impl Checker {
                 return Err(BenchError::Inconsistent("message of the wrong size".into()));
             }
             self.delivered += 1;
-            self.at = Some(Instant::now());
+            self.unstamped = true;
         }
         self.next += 1;
         Ok(())
+    }
+
+    /// Notes the time if deliveries were counted since the last call: one
+    /// clock read per batch taken.
+    fn stamp(&mut self) {
+        if std::mem::take(&mut self.unstamped) {
+            self.at = Some(Instant::now());
+        }
     }
 }
 

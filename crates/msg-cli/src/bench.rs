@@ -207,7 +207,9 @@ async fn reliable_on<B: Backend>(
                 } else {
                     template.clone()
                 };
-                last = last.max(send_reliable(&sender, &peer, message).await?);
+                // Waits for room when the outbox is full (the receiver is
+                // behind): backpressure, not a failure.
+                last = last.max(sender.send_to(&peer, message).await?);
             }
             anyhow::Ok(last)
         }));
@@ -264,27 +266,6 @@ async fn reliable_on<B: Backend>(
     );
     summary.delivered = received;
     Ok(summary)
-}
-
-/// `send_to`, waiting for room when the peer's outbox is full (the
-/// receiver is behind): a full outbox is backpressure, not a failure.
-async fn send_reliable(
-    sender: &ReliableSocket,
-    peer: &PeerId,
-    message: Bytes,
-) -> anyhow::Result<u64> {
-    loop {
-        match sender.send_to(peer, message.clone()).await {
-            Ok(seq) => return Ok(seq),
-            Err(error) if error.is_outbox_full() => {
-                // The outbox is full, so messages are in flight and the
-                // acknowledgement moves on.
-                let acked = sender.acked(peer);
-                sender.wait_acked(peer, acked + 1).await?;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
 }
 
 /// The receiving side of `msg bench reliable`: takes deliveries from

@@ -277,7 +277,9 @@ pub(crate) async fn send(args: SendArgs) -> anyhow::Result<()> {
             (None, Some(payload)) => batch.resize(room, payload.clone()),
             (None, None) => break,
         }
-        match socket.send_batch_to(&peer, batch.drain(..)).await {
+        // A full outbox ends the run with an error (the peer must catch
+        // up first), rather than waiting for a peer that may be gone.
+        match socket.try_send_batch_to(&peer, batch.drain(..)).await {
             Ok(seqs) => {
                 if !seqs.is_empty() {
                     let last = seqs.end - 1;

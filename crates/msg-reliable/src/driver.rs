@@ -23,7 +23,7 @@
 //! leave a stored message unknown to the session, which would be a gap in
 //! the numbering that stalls the peer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -57,10 +57,13 @@ const BURST: usize = 256;
 /// A request from the application to the driver.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Store these messages for `peer` and send them.
+    /// Store these messages for `peer` and send them. With `wait`, a full
+    /// outbox makes the command wait (in order) for room instead of
+    /// failing.
     Send {
         peer: PeerId,
         payloads: Vec<Bytes>,
+        wait: bool,
         reply: oneshot::Sender<Result<u64, ReliableError>>,
     },
     /// The application processed deliveries `seqs` from `peer`. In manual
@@ -253,8 +256,17 @@ enum Done {
 type Task<'a> = Pin<Box<dyn Future<Output = Done> + Send + 'a>>;
 type Work<'a> = FuturesUnordered<Task<'a>>;
 
+/// A `send_to` waiting for room in its peer's outbox.
+struct Waiting {
+    payloads: Vec<Bytes>,
+    bytes: usize,
+    reply: oneshot::Sender<Result<u64, ReliableError>>,
+}
+
 struct PeerState {
     session: Session,
+    /// Sends waiting for room in the outbox, oldest first.
+    waiting: VecDeque<Waiting>,
     /// A send batch is with the link.
     sending: bool,
     /// Messages whose appends are being stored.
@@ -301,6 +313,7 @@ impl Driver {
                 peer,
                 PeerState {
                     session,
+                    waiting: VecDeque::new(),
                     sending: false,
                     appending: 0,
                     dirty: false,
@@ -327,6 +340,7 @@ impl Driver {
             .expect("options were validated and the state is empty");
             PeerState {
                 session,
+                waiting: VecDeque::new(),
                 sending: false,
                 appending: 0,
                 dirty: false,
@@ -344,26 +358,38 @@ impl Driver {
             Command::Send {
                 peer,
                 payloads,
+                wait,
                 reply,
             } => {
                 let bytes = payloads.iter().map(Bytes::len).sum();
                 let count = payloads.len();
+                // Fits an empty outbox: worth waiting for.
+                let fits =
+                    count <= self.opts.max_outbox_messages && bytes <= self.opts.max_outbox_bytes;
                 let state = self.fed(&peer);
-                if let Err(e) = state.session.reserve(count, bytes) {
-                    let _ = reply.send(Err(e));
+                let waiting = Waiting {
+                    payloads,
+                    bytes,
+                    reply,
+                };
+                if wait && fits && !state.waiting.is_empty() {
+                    // Behind the others that wait.
+                    state.waiting.push_back(waiting);
                     return;
                 }
-                state.appending += count;
-                self.storing += 1;
-                self.ops.push(Op::Append {
-                    peer,
-                    payloads,
-                    parts: vec![AppendPart {
-                        count,
-                        bytes,
-                        reply,
-                    }],
-                });
+                match state.session.reserve(count, bytes) {
+                    Ok(()) => {
+                        state.appending += count;
+                        self.storing += 1;
+                        self.ops.push(append(peer, waiting));
+                    }
+                    Err(e) if wait && fits && e.is_outbox_full() => {
+                        state.waiting.push_back(waiting);
+                    }
+                    Err(e) => {
+                        let _ = waiting.reply.send(Err(e));
+                    }
+                }
             }
             Command::Ack { peer, seqs, reply } => match self.shared.ack_mode {
                 AckMode::Manual => {
@@ -628,6 +654,25 @@ impl Driver {
                 }
             }
         }
+        // Acknowledgements (or a failed append) may have made room for
+        // sends that wait, oldest first.
+        while let Some(front) = state.waiting.front() {
+            if front.reply.is_closed() {
+                // Its caller gave up before it was stored.
+                state.waiting.pop_front();
+                continue;
+            }
+            let count = front.payloads.len();
+            if state.session.reserve(count, front.bytes).is_err() {
+                break;
+            }
+            let Some(waiting) = state.waiting.pop_front() else {
+                break;
+            };
+            state.appending += count;
+            self.storing += 1;
+            self.ops.push(append(peer.clone(), waiting));
+        }
         if let Some(batch) = state.session.poll_store() {
             self.storing += 1;
             self.ops.push(Op::StoreIncoming {
@@ -658,6 +703,20 @@ impl Driver {
         for peer in &peers {
             self.mark(peer);
         }
+    }
+}
+
+/// The append op of one send, its room reserved.
+fn append(peer: PeerId, send: Waiting) -> Op {
+    let count = send.payloads.len();
+    Op::Append {
+        peer,
+        payloads: send.payloads,
+        parts: vec![AppendPart {
+            count,
+            bytes: send.bytes,
+            reply: send.reply,
+        }],
     }
 }
 

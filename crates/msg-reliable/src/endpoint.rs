@@ -230,31 +230,57 @@ impl ReliableSocket {
     /// It is then sent, and resent, until `peer` acknowledges it, across
     /// disconnects and restarts. The peer does not need to be connected.
     ///
+    /// When `peer`'s outbox is at its limit
+    /// ([`ReliableOptions::max_outbox_messages`],
+    /// [`max_outbox_bytes`](ReliableOptions::max_outbox_bytes)), it waits
+    /// until the peer's acknowledgements make room: backpressure, in the
+    /// order the calls came. That wait lasts as long as the peer is away;
+    /// use [`try_send_to`](Self::try_send_to) to fail at once instead, or
+    /// put a timeout around it.
+    ///
     /// Concurrent calls are stored together (one write, one fsync with
-    /// [`RedbBackend`](crate::RedbBackend)). Dropping the future does not
-    /// cancel the store: the message may still be sent.
+    /// [`RedbBackend`](crate::RedbBackend)). Dropping the future while it
+    /// waits for room cancels the send (nothing is stored); once the store
+    /// has begun, dropping it does not cancel it: the message may still be
+    /// sent.
     ///
     /// # Errors
     ///
-    /// [`ReliableError::OutboxFull`] when `peer`'s outbox is at its limit,
-    /// [`ReliableError::Storage`] when storing failed (the message does
-    /// not exist), [`ReliableError::Closed`] after shutdown.
+    /// [`ReliableError::OutboxFull`] only for a message larger than the
+    /// whole outbox limit (it could never fit), [`ReliableError::Storage`]
+    /// when storing failed (the message does not exist),
+    /// [`ReliableError::Closed`] after shutdown.
     pub async fn send_to(
         &self,
         peer: &PeerId,
         payload: impl Into<Bytes>,
     ) -> Result<u64, ReliableError> {
-        self.append(peer, vec![payload.into()]).await
+        self.append(peer, vec![payload.into()], true).await
+    }
+
+    /// Like [`send_to`](Self::send_to), but fails at once with
+    /// [`ReliableError::OutboxFull`] when `peer`'s outbox has no room
+    /// (or sends are already waiting for room), instead of waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::OutboxFull`], and as [`send_to`](Self::send_to).
+    pub async fn try_send_to(
+        &self,
+        peer: &PeerId,
+        payload: impl Into<Bytes>,
+    ) -> Result<u64, ReliableError> {
+        self.append(peer, vec![payload.into()], false).await
     }
 
     /// Stores several messages for `peer` in one write, atomically (all or
     /// none), and returns their sequence numbers. See
-    /// [`send_to`](Self::send_to).
+    /// [`send_to`](Self::send_to): it waits for room for the whole batch.
     ///
     /// # Errors
     ///
-    /// As [`send_to`](Self::send_to); the outbox limit applies to the batch
-    /// as a whole.
+    /// As [`send_to`](Self::send_to); [`ReliableError::OutboxFull`] for a
+    /// batch larger than the whole outbox limit.
     pub async fn send_batch_to<I>(
         &self,
         peer: &PeerId,
@@ -264,19 +290,57 @@ impl ReliableSocket {
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
+        self.append_batch(peer, payloads, true).await
+    }
+
+    /// Like [`send_batch_to`](Self::send_batch_to), but fails at once with
+    /// [`ReliableError::OutboxFull`] when the outbox has no room for the
+    /// whole batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send_to`](Self::try_send_to).
+    pub async fn try_send_batch_to<I>(
+        &self,
+        peer: &PeerId,
+        payloads: I,
+    ) -> Result<Range<u64>, ReliableError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        self.append_batch(peer, payloads, false).await
+    }
+
+    async fn append_batch<I>(
+        &self,
+        peer: &PeerId,
+        payloads: I,
+        wait: bool,
+    ) -> Result<Range<u64>, ReliableError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
         let payloads: Vec<Bytes> = payloads.into_iter().map(Into::into).collect();
         let n = payloads.len() as u64;
-        let first = self.append(peer, payloads).await?;
+        let first = self.append(peer, payloads, wait).await?;
         Ok(first..first + n)
     }
 
-    async fn append(&self, peer: &PeerId, payloads: Vec<Bytes>) -> Result<u64, ReliableError> {
+    async fn append(
+        &self,
+        peer: &PeerId,
+        payloads: Vec<Bytes>,
+        wait: bool,
+    ) -> Result<u64, ReliableError> {
         let (reply, rx) = oneshot::channel();
         self.shared
             .commands
             .send(Command::Send {
                 peer: peer.clone(),
                 payloads,
+                wait,
                 reply,
             })
             .map_err(|_| ReliableError::Closed)?;

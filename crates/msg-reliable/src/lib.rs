@@ -35,7 +35,8 @@
 //!    application, still in order.
 //! 5. **Bounded.** Every buffer has a configured limit
 //!    ([`ReliableOptions`]): the window of messages in flight, the outbox per
-//!    peer (sending past it fails with [`ReliableError::OutboxFull`]), the
+//!    peer (past it `send_to` waits for room, `try_send_to` fails with
+//!    [`ReliableError::OutboxFull`]), the
 //!    hold-back buffer, and the receive window of messages not yet
 //!    acknowledged by the application.
 //!

@@ -114,8 +114,10 @@ impl ReliableOptions {
     /// Most messages stored for a peer and not yet acknowledged by it, in
     /// messages.
     ///
-    /// Sending past it fails with [`ReliableError::OutboxFull`]. The outbox
-    /// is also kept in memory for retransmission, so this with
+    /// Past it, [`ReliableSocket::send_to`](crate::ReliableSocket::send_to)
+    /// waits for room and
+    /// [`try_send_to`](crate::ReliableSocket::try_send_to) fails with
+    /// [`ReliableError::OutboxFull`]. The outbox is also kept in memory for retransmission, so this with
     /// [`max_outbox_bytes`](Self::max_outbox_bytes) bounds memory per peer.
     /// Must be at least 1. Default: 100,000.
     pub fn max_outbox_messages(&mut self, messages: usize) -> &mut Self {
@@ -125,8 +127,9 @@ impl ReliableOptions {
 
     /// Most payload bytes stored for a peer and not yet acknowledged by it.
     ///
-    /// Sending past it fails with [`ReliableError::OutboxFull`]; a single
-    /// message larger than this can never be sent. Must be at least 1.
+    /// Past it, sending waits or fails as for
+    /// [`max_outbox_messages`](Self::max_outbox_messages); a single message
+    /// larger than this can never be sent (`OutboxFull` at once). Must be at least 1.
     /// Default: 64 MiB.
     pub fn max_outbox_bytes(&mut self, bytes: usize) -> &mut Self {
         self.max_outbox_bytes = bytes;

@@ -87,9 +87,11 @@ async fn a_full_outbox_refuses_with_outbox_full_until_acknowledged() {
         .await
         .unwrap();
     send_all(&a, "a", "b", 1, 3).await;
-    let err = a.send_to(&pid("b"), "one too many").await.unwrap_err();
+    let err = a.try_send_to(&pid("b"), "one too many").await.unwrap_err();
     assert!(err.is_outbox_full(), "{err}");
     assert!(err.to_string().contains("limit of 3 messages"), "{err}");
+    let err = a.try_send_batch_to(&pid("b"), ["x"]).await.unwrap_err();
+    assert!(err.is_outbox_full(), "{err}");
 
     let endpoint = a.bind(&unique_inproc("full")).await.unwrap();
     let b =
@@ -102,6 +104,62 @@ async fn a_full_outbox_refuses_with_outbox_full_until_acknowledged() {
     // The refused message took no number.
     send_all(&a, "a", "b", 4, 1).await;
     receive_all(&b, "a", "b", 4, 1).await;
+}
+
+/// `send_to` on a full outbox waits for room, in call order; a caller that
+/// gives up while waiting stores nothing; a batch larger than the whole
+/// limit fails at once.
+#[tokio::test(start_paused = true)]
+async fn send_to_waits_for_room_in_a_full_outbox() {
+    use futures::FutureExt;
+    let mut opts = fast();
+    opts.max_outbox_messages(3);
+    let a = ReliableSocket::open_with_socket_options(pid("a"), opts, quick(), MemoryBackend::new())
+        .await
+        .unwrap();
+    let b_id = pid("b");
+    send_all(&a, "a", "b", 1, 3).await;
+
+    let too_big = a.send_batch_to(&b_id, ["1", "2", "3", "4"]).await;
+    assert!(too_big.unwrap_err().is_outbox_full(), "could never fit");
+
+    // Each polled once, in this order, so that each has asked to be
+    // stored.
+    let mut fourth = Box::pin(a.send_to(&b_id, payload("a", "b", 4)));
+    assert!((&mut fourth).now_or_never().is_none());
+    let mut given_up = Box::pin(a.send_to(&b_id, "never stored"));
+    assert!((&mut given_up).now_or_never().is_none());
+    let mut fifth = Box::pin(a.send_to(&b_id, payload("a", "b", 5)));
+    assert!((&mut fifth).now_or_never().is_none());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!((&mut fourth).now_or_never().is_none(), "waits while full");
+    assert!((&mut fifth).now_or_never().is_none(), "waits while full");
+    drop(given_up);
+    // Others wait: try_send_to does not jump the queue.
+    assert!(
+        a.try_send_to(&b_id, "x")
+            .await
+            .unwrap_err()
+            .is_outbox_full()
+    );
+    assert_eq!(a.pending().await.unwrap(), vec![(b_id.clone(), 3)]);
+
+    let endpoint = a.bind(&unique_inproc("waits")).await.unwrap();
+    let b = ReliableSocket::open_with_socket_options(
+        b_id.clone(),
+        fast(),
+        quick(),
+        MemoryBackend::new(),
+    )
+    .await
+    .unwrap();
+    b.connect(&endpoint.to_string()).unwrap();
+    receive_all(&b, "a", "b", 1, 3).await;
+    assert_eq!(fourth.await.unwrap(), 4);
+    assert_eq!(fifth.await.unwrap(), 5, "the abandoned send took no number");
+    receive_all(&b, "a", "b", 4, 2).await;
+    a.wait_acked(&b_id, 5).await.unwrap();
+    assert!(a.pending().await.unwrap().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
