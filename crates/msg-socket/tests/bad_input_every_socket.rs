@@ -8,15 +8,21 @@
 //!
 //! - the offender is closed (it reads EOF, after a Reject or Close frame
 //!   naming the reason where one is due), within the handshake timeout
-//!   where the attack is a stall;
-//! - it is counted (`handshake_failures` or `protocol_errors`, by one), an
-//!   event (`HandshakeFailed` or `PeerMisbehaved`) names its address, and a
-//!   warning logged on the test's thread carries that address;
+//!   where the attack is a stall, after the heartbeat timeout where it goes
+//!   silent after its handshake;
+//! - it is counted (`handshake_failures`, `protocol_errors` or
+//!   `heartbeat_timeouts`, by one), an event (`HandshakeFailed` or
+//!   `PeerMisbehaved`) names its address, and a warning logged on the
+//!   test's thread carries that address;
 //! - nothing panics;
 //! - memory stays bounded: an oversized frame is refused from its header
 //!   alone, the body never sent;
 //! - a well-behaved peer of the same socket is served before, during (while
-//!   a stalling attacker is connected) and after the attack.
+//!   a stalling or silent attacker is connected) and after the attack.
+//!
+//! Heartbeats run on real time here (the sockets are real), so the victim
+//! of a silent attacker gets short heartbeat options and the test waits on
+//! the stream's end and the victim's events, not on a clock.
 
 use crate::raw;
 
@@ -30,14 +36,19 @@ use msg_socket::wire::{
     Answer, Compression, Frame, FrameCodec, HEADER_LEN, Hello, Reason, SocketType,
 };
 use msg_socket::{
-    PubSocket, RepSocket, ReqSocket, SocketEvent, SocketEvents, SocketOptions, SocketStats,
-    SubSocket,
+    PubSocket, RepSocket, ReqError, ReqSocket, SocketEvent, SocketEvents, SocketOptions,
+    SocketStats, SubSocket,
 };
 
 /// The victim's frame limit, small so that bombs are cheap to build.
 const LIMIT: usize = 64 * 1024;
 /// The victim's handshake timeout.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(200);
+/// The victim's heartbeats against an attacker that goes silent after its
+/// handshake: short, for real time, yet with room for a loaded machine
+/// (the well-behaved partner must answer a ping within the timeout).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -103,6 +114,8 @@ enum Attack {
     HalfHello,
     /// Connects and sends nothing.
     Silent,
+    /// Completes a valid handshake, then sends nothing (not even a pong).
+    SilentAfterHandshake,
 }
 
 impl Attack {
@@ -116,8 +129,21 @@ impl Attack {
     fn after_handshake(self) -> bool {
         matches!(
             self,
-            Attack::FrameTooLarge | Attack::DeclaredBomb | Attack::LyingBomb
+            Attack::FrameTooLarge
+                | Attack::DeclaredBomb
+                | Attack::LyingBomb
+                | Attack::SilentAfterHandshake
         )
+    }
+
+    /// The victim's options for this attack.
+    fn victim_options(self) -> SocketOptions {
+        let mut opts = victim_options();
+        if self == Attack::SilentAfterHandshake {
+            opts.heartbeat_interval(Some(HEARTBEAT_INTERVAL))
+                .heartbeat_timeout(HEARTBEAT_TIMEOUT);
+        }
+        opts
     }
 }
 
@@ -164,7 +190,7 @@ struct Victim {
 }
 
 impl Victim {
-    async fn start(kind: Kind, net: Net) -> Victim {
+    async fn start(kind: Kind, net: Net, options: SocketOptions) -> Victim {
         let (bind, dir) = match net {
             Net::Tcp => ("tcp://127.0.0.1:0".to_owned(), None),
             Net::Ipc => {
@@ -176,7 +202,7 @@ impl Victim {
         let wait = Duration::from_secs(10);
         let (pair, endpoint, events) = match kind {
             Kind::Rep => {
-                let rep = RepSocket::with_options(victim_options()).unwrap();
+                let rep = RepSocket::with_options(options.clone()).unwrap();
                 let events = rep.events();
                 let endpoint = rep.bind(&bind).await.unwrap();
                 let req = ReqSocket::with_options(partner_options()).unwrap();
@@ -186,7 +212,7 @@ impl Victim {
                 (Pair::Rep { rep, req }, endpoint, events)
             }
             Kind::Req => {
-                let req = ReqSocket::with_options(victim_options()).unwrap();
+                let req = ReqSocket::with_options(options.clone()).unwrap();
                 let events = req.events();
                 let endpoint = req.bind(&bind).await.unwrap();
                 let rep = RepSocket::with_options(partner_options()).unwrap();
@@ -196,7 +222,7 @@ impl Victim {
                 (Pair::Req { req, _rep: rep }, endpoint, events)
             }
             Kind::Pub => {
-                let publisher = PubSocket::with_options(victim_options()).unwrap();
+                let publisher = PubSocket::with_options(options.clone()).unwrap();
                 let events = publisher.events();
                 let endpoint = publisher.bind(&bind).await.unwrap();
                 let sub = SubSocket::with_options(partner_options()).unwrap();
@@ -206,7 +232,7 @@ impl Victim {
                 (Pair::Pub { publisher, sub }, endpoint, events)
             }
             Kind::Sub => {
-                let sub = SubSocket::with_options(victim_options()).unwrap();
+                let sub = SubSocket::with_options(options.clone()).unwrap();
                 let events = sub.events();
                 sub.subscribe("t").await;
                 let endpoint = sub.bind(&bind).await.unwrap();
@@ -257,6 +283,32 @@ impl Victim {
                 assert_eq!(msg.payload(), &payload);
             }
         }
+    }
+
+    /// The exchange while a silent attacker is connected. A Req victim
+    /// spreads requests round-robin over its peers, the attacker included:
+    /// of two requests made together, one goes to the partner and is
+    /// answered at once, the other to the attacker, and fails with
+    /// `ConnectionLost` when the heartbeats close that connection.
+    async fn exchange_beside_a_silent_peer(&mut self) {
+        let Pair::Req { req, .. } = &self.pair else {
+            return self.exchange("during").await;
+        };
+        assert!(
+            req.wait_for_peers(2, HANG).await,
+            "the attacker never came up"
+        );
+        let (a, b) = tokio::time::timeout(HANG, async {
+            tokio::join!(req.request("during #1"), req.request("during #2"))
+        })
+        .await
+        .expect("requests never ended");
+        let (answered, lost) = match (a, b) {
+            (Ok(reply), Err(e)) | (Err(e), Ok(reply)) => (reply, e),
+            other => panic!("expected one reply and one loss, got {other:?}"),
+        };
+        assert!(answered.starts_with(b"during #"), "{answered:?}");
+        assert!(matches!(lost, ReqError::ConnectionLost), "{lost:?}");
     }
 
     /// Waits for the event reporting the attacker, and returns its peer.
@@ -356,7 +408,7 @@ fn bomb(lie: bool) -> BytesMut {
 async fn attack(kind: Kind, net: Net, attack: Attack) {
     raw::record_panics();
     let (logs, _guard) = raw::capture_warnings();
-    let mut victim = Victim::start(kind, net).await;
+    let mut victim = Victim::start(kind, net, attack.victim_options()).await;
     victim.exchange("before").await;
     let before = victim.stats().await;
 
@@ -390,10 +442,15 @@ async fn attack(kind: Kind, net: Net, attack: Attack) {
             attacker.send(&bytes[..bytes.len() / 2]).await;
         }
         Attack::Silent => {}
+        Attack::SilentAfterHandshake => attacker.handshake_as(kind.peer()).await,
     }
     if attack.stalls() {
         // The attacker is connected and stuck in its handshake right now.
         victim.exchange("during").await;
+    }
+    if attack == Attack::SilentAfterHandshake {
+        // The attacker is connected, past its handshake, and silent.
+        victim.exchange_beside_a_silent_peer().await;
     }
 
     let seen_as = attacker.seen_as.clone();
@@ -428,7 +485,10 @@ async fn attack(kind: Kind, net: Net, attack: Attack) {
                 );
             }
         }
-        Attack::FrameTooLarge | Attack::DeclaredBomb | Attack::LyingBomb => {
+        Attack::FrameTooLarge
+        | Attack::DeclaredBomb
+        | Attack::LyingBomb
+        | Attack::SilentAfterHandshake => {
             // The answer to the Hello was read already; any Subscribe or
             // Ping before the Close is fine.
             let frames = frames_in(closed.bytes.clone());
@@ -441,6 +501,17 @@ async fn attack(kind: Kind, net: Net, attack: Attack) {
             });
             if attack == Attack::FrameTooLarge {
                 assert_eq!(code, Reason::FrameTooLarge, "{text}");
+            } else if attack == Attack::SilentAfterHandshake {
+                assert_eq!(code, Reason::ProtocolError, "{text}");
+                assert!(text.contains("heartbeat"), "{text}");
+                assert!(
+                    frames.iter().any(|f| matches!(f, Frame::Ping { .. })),
+                    "closed without pinging first: {frames:?}"
+                );
+                assert!(
+                    elapsed >= HEARTBEAT_TIMEOUT,
+                    "closed after {elapsed:?}, before the heartbeat timeout"
+                );
             } else {
                 assert_eq!(code, Reason::ProtocolError, "{text}");
                 assert!(text.contains("decompressed"), "{text}");
@@ -456,7 +527,16 @@ async fn attack(kind: Kind, net: Net, attack: Attack) {
         .offender_event(&seen_as, !attack.after_handshake())
         .await;
     let after = victim.stats().await;
-    if attack.after_handshake() {
+    if attack == Attack::SilentAfterHandshake {
+        assert!(error.contains("heartbeat"), "{error}");
+        assert_eq!(
+            after.heartbeat_timeouts,
+            before.heartbeat_timeouts + 1,
+            "{error}"
+        );
+        assert_eq!(after.protocol_errors, before.protocol_errors);
+        assert_eq!(after.handshake_failures, before.handshake_failures);
+    } else if attack.after_handshake() {
         assert_eq!(after.protocol_errors, before.protocol_errors + 1, "{error}");
         assert_eq!(after.handshake_failures, before.handshake_failures);
         if attack == Attack::FrameTooLarge {
@@ -530,6 +610,11 @@ macro_rules! every_attack {
             #[tokio::test]
             async fn a_peer_that_connects_and_says_nothing_is_cut_at_the_timeout() {
                 attack($kind, $net, Attack::Silent).await;
+            }
+
+            #[tokio::test]
+            async fn a_peer_silent_after_its_handshake_is_cut_by_heartbeats() {
+                attack($kind, $net, Attack::SilentAfterHandshake).await;
             }
         }
     )*};
