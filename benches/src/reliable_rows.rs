@@ -91,7 +91,7 @@ enum Acking {
     Batch,
     /// `recv`, then `Delivery::ack` for each.
     Each,
-    /// `recv` in [`AckMode::Auto`]: nothing to acknowledge.
+    /// `recv_many` in [`AckMode::Auto`]: taking them acknowledges them.
     Auto,
 }
 
@@ -383,7 +383,7 @@ async fn receive(
                 let acked: Result<(), ReliableError> = acked;
                 acked.map_err(other)?;
             }
-            taken = socket.recv_many(&mut batch, RECV_BATCH), if acking == Acking::Batch => {
+            taken = socket.recv_many(&mut batch, RECV_BATCH), if acking != Acking::Each => {
                 if taken == 0 {
                     return Err(BenchError::Inconsistent("reliable receiver closed".into()));
                 }
@@ -391,12 +391,17 @@ async fn receive(
                     check.next_is(delivery)?;
                 }
                 check.stamp();
-                acks.push(Delivery::ack_all(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(RECV_BATCH),
-                )).boxed());
+                if acking == Acking::Batch {
+                    acks.push(Delivery::ack_all(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(RECV_BATCH),
+                    )).boxed());
+                } else {
+                    // Acknowledged by taking them.
+                    batch.clear();
+                }
             }
-            delivery = socket.recv(), if acking != Acking::Batch => {
+            delivery = socket.recv(), if acking == Acking::Each => {
                 let Some(delivery) = delivery else {
                     return Err(BenchError::Inconsistent("reliable receiver closed".into()));
                 };

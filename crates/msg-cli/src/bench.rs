@@ -18,7 +18,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressStyle};
 use msg::reliable::{
-    Backend, MemoryBackend, PeerId, RedbBackend, ReliableError, ReliableOptions, ReliableSocket,
+    Backend, Delivery, MemoryBackend, PeerId, RedbBackend, ReliableError, ReliableOptions,
+    ReliableSocket,
 };
 use msg::transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions, dev};
 use msg::{Compression, PubSocket, RepSocket, ReqSocket, SocketOptions, SubSocket};
@@ -40,6 +41,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_AFTER_PUBLISH: Duration = Duration::from_millis(250);
 /// The topic every bench message goes under.
 const TOPIC: &str = "bench";
+/// Most deliveries the reliable receiver takes, and acknowledges, at once.
+const RECV_BATCH: usize = 256;
 
 /// Runs `msg bench ...`.
 ///
@@ -270,8 +273,10 @@ async fn reliable_on<B: Backend>(
 
 /// The receiving side of `msg bench reliable`: takes deliveries from
 /// `from` starting at sequence number `first` until the one `last`
-/// announces, checks each is the next in order, and acknowledges them
-/// (concurrently: each acknowledgement is a write to the store). Counts
+/// announces, checks each is the next in order, and acknowledges them a
+/// batch at a time, as [`RECV_BATCH`] deliveries taken at once (each
+/// acknowledgement is a write to the store, concurrent with the next
+/// receive). Counts
 /// them in `delivered`; returns the send-to-delivery latencies in
 /// nanoseconds of `clock` (when payloads carry a timestamp).
 async fn receive_reliable(
@@ -285,6 +290,7 @@ async fn receive_reliable(
 ) -> anyhow::Result<Vec<u64>> {
     let mut latencies = Vec::new();
     let mut acks = FuturesUnordered::new();
+    let mut batch = Vec::with_capacity(RECV_BATCH);
     let mut next = first;
     while next <= *last.borrow() {
         tokio::select! {
@@ -292,26 +298,32 @@ async fn receive_reliable(
                 let acked: Result<(), ReliableError> = acked;
                 acked.context("cannot acknowledge a delivery")?;
             }
-            delivery = receiver.recv() => {
-                let delivery = delivery.context("the receiving endpoint closed")?;
-                if delivery.peer() != &from || delivery.seq() != next {
-                    bail!(
-                        "expected message #{next} from {from}, got #{} from {}",
-                        delivery.seq(),
-                        delivery.peer()
-                    );
+            taken = receiver.recv_many(&mut batch, RECV_BATCH) => {
+                if taken == 0 {
+                    bail!("the receiving endpoint closed");
                 }
-                if timestamped {
-                    if let Some(stamp) = delivery.payload().get(..8) {
-                        let mut bytes = [0u8; 8];
-                        bytes.copy_from_slice(stamp);
-                        let now = nanos(clock.elapsed());
-                        latencies.push(now.saturating_sub(u64::from_le_bytes(bytes)));
+                for delivery in &batch {
+                    if delivery.peer() != &from || delivery.seq() != next {
+                        bail!(
+                            "expected message #{next} from {from}, got #{} from {}",
+                            delivery.seq(),
+                            delivery.peer()
+                        );
                     }
+                    if timestamped {
+                        if let Some(stamp) = delivery.payload().get(..8) {
+                            let mut bytes = [0u8; 8];
+                            bytes.copy_from_slice(stamp);
+                            let now = nanos(clock.elapsed());
+                            latencies.push(now.saturating_sub(u64::from_le_bytes(bytes)));
+                        }
+                    }
+                    next += 1;
                 }
-                next += 1;
-                delivered.fetch_add(1, Relaxed);
-                acks.push(delivery.ack());
+                delivered.fetch_add(taken as u64, Relaxed);
+                // One acknowledgement (one store write) per batch taken.
+                let done = std::mem::replace(&mut batch, Vec::with_capacity(RECV_BATCH));
+                acks.push(Delivery::ack_all(done));
             }
             changed = last.changed() => {
                 changed.context("the senders went away")?;

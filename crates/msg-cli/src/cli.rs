@@ -454,7 +454,7 @@ pub(crate) enum BenchCommand {
     #[command(after_help = BENCH_PUBSUB_AFTER_HELP)]
     Pubsub(BenchPubSubArgs),
     /// Reliable delivery: concurrent senders storing messages for one
-    /// receiving peer, which acknowledges each.
+    /// receiving peer, which acknowledges what it takes in batches.
     #[command(after_help = BENCH_RELIABLE_AFTER_HELP)]
     Reliable(BenchReliableArgs),
 }

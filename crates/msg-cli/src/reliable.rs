@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use futures::{FutureExt, TryStreamExt};
 use msg::reliable::{
-    PeerId, RedbBackend, ReliableError, ReliableOptions, ReliableSocket, ShutdownReport,
+    Delivery, PeerId, RedbBackend, ReliableError, ReliableOptions, ReliableSocket, ShutdownReport,
 };
 use msg::transport::Endpoint;
 
@@ -32,6 +32,8 @@ const DEFAULT_RECEIVER: &str = "receiver";
 /// Most messages stored in one write (one fsync) when lines arrive faster
 /// than they can be stored one by one.
 const MAX_BATCH: usize = 1024;
+/// Most deliveries `msg recv` takes, prints and acknowledges at once.
+const RECV_BATCH: usize = 256;
 /// How long `msg recv` waits at exit for its last acknowledgements to reach
 /// the senders.
 const RECV_LINGER: Duration = Duration::from_millis(500);
@@ -384,19 +386,33 @@ pub(crate) async fn recv(args: RecvArgs) -> anyhow::Result<()> {
     let limit = args.count.unwrap_or(u64::MAX);
     let work = async {
         let mut received = 0u64;
+        let mut batch = Vec::new();
         while received < limit {
-            let Some(delivery) = socket.recv().await else {
+            // What has arrived, up to the count: a busy sender's messages
+            // are printed and acknowledged a batch at a time.
+            let room = usize::try_from(limit - received).unwrap_or(usize::MAX);
+            if socket.recv_many(&mut batch, room.min(RECV_BATCH)).await == 0 {
                 break;
-            };
+            }
             // Printed (and flushed) first, acknowledged after: a message
             // that never reached stdout is delivered again next time.
-            printer.delivery(
-                delivery.peer().as_bytes(),
-                delivery.seq(),
-                delivery.payload(),
-            )?;
-            delivery.ack().await?;
-            received += 1;
+            let mut printed = 0;
+            let failed = batch.iter().find_map(|delivery| {
+                let result = printer.delivery(
+                    delivery.peer().as_bytes(),
+                    delivery.seq(),
+                    delivery.payload(),
+                );
+                printed += usize::from(result.is_ok());
+                result.err()
+            });
+            received += printed as u64;
+            // Those printed before a failure are acknowledged all the same.
+            Delivery::ack_all(batch.drain(..printed)).await?;
+            if let Some(error) = failed {
+                return Err(error);
+            }
+            batch.clear();
         }
         anyhow::Ok(received)
     };
