@@ -6,16 +6,6 @@ use std::time::Duration;
 use crate::support::*;
 use msg_reliable::{AckMode, Delivery, MemoryBackend, ReliableOptions, ReliableSocket};
 
-fn unique_inproc(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "inproc://batches-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 async fn open(name: &str, opts: ReliableOptions, store: &MemoryBackend) -> ReliableSocket {
     ReliableSocket::open_with_socket_options(pid(name), opts, quick(), store.clone())
         .await

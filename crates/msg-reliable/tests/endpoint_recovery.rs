@@ -9,16 +9,6 @@ use msg_reliable::RedbBackend;
 use msg_reliable::{MemoryBackend, ReliableOptions, ReliableSocket};
 use msg_socket::transport::{FaultOptions, Faulty, Inproc};
 
-fn unique_inproc(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "inproc://{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_peer_offline_at_send_time_gets_everything_minutes_later() {
     let a =

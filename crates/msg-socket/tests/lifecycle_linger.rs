@@ -9,9 +9,9 @@
 //!   at the linger time; with linger zero the drop cuts at once; and once
 //!   everything is delivered the socket stops without waiting out the rest.
 
+use crate::common;
 use crate::raw;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::raw::{HANG, RawPeer};
@@ -28,12 +28,7 @@ const SIZE: usize = 4096;
 const PUBLISH_LEN: usize = 7 + 8 + 2 + 1 + SIZE;
 
 fn inproc(what: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "inproc://linger-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::inproc(&format!("linger-{what}"))
 }
 
 /// `actual` is `expected`, give or take the timer's rounding to whole

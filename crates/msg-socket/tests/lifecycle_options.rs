@@ -9,9 +9,9 @@
 //! that deadline, reported, and retried with backoff.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::common;
 use crate::raw::{HANG, RawPeer};
 use futures::StreamExt;
 use msg_socket::transport::{
@@ -287,14 +287,7 @@ async fn the_default_transport_knows_tcp_ipc_and_inproc() {
 }
 
 fn inproc(what: &str) -> Endpoint {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "inproc://options-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-    .parse()
-    .unwrap()
+    common::inproc(&format!("options-{what}")).parse().unwrap()
 }
 
 /// `actual` is `expected`, give or take the timer wheel's rounding up to

@@ -8,9 +8,10 @@
 //! stuck in the middle of its write and the rest stay queued.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common;
 use crate::raw::{HANG, RawPeer};
 use bytes::Bytes;
 use msg_socket::transport::{Endpoint, INPROC_BUFFER_SIZE, Inproc, Listener, Transport};
@@ -25,14 +26,7 @@ const BIG: usize = 300 * 1024;
 const _: () = assert!(BIG > INPROC_BUFFER_SIZE);
 
 fn endpoint(what: &str) -> Endpoint {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "inproc://send-hwm-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-    .parse()
-    .unwrap()
+    common::inproc(&format!("send-hwm-{what}")).parse().unwrap()
 }
 
 /// `BIG` bytes of `tag`.

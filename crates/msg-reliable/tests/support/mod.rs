@@ -15,6 +15,17 @@ use msg_socket::transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfi
 /// hung test.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// An `inproc://` endpoint string no other test uses, tagged `tag`.
+pub fn unique_inproc(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "inproc://{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 pub fn pid(name: &str) -> PeerId {
     name.parse().unwrap()
 }

@@ -23,12 +23,18 @@ pub struct Setup {
 }
 
 /// Fast reconnects for tests: tens of milliseconds, not seconds.
+/// An `inproc://` endpoint string no other test uses, tagged `tag`.
+pub fn inproc(tag: &str) -> String {
+    format!("inproc://{}", unique(tag))
+}
+
 pub fn quick(opts: &mut SocketOptions) -> &mut SocketOptions {
     opts.reconnect_initial(Duration::from_millis(10))
         .reconnect_max(Duration::from_millis(100))
 }
 
-fn unique(prefix: &str) -> String {
+/// A name no other test uses: `prefix`, the process id and a counter.
+pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     format!(
