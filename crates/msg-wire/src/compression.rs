@@ -9,8 +9,12 @@
 //! [`WireError::CompressionUnavailable`] for it.
 //!
 //! Every decompressor is given the exact output length up front and never
-//! produces, nor allocates, more: a decompression bomb is an error, not an
-//! out-of-memory abort.
+//! produces more: a decompression bomb is an error, not an out-of-memory
+//! abort. Besides the output buffer each needs only fixed working memory,
+//! whatever the data claims: none for snappy and lz4, a zstd context of
+//! about 95 KiB (single-shot, so no window buffer), and for gzip an inflate
+//! state of about 43 KiB plus the gzip header's optional name, comment and
+//! extra fields, which are part of the compressed input.
 //!
 //! | algorithm | id | format | level |
 //! |---|---|---|---|
@@ -312,7 +316,14 @@ mod imp {
     #[cfg(feature = "gzip")]
     pub(super) fn gzip_decompress(input: &[u8], original_len: usize) -> Result<Bytes, WireError> {
         let mut out = vec![0u8; original_len];
-        read_exactly(flate2::read::GzDecoder::new(input), &mut out)?;
+        // The `bufread` decoder reads the slice in place; `read::GzDecoder`
+        // would first copy it through a 32 KiB `BufReader` of its own. What
+        // remains besides `out` is miniz_oxide's inflate state (about 43 KiB,
+        // its 32 KiB window included) and the gzip header's optional name,
+        // comment and extra fields, which flate2 copies out: each is capped
+        // at 64 KiB by flate2 and is part of the compressed input, so they
+        // cost a few times that input at most (a field grows by doubling).
+        read_exactly(flate2::bufread::GzDecoder::new(input), &mut out)?;
         Ok(Bytes::from(out))
     }
 
@@ -334,10 +345,29 @@ mod imp {
 
     #[cfg(feature = "zstd")]
     pub(super) fn zstd_decompress(input: &[u8], original_len: usize) -> Result<Bytes, WireError> {
+        let mut dctx = zstd::zstd_safe::DCtx::try_create().ok_or_else(|| {
+            WireError::Decompress(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "cannot allocate a zstd context",
+            ))
+        })?;
+        zstd_decompress_with(&mut dctx, input, original_len)
+    }
+
+    /// [`zstd_decompress`] with a given context, so that tests can ask zstd
+    /// how much memory the context ended up holding: zstd allocates through
+    /// `malloc`, out of sight of Rust's allocator.
+    #[cfg(feature = "zstd")]
+    pub(super) fn zstd_decompress_with(
+        dctx: &mut zstd::zstd_safe::DCtx<'_>,
+        input: &[u8],
+        original_len: usize,
+    ) -> Result<Bytes, WireError> {
         // Single-shot decompression straight into a buffer of exactly the
         // declared size. zstd refuses (dstSize_tooSmall) to write past it,
         // and unlike the streaming decoder it needs no window buffer of its
-        // own, so a frame header claiming a huge window costs nothing.
+        // own, so a frame header claiming a huge window costs nothing: the
+        // context stays at its fixed size (about 95 KiB with zstd 1.5).
         //
         // A frame that states its content size (ours always do) and states
         // more than declared is refused before any work; one that hides its
@@ -348,11 +378,12 @@ mod imp {
             }
         }
         let mut out = Vec::with_capacity(original_len);
-        let mut dec = zstd::bulk::Decompressor::new().map_err(WireError::Decompress)?;
-        match dec.decompress_to_buffer(input, &mut out) {
+        match dctx.decompress(&mut out, input) {
             Ok(n) if n == original_len => Ok(Bytes::from(out)),
             Ok(_) => Err(length_mismatch()),
-            Err(e) => Err(WireError::Decompress(e)),
+            Err(code) => Err(WireError::Decompress(io::Error::other(
+                zstd::zstd_safe::get_error_name(code),
+            ))),
         }
     }
 
@@ -408,5 +439,50 @@ mod imp {
             }
             Err(e) => Err(invalid(e)),
         }
+    }
+}
+
+#[cfg(all(test, feature = "zstd"))]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// Most memory a zstd decompression context may hold, in bytes.
+    ///
+    /// zstd allocates through `malloc`, so the integration tests' counting
+    /// allocator cannot see it; zstd reports it itself with
+    /// `ZSTD_sizeof_DCtx`. A context is about 95 KiB with zstd 1.5 (entropy
+    /// tables and a 64 KiB literals buffer), and single-shot decompression
+    /// never adds a window buffer to it.
+    const ZSTD_DCTX_BOUND: usize = 128 * 1024;
+
+    #[test]
+    fn zstd_context_stays_fixed_whatever_window_a_frame_claims() {
+        // A bomb that hides its content size and asks for a 128 MiB window:
+        // the streaming decoder would allocate that window up front.
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+        enc.window_log(27).unwrap();
+        enc.write_all(&vec![0u8; 8 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&bomb),
+            Ok(None)
+        ));
+
+        let mut dctx = zstd::zstd_safe::DCtx::create();
+        let fresh = dctx.sizeof();
+        assert!(fresh <= ZSTD_DCTX_BOUND, "fresh context: {fresh} bytes");
+        for declared in [1000, 64 * 1024, 1 << 20] {
+            let err = imp::zstd_decompress_with(&mut dctx, &bomb, declared).unwrap_err();
+            assert!(matches!(err, WireError::Decompress(_)), "{err:?}");
+            assert_eq!(dctx.sizeof(), fresh, "declared {declared}");
+        }
+
+        // And an honest payload through the same context.
+        let packed = compress(Compression::Zstd, &[7u8; 5000]).unwrap();
+        let out = imp::zstd_decompress_with(&mut dctx, &packed, 5000).unwrap();
+        assert_eq!(&out[..], &[7u8; 5000][..]);
+        assert_eq!(dctx.sizeof(), fresh);
     }
 }

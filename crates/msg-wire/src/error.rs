@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::compression::Compression;
-use crate::frame::Reason;
+use crate::frame::{PROTOCOL_VERSION, Reason};
 
 /// Everything that can go wrong while encoding or decoding msg wire data.
 ///
@@ -48,8 +48,9 @@ pub enum WireError {
         max: usize,
     },
 
-    /// The peer speaks a protocol version this build does not.
-    #[error("unsupported protocol version {0}")]
+    /// The peer speaks a protocol version this build does not (the peer's
+    /// version is carried; this build's is [`PROTOCOL_VERSION`]).
+    #[error("unsupported protocol version {0} (this side speaks version {PROTOCOL_VERSION})")]
     UnsupportedVersion(u8),
 
     /// The frame kind byte names no known kind.

@@ -230,6 +230,10 @@ impl Answer {
 /// [`MAX_ANSWER_LEN`] for an answer. Bytes after the message (the first
 /// frames) stay in the buffer.
 ///
+/// For tokio-util's `Framed` (feature `codec`), wrap it in a
+/// [`ServerHandshakeCodec`] or a [`ClientHandshakeCodec`]: a `Decoder` has
+/// one item type, and this codec decodes two.
+///
 /// ```
 /// use bytes::{Bytes, BytesMut};
 /// use msg_wire::{Answer, HandshakeCodec, Hello, SocketType};
@@ -512,6 +516,194 @@ impl HandshakeCodec {
             }
         }
         Ok(())
+    }
+}
+
+/// The server's side of the handshake as one codec: decodes the client's
+/// [`Hello`], encodes [`Answer`]s.
+///
+/// A [`HandshakeCodec`] decodes both messages, each with its own method,
+/// because the bytes alone cannot tell a Hello from an Answer. A tokio-util
+/// `Decoder` has a single item type, so each side gets its own codec
+/// (`Decoder<Item = Hello>` and `Encoder<Answer>` here, the reverse in
+/// [`ClientHandshakeCodec`]) that delegates to the [`HandshakeCodec`]
+/// methods and their limits.
+///
+/// With the `codec` feature it plugs into `Framed`, `FramedRead` and
+/// `FramedWrite`. Once the handshake is done, `Framed::map_codec` (or
+/// `FramedRead::map_decoder`) switches to a [`FrameCodec`](crate::FrameCodec)
+/// and keeps the read buffer, so frames the peer sent right behind its
+/// handshake message are not lost. At end of stream, a partial Hello left
+/// in the buffer is an error ([`WireError::Io`], from tokio-util's default
+/// `decode_eof`).
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use msg_wire::{Answer, ClientHandshakeCodec, Hello, ServerHandshakeCodec, SocketType};
+///
+/// let mut client = ClientHandshakeCodec::default();
+/// let mut server = ServerHandshakeCodec::default();
+/// let mut wire = BytesMut::new();
+///
+/// let hello = Hello::new(SocketType::Sub, Bytes::from_static(b"sub-1"), None);
+/// client.encode(&hello, &mut wire)?;
+/// assert_eq!(server.decode(&mut wire)?, Some(hello));
+///
+/// server.encode(&Answer::accept(SocketType::Pub, Bytes::new()), &mut wire)?;
+/// assert!(client.decode(&mut wire)?.expect("whole answer").is_accept());
+/// # Ok::<(), msg_wire::WireError>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ServerHandshakeCodec {
+    inner: HandshakeCodec,
+}
+
+impl ServerHandshakeCodec {
+    /// The server side of `codec`, with its limits.
+    pub fn new(codec: HandshakeCodec) -> Self {
+        ServerHandshakeCodec { inner: codec }
+    }
+
+    /// The underlying codec.
+    pub fn handshake(&self) -> &HandshakeCodec {
+        &self.inner
+    }
+
+    /// Decode the client's [`Hello`]; see [`HandshakeCodec::decode_hello`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`HandshakeCodec::decode_hello`].
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Hello>, WireError> {
+        self.inner.decode_hello(src)
+    }
+
+    /// Append `answer` to `dst`; see [`HandshakeCodec::encode_answer`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`HandshakeCodec::encode_answer`].
+    pub fn encode(&self, answer: &Answer, dst: &mut BytesMut) -> Result<(), WireError> {
+        self.inner.encode_answer(answer, dst)
+    }
+}
+
+impl From<HandshakeCodec> for ServerHandshakeCodec {
+    fn from(codec: HandshakeCodec) -> Self {
+        Self::new(codec)
+    }
+}
+
+/// The client's side of the handshake as one codec: encodes the [`Hello`],
+/// decodes the server's [`Answer`].
+///
+/// The mirror image of [`ServerHandshakeCodec`], which explains why there
+/// are two and how to move on to frames after the handshake.
+#[derive(Clone, Debug, Default)]
+pub struct ClientHandshakeCodec {
+    inner: HandshakeCodec,
+}
+
+impl ClientHandshakeCodec {
+    /// The client side of `codec`, with its limits.
+    pub fn new(codec: HandshakeCodec) -> Self {
+        ClientHandshakeCodec { inner: codec }
+    }
+
+    /// The underlying codec.
+    pub fn handshake(&self) -> &HandshakeCodec {
+        &self.inner
+    }
+
+    /// Decode the server's [`Answer`]; see [`HandshakeCodec::decode_answer`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`HandshakeCodec::decode_answer`].
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Answer>, WireError> {
+        self.inner.decode_answer(src)
+    }
+
+    /// Append `hello` to `dst`; see [`HandshakeCodec::encode_hello`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`HandshakeCodec::encode_hello`].
+    pub fn encode(&self, hello: &Hello, dst: &mut BytesMut) -> Result<(), WireError> {
+        self.inner.encode_hello(hello, dst)
+    }
+}
+
+impl From<HandshakeCodec> for ClientHandshakeCodec {
+    fn from(codec: HandshakeCodec) -> Self {
+        Self::new(codec)
+    }
+}
+
+#[cfg(feature = "codec")]
+mod tokio_codec {
+    //! tokio-util glue: the [`HandshakeCodec`] methods do all the work.
+
+    use bytes::BytesMut;
+    use tokio_util::codec::{Decoder, Encoder};
+
+    use super::{Answer, ClientHandshakeCodec, Hello, ServerHandshakeCodec};
+    use crate::error::WireError;
+
+    /// Decodes the client's Hello.
+    impl Decoder for ServerHandshakeCodec {
+        type Item = Hello;
+        type Error = WireError;
+
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Hello>, WireError> {
+            ServerHandshakeCodec::decode(self, src)
+        }
+    }
+
+    /// Encodes the server's answer.
+    impl Encoder<Answer> for ServerHandshakeCodec {
+        type Error = WireError;
+
+        fn encode(&mut self, item: Answer, dst: &mut BytesMut) -> Result<(), WireError> {
+            ServerHandshakeCodec::encode(self, &item, dst)
+        }
+    }
+
+    /// Encodes the server's answer.
+    impl Encoder<&Answer> for ServerHandshakeCodec {
+        type Error = WireError;
+
+        fn encode(&mut self, item: &Answer, dst: &mut BytesMut) -> Result<(), WireError> {
+            ServerHandshakeCodec::encode(self, item, dst)
+        }
+    }
+
+    /// Decodes the server's answer.
+    impl Decoder for ClientHandshakeCodec {
+        type Item = Answer;
+        type Error = WireError;
+
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Answer>, WireError> {
+            ClientHandshakeCodec::decode(self, src)
+        }
+    }
+
+    /// Encodes the client's Hello.
+    impl Encoder<Hello> for ClientHandshakeCodec {
+        type Error = WireError;
+
+        fn encode(&mut self, item: Hello, dst: &mut BytesMut) -> Result<(), WireError> {
+            ClientHandshakeCodec::encode(self, &item, dst)
+        }
+    }
+
+    /// Encodes the client's Hello.
+    impl Encoder<&Hello> for ClientHandshakeCodec {
+        type Error = WireError;
+
+        fn encode(&mut self, item: &Hello, dst: &mut BytesMut) -> Result<(), WireError> {
+            ClientHandshakeCodec::encode(self, item, dst)
+        }
     }
 }
 

@@ -26,8 +26,10 @@
 //!
 //! - `codec`: tokio-util `Decoder` and `Encoder` implementations for
 //!   [`FrameCodec`] (`Encoder<Frame>`, `Encoder<&Frame>` and
-//!   `Encoder<EncodedFrame>`), so it plugs into `Framed`. The core never
-//!   needs tokio.
+//!   `Encoder<EncodedFrame>`), [`ServerHandshakeCodec`] (decodes [`Hello`],
+//!   encodes [`Answer`]) and [`ClientHandshakeCodec`] (the reverse), so they
+//!   plug into `Framed`. The types exist without the feature; only the trait
+//!   implementations need it. The core never needs tokio.
 //! - `gzip`, `zstd`, `snappy`, `lz4`: the compression algorithms. A disabled
 //!   algorithm keeps its [`Compression`] variant and id; encoding with it,
 //!   or receiving a frame compressed with it, is
@@ -140,7 +142,8 @@ pub use frame::{
     Frame, FrameKind, HEADER_LEN, MAX_REASON_LEN, MAX_TOPIC_LEN, PROTOCOL_VERSION, Reason,
 };
 pub use handshake::{
-    Answer, HandshakeCodec, Hello, MAGIC, MAX_ANSWER_LEN, MAX_IDENTITY_LEN, SocketType,
+    Answer, ClientHandshakeCodec, HandshakeCodec, Hello, MAGIC, MAX_ANSWER_LEN, MAX_IDENTITY_LEN,
+    ServerHandshakeCodec, SocketType,
 };
 pub use options::{
     DEFAULT_COMPRESS_MIN_SIZE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_TOKEN_SIZE,

@@ -1,7 +1,10 @@
 //! Whatever a peer sends, the frame decoder neither panics nor lets the read
-//! buffer grow past the frame limit.
+//! buffer grow past the frame limit, and no decode call allocates more than
+//! the frame limit plus a fixed overhead (counted by the allocator, see
+//! `common::alloc`).
 
 use crate::common;
+use crate::common::alloc::{self, peak_during};
 
 use bytes::{BufMut, BytesMut};
 use msg_wire::{Compression, Frame, FrameCodec, HEADER_LEN, WireError, WireOptions};
@@ -11,6 +14,26 @@ use proptest::prelude::*;
 const MAX: usize = 4096;
 /// How much the simulated reader grows the buffer by when it is full.
 const STEP: usize = 64;
+
+/// Most one `decode` call may allocate with a frame limit of `MAX`, in
+/// bytes, given the frame header at the front of `src` (if it is in yet).
+///
+/// A call does one of two things: grow the read buffer to hold the rest of
+/// a frame (at most `HEADER_LEN + MAX`), or finish a frame, which allocates
+/// nothing for an uncompressed payload, and for a compressed one at most
+/// `MAX` of output plus the decompressor's working memory (its input is part
+/// of the frame, so at most `MAX` too). Then small bookkeeping allocations.
+fn decode_peak_bound(src: &[u8]) -> usize {
+    let alg = src
+        .get(6)
+        .and_then(|flags| Compression::from_id(flags & 0b111).ok())
+        .unwrap_or(Compression::None);
+    HEADER_LEN + MAX + alloc::decompressor_overhead(alg, MAX) + alloc::SMALL
+}
+
+/// The decoder's growth step for a frame whose body is still arriving
+/// (`GROW_STEP` in `src/codec.rs`).
+const GROW_STEP: usize = 64 * 1024;
 
 fn small_codec() -> FrameCodec {
     let mut opts = WireOptions::new();
@@ -86,7 +109,12 @@ proptest! {
         common::feed_like_a_reader(&data, chunk, STEP, |src| {
             loop {
                 let before = src.capacity();
-                let result = codec.decode(src);
+                let alloc_bound = decode_peak_bound(src);
+                let (result, peak) = peak_during(|| codec.decode(src));
+                assert!(
+                    peak <= alloc_bound,
+                    "one decode call allocated {peak} > {alloc_bound} bytes"
+                );
                 assert!(
                     src.capacity() <= bound.max(before),
                     "capacity {} > {}",
@@ -114,7 +142,9 @@ fn oversized_length_is_refused_with_only_four_bytes() {
     let mut codec = small_codec();
     let mut src = BytesMut::with_capacity(16);
     src.put_u32((MAX + 1) as u32);
-    let err = codec.decode(&mut src).unwrap_err();
+    let (result, peak) = peak_during(|| codec.decode(&mut src));
+    let err = result.unwrap_err();
+    assert_eq!(peak, 0, "a refused frame costs no allocation at all");
     assert!(
         matches!(err, WireError::FrameTooLarge { len, max } if len == (MAX + 1) as u64 && max == MAX),
         "{err:?}"
@@ -129,14 +159,70 @@ fn oversized_length_is_refused_with_only_four_bytes() {
     let mut codec = FrameCodec::new();
     let mut src = BytesMut::with_capacity(16);
     src.put_u32(u32::MAX);
+    let (result, peak) = peak_during(|| codec.decode(&mut src));
     assert!(matches!(
-        codec.decode(&mut src),
+        result,
         Err(WireError::FrameTooLarge {
             len: 0xffff_ffff,
             ..
         })
     ));
     assert_eq!(src.capacity(), 16);
+    assert_eq!(peak, 0);
+}
+
+#[test]
+fn declared_sizes_allocate_nothing_proportional_to_them() {
+    // A whole frame whose compressed payload claims to expand to 4 GiB:
+    // refused on the claim, before any decompressor runs.
+    let mut body = BytesMut::new();
+    body.put_u64(1);
+    body.put_u32(u32::MAX);
+    body.put_bytes(0xAB, 32);
+    let mut codec = FrameCodec::new();
+    for alg in common::available_compressions() {
+        if alg == Compression::None {
+            continue;
+        }
+        let mut src = common::raw_frame(0x01, alg.id(), &body);
+        let (result, peak) = peak_during(|| codec.decode(&mut src));
+        assert!(
+            matches!(result, Err(WireError::DecompressedTooLarge { .. })),
+            "{alg}: {result:?}"
+        );
+        assert!(peak <= alloc::SMALL, "{alg}: {peak} bytes");
+    }
+
+    // A frame of exactly the default 64 MiB limit is allowed, but declaring
+    // it costs only the decoder's first growth step, not 64 MiB.
+    let declared = u32::try_from(msg_wire::DEFAULT_MAX_FRAME_SIZE).unwrap();
+    let mut src = common::header(declared, 1, 0x09, 0);
+    src.put_u64(7);
+    let (result, peak) = peak_during(|| codec.decode(&mut src));
+    assert!(result.unwrap().is_none());
+    assert!(
+        peak <= HEADER_LEN + 8 + GROW_STEP,
+        "{peak} bytes for a frame declared at 64 MiB"
+    );
+}
+
+#[test]
+fn a_whole_uncompressed_frame_decodes_without_copying() {
+    // The frame is already in the buffer: decoding splits it off and hands
+    // out views of it; the only allocation is `Bytes`' small shared header.
+    let mut codec = small_codec();
+    let frame = Frame::Publish {
+        topic: "t".into(),
+        seq: 9,
+        payload: vec![5u8; MAX - 64].into(),
+    };
+    let mut src = BytesMut::new();
+    codec
+        .encode_with(&frame, Compression::None, &mut src)
+        .unwrap();
+    let (decoded, peak) = peak_during(|| codec.decode(&mut src));
+    assert_eq!(decoded.unwrap(), Some(frame));
+    assert!(peak <= alloc::SMALL, "{peak} bytes");
 }
 
 #[test]
@@ -181,7 +267,9 @@ fn a_declared_large_frame_costs_memory_only_as_its_bytes_arrive() {
     let total = HEADER_LEN + body_len as usize;
     let mut src = common::header(body_len, 1, 0x09, 0);
     src.put_u64(1);
-    assert!(codec.decode(&mut src).unwrap().is_none());
+    let (result, peak) = peak_during(|| codec.decode(&mut src));
+    assert!(result.unwrap().is_none());
+    assert!(peak <= src.len() + GROW_STEP, "{peak} bytes allocated");
     assert!(
         src.capacity() <= src.len() + 64 * 1024 + 64,
         "capacity {} after {} bytes",
@@ -194,7 +282,15 @@ fn a_declared_large_frame_costs_memory_only_as_its_bytes_arrive() {
         let room = (src.capacity() - src.len()).min(total - src.len());
         let before = src.capacity();
         src.put_bytes(0, room);
-        match codec.decode(&mut src).unwrap() {
+        let (result, peak) = peak_during(|| codec.decode(&mut src));
+        // Growing copies what arrived into a block at most twice its size
+        // (or 64 KiB bigger), never one of the declared size.
+        assert!(
+            peak <= (2 * src.len()).max(src.len() + GROW_STEP) + 64,
+            "{peak} bytes allocated with {} in",
+            src.len()
+        );
+        match result.unwrap() {
             None => {
                 assert!(src.capacity() <= (2 * src.len()).max(src.len() + 64 * 1024) + 64);
                 assert!(src.capacity() <= total + 64);

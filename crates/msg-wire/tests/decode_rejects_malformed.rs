@@ -16,6 +16,11 @@ fn decode_rejects_bad_version_at_the_fifth_byte() {
     let err = decode(BytesMut::from(&src[..5])).unwrap_err();
     assert!(matches!(err, WireError::UnsupportedVersion(2)));
     assert_eq!(err.reason(), Reason::UnsupportedVersion);
+    // The message names the peer's version and the one spoken here.
+    assert_eq!(
+        err.to_string(),
+        "unsupported protocol version 2 (this side speaks version 1)"
+    );
     assert!(matches!(
         decode(common::header(8, 0, 0x06, 0)),
         Err(WireError::UnsupportedVersion(0))
@@ -28,6 +33,8 @@ fn decode_rejects_unknown_kind() {
         let err = decode(common::header(8, 1, kind, 0)).unwrap_err();
         assert!(matches!(err, WireError::UnknownKind(k) if k == kind));
         assert_eq!(err.reason(), Reason::ProtocolError);
+        // The message names the offending byte, in hex like the kind table.
+        assert_eq!(err.to_string(), format!("unknown frame kind {kind:#04x}"));
     }
 }
 

@@ -1,11 +1,14 @@
 //! Garbage, wrong versions and oversized fields in the handshake are
-//! refused early, and arbitrary input never panics or over-buffers.
+//! refused early, and arbitrary input never panics, over-buffers or makes a
+//! decoder allocate past its documented limits.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use msg_wire::{
-    Answer, HandshakeCodec, Hello, MAGIC, MAX_ANSWER_LEN, Reason, SocketType, WireError,
-    WireOptions,
+    Answer, HandshakeCodec, Hello, MAGIC, MAX_ANSWER_LEN, MAX_REASON_LEN, Reason, SocketType,
+    WireError, WireOptions,
 };
+
+use crate::common::alloc::{self, peak_during};
 use proptest::prelude::*;
 
 fn hello_prefix(version: u8, socket_type: u8, flags: u8, identity: &[u8]) -> BytesMut {
@@ -54,6 +57,10 @@ fn wrong_version_hello_is_refused_right_after_the_version_byte() {
     let err = hs.decode_hello(&mut src).unwrap_err();
     assert!(matches!(err, WireError::UnsupportedVersion(2)));
     assert_eq!(err.reason(), Reason::UnsupportedVersion);
+    assert_eq!(
+        err.to_string(),
+        "unsupported protocol version 2 (this side speaks version 1)"
+    );
 
     // The server can still answer in a way an old or new client reads.
     let mut out = BytesMut::new();
@@ -75,11 +82,10 @@ fn wrong_version_hello_is_refused_right_after_the_version_byte() {
 #[test]
 fn accept_of_another_version_is_refused() {
     let mut src = BytesMut::from(&MAGIC[..]);
-    src.extend_from_slice(&[2, 0]);
-    assert!(matches!(
-        HandshakeCodec::new().decode_answer(&mut src),
-        Err(WireError::UnsupportedVersion(2))
-    ));
+    src.extend_from_slice(&[7, 0]);
+    let err = HandshakeCodec::new().decode_answer(&mut src).unwrap_err();
+    assert!(matches!(err, WireError::UnsupportedVersion(7)), "{err:?}");
+    assert!(err.to_string().contains("version 7"), "{err}");
 }
 
 #[test]
@@ -88,7 +94,9 @@ fn token_too_long_is_refused_before_buffering_it() {
     let mut src = hello_prefix(1, 1, 0, b"me");
     src.put_u16(4097);
     let cap = src.capacity();
-    let err = hs.decode_hello(&mut src).unwrap_err();
+    let (result, peak) = peak_during(|| hs.decode_hello(&mut src));
+    let err = result.unwrap_err();
+    assert_eq!(peak, 0, "nothing is allocated for a refused token");
     assert!(matches!(
         err,
         WireError::TokenTooLong {
@@ -245,11 +253,13 @@ fn valid_answer() -> BytesMut {
 
 /// Feeds `data` in `chunk`-sized reads into a buffer that only grows by
 /// STEP bytes when full, running `decode` after each read, and checks the
-/// buffer never exceeds `bound`.
+/// buffer never exceeds `bound` and no decode call allocates more than
+/// `alloc_bound` bytes (counted by the allocator).
 fn run<T>(
     data: &[u8],
     chunk: usize,
     bound: usize,
+    alloc_bound: usize,
     mut decode: impl FnMut(&mut BytesMut) -> Result<Option<T>, WireError>,
 ) {
     let mut src = BytesMut::with_capacity(STEP);
@@ -263,7 +273,11 @@ fn run<T>(
         let n = (src.capacity() - src.len()).min(chunk).min(rest.len());
         src.extend_from_slice(&rest[..n]);
         rest = &rest[n..];
-        let result = decode(&mut src);
+        let (result, peak) = peak_during(|| decode(&mut src));
+        assert!(
+            peak <= alloc_bound,
+            "a decode call allocated {peak} > {alloc_bound} bytes"
+        );
         assert!(
             src.capacity() <= bound,
             "capacity {} > {bound}",
@@ -288,7 +302,10 @@ proptest! {
         opts.max_token_size(512);
         let mut hs = HandshakeCodec::with_options(opts);
         let bound = hs.max_hello_len() + STEP;
-        run(&data, chunk, bound, |src| hs.decode_hello(src));
+        // At most the rest of one Hello is reserved; identity and token are
+        // then views of the buffer, not copies.
+        let alloc_bound = hs.max_hello_len() + alloc::SMALL;
+        run(&data, chunk, bound, alloc_bound, |src| hs.decode_hello(src));
     }
 
     #[test]
@@ -297,6 +314,11 @@ proptest! {
         chunk in 1usize..200,
     ) {
         let mut hs = HandshakeCodec::new();
-        run(&data, chunk, MAX_ANSWER_LEN + STEP, |src| hs.decode_answer(src));
+        // At most the rest of one answer is reserved, and a Reject's text is
+        // copied into a `String`.
+        let alloc_bound = MAX_ANSWER_LEN + MAX_REASON_LEN + alloc::SMALL;
+        run(&data, chunk, MAX_ANSWER_LEN + STEP, alloc_bound, |src| {
+            hs.decode_answer(src)
+        });
     }
 }

@@ -14,3 +14,4 @@ mod decode_rejects_malformed;
 mod decode_zero_copy;
 mod handshake_rejects_bad_input;
 mod handshake_roundtrip;
+mod handshake_tokio_util;

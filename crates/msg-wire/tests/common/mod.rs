@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod alloc;
+
 use bytes::{Bytes, BytesMut};
 use msg_wire::{Compression, Frame, FrameCodec, Reason, WireError};
 use proptest::prelude::*;
