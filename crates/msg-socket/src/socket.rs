@@ -196,6 +196,12 @@ macro_rules! impl_common {
             ///
             /// Delivered means written to the transport; with `linger` zero,
             /// whatever is still queued is dropped and reported.
+            ///
+            /// A QUIC connection's UDP socket (a listener's, or the one a
+            /// client connection binds) closes only after the peer has
+            /// acknowledged what was written, up to the transport's linger
+            /// time (`QuicOptions::linger`), and the connection has drained:
+            /// about 80 ms on loopback. Closing waits for that too.
             pub async fn close(self, linger: std::time::Duration) -> CloseReport {
                 crate::socket::close_core(&self.core, linger).await
             }

@@ -62,9 +62,6 @@ async fn dropping_a_quic_socket_frees_its_udp_port() {
 }
 
 #[tokio::test]
-#[ignore = "close() returns before quinn gives the UDP port back (about 80 ms later on \
-            loopback): QuicConn and QuicListener release it from background tasks \
-            (msg-transport/src/quic.rs)"]
 async fn closing_a_quic_socket_frees_its_udp_port_before_it_returns() {
     let (rep, addr, _req) = quic_pair().await;
     rep.close(Duration::ZERO).await;

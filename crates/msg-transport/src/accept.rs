@@ -49,6 +49,16 @@ impl<C: Send + 'static> AcceptQueue<C> {
     pub(crate) async fn next(&mut self) -> Ready<C> {
         self.rx.recv().await.unwrap_or(Err(TransportError::Closed))
     }
+
+    /// Stops the loop, as dropping does, and waits until it has stopped.
+    ///
+    /// `abort` only marks the task: the runtime drops its future, and with it what the
+    /// loop holds (a TCP listener, a QUIC endpoint handle), on one of its next turns.
+    /// The task's handle completes only once that future is gone.
+    pub(crate) async fn close(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl<C> Drop for AcceptQueue<C> {

@@ -154,6 +154,15 @@ impl Transport for AnyTransport {
             other => Err(unsupported(other)),
         }
     }
+
+    async fn close_conn(&self, conn: AnyConn) {
+        match conn {
+            #[cfg(feature = "quic")]
+            AnyConn::Quic(conn) => conn.close().await,
+            // Dropping the others closes them on the spot.
+            other => drop(other),
+        }
+    }
 }
 
 /// A connection from [`AnyTransport`]: one variant per transport.
@@ -288,6 +297,19 @@ impl Listener for AnyListener {
             #[cfg(feature = "quic")]
             AnyListener::Quic(l) => l.accept().await.map(|(c, p)| (AnyConn::Quic(c), p)),
             AnyListener::Inproc(l) => l.accept().await.map(|(c, p)| (AnyConn::Inproc(c), p)),
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            AnyListener::Tcp(l) => l.close().await,
+            #[cfg(all(unix, feature = "ipc"))]
+            AnyListener::Ipc(l) => l.close().await,
+            #[cfg(feature = "tls")]
+            AnyListener::Tls(l) => l.close().await,
+            #[cfg(feature = "quic")]
+            AnyListener::Quic(l) => l.close().await,
+            AnyListener::Inproc(l) => l.close().await,
         }
     }
 }

@@ -653,6 +653,14 @@ impl<T: Transport> Transport for Faulty<T> {
         let (conn, peer) = self.inner.connect(endpoint).await?;
         Ok((self.shared.wrap(conn), peer))
     }
+
+    /// Closes the wrapped connection with the wrapped transport; a cut one is gone
+    /// already.
+    async fn close_conn(&self, conn: Self::Conn) {
+        if let Some(conn) = conn.into_inner() {
+            self.inner.close_conn(conn).await;
+        }
+    }
 }
 
 /// A listener of a [`Faulty`] transport; it accepts [`FaultyConn`]s.
@@ -672,6 +680,10 @@ impl<L: Listener> Listener for FaultyListener<L> {
     async fn accept(&mut self) -> Result<(Self::Conn, PeerAddr), TransportError> {
         let (conn, peer) = self.inner.accept().await?;
         Ok((self.shared.wrap(conn), peer))
+    }
+
+    async fn close(self) {
+        self.inner.close().await;
     }
 }
 

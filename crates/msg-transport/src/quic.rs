@@ -1,5 +1,7 @@
 //! QUIC with quinn: one connection per peer, one bidirectional stream per connection.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -9,8 +11,10 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{IdleTimeout, TransportConfig, VarInt};
+use quinn::udp::{RecvMeta, Transmit};
+use quinn::{AsyncUdpSocket, IdleTimeout, TransportConfig, UdpPoller, VarInt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use crate::accept::AcceptQueue;
@@ -138,6 +142,9 @@ impl QuicOptions {
     /// Closing a QUIC connection discards data not yet delivered, unlike closing a TCP
     /// socket; this grace period gives the same "what I wrote before dropping gets
     /// there" behaviour. Default: 5 s.
+    ///
+    /// It also bounds how long [`QuicConn::close`] and closing a [`QuicListener`]
+    /// wait for the peers' acknowledgements before their UDP socket can close.
     pub fn linger(&mut self, linger: Duration) -> &mut Self {
         self.linger = linger;
         self
@@ -190,6 +197,18 @@ impl QuicOptions {
 /// An answer, or silence, leaves the handshake to succeed or to fail with
 /// [`TransportError::Timeout`] after the [connect
 /// timeout](QuicOptions::connect_timeout); the probe never delays a handshake.
+///
+/// # Closing and the UDP port
+///
+/// A QUIC connection does not end when it is dropped: it first waits, up to the
+/// [linger](QuicOptions::linger) time, for the peer to acknowledge what was written,
+/// then closes and drains for three probe timeouts (RFC 9000 §10.2; about 80 ms on
+/// loopback, up to a few seconds for a connection still in its handshake). Its UDP
+/// socket, a client's own or a listener's, closes only after that, in quinn's
+/// background task. Dropping does all this in the background and never blocks;
+/// [`Listener::close`] and [`Transport::close_conn`] (or [`QuicConn::close`]) wait
+/// for it and return once the socket is closed, so that the port can be bound
+/// again. They give up waiting 4 s after the linger time, and log it.
 #[derive(Clone)]
 pub struct Quic {
     inner: Arc<QuicInner>,
@@ -308,7 +327,8 @@ impl Transport for Quic {
                 Err(e) => last_err = e,
             }
         }
-        let quic = bound.ok_or_else(|| TransportError::io("bind", endpoint, last_err))?;
+        let (quic, released) =
+            bound.ok_or_else(|| TransportError::io("bind", endpoint, last_err))?;
         let local = quic
             .local_addr()
             .map_err(|e| TransportError::io("bind", endpoint, e))?;
@@ -337,7 +357,6 @@ impl Transport for Quic {
                     };
                     let addr = incoming.remote_address();
                     let tx = tx.clone();
-                    let server = server.clone();
                     handshakes.spawn(permit, async move {
                         let handshake = async {
                             let conn = incoming.await?;
@@ -350,9 +369,7 @@ impl Transport for Quic {
                                     "client opened its stream with an unexpected byte",
                                 ));
                             }
-                            Ok::<_, io::Error>(QuicConn::new(
-                                send, recv, conn, server, false, linger,
-                            ))
+                            Ok::<_, io::Error>(QuicConn::new(send, recv, conn, None, linger))
                         };
                         match tokio::time::timeout(timeout, handshake).await {
                             Ok(Ok(conn)) => {
@@ -372,7 +389,9 @@ impl Transport for Quic {
         );
         Ok(QuicListener {
             queue,
-            endpoint: quic,
+            endpoint: StopAccepting(quic),
+            released,
+            linger,
             local_endpoint,
         })
     }
@@ -426,7 +445,21 @@ impl Transport for Quic {
         debug!(endpoint = %endpoint, peer = %addr, "quic connected");
         Ok((conn, PeerAddr::Quic(addr)))
     }
+
+    async fn close_conn(&self, conn: QuicConn) {
+        conn.close().await;
+    }
 }
+
+/// How long closing waits, after the [linger](QuicOptions::linger) time, for quinn to
+/// close a UDP socket: 4 s.
+///
+/// A closed connection lingers in the closing or draining state for three probe
+/// timeouts (RFC 9000 §10.2) before quinn forgets it, and the socket closes only
+/// after its last connection. On loopback that is about 80 ms; a connection still in
+/// its handshake, with no round-trip sample yet, uses the initial estimate of 333 ms
+/// and waits about 3 s, which this covers.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// How much a QUIC endpoint's UDP socket may buffer each way. The kernel
 /// caps it (`net.core.rmem_max`, `wmem_max`). With the default (about
@@ -436,11 +469,12 @@ impl Transport for Quic {
 const UDP_BUFFER: usize = 8 * 1024 * 1024;
 
 /// A quinn endpoint on a UDP socket bound to `addr`, with large socket
-/// buffers; a server endpoint when `server` is given.
+/// buffers; a server endpoint when `server` is given. The [`Released`] hears
+/// when quinn closes the socket.
 fn udp_endpoint(
     addr: SocketAddr,
     server: Option<quinn::ServerConfig>,
-) -> io::Result<quinn::Endpoint> {
+) -> io::Result<(quinn::Endpoint, Released)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: a kernel that allows less still works, with less.
@@ -453,12 +487,112 @@ fn udp_endpoint(
     socket.bind(&addr.into())?;
     let runtime =
         quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime for quinn"))?;
-    quinn::Endpoint::new(
+    let (socket, released) = ReleasingSocket::wrap(runtime.wrap_udp_socket(socket.into())?);
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(
         quinn::EndpointConfig::default(),
         server,
-        socket.into(),
+        socket,
         runtime,
-    )
+    )?;
+    Ok((endpoint, released))
+}
+
+/// The runtime's UDP socket, as quinn gets it, with a signal for when quinn drops it.
+///
+/// quinn shares the socket (an `Arc`) between its endpoint task and every connection,
+/// and closes it when the last of them lets go: after the last connection has drained,
+/// some time after anything a caller can see has ended. This wrapper is that `Arc`'s
+/// target, so its drop is the moment the file descriptor closes; it then drops a
+/// [`oneshot::Sender`], which wakes the [`Released`].
+///
+/// Every call is handed on to the wrapped socket unchanged: one more indirect call
+/// per batch of datagrams, next to a system call. Nothing is locked, counted or
+/// allocated on the way.
+#[derive(Debug)]
+struct ReleasingSocket {
+    inner: Arc<dyn AsyncUdpSocket>,
+    /// Declared after `inner`: fields drop in order, so the signal goes only once
+    /// the wrapped socket (the last `Arc` to it, see [`ReleasingPoller`]) is closed.
+    _released: oneshot::Sender<Infallible>,
+}
+
+impl ReleasingSocket {
+    fn wrap(inner: Arc<dyn AsyncUdpSocket>) -> (Arc<dyn AsyncUdpSocket>, Released) {
+        let (tx, rx) = oneshot::channel();
+        let socket = ReleasingSocket {
+            inner,
+            _released: tx,
+        };
+        (Arc::new(socket), Released(rx))
+    }
+}
+
+impl AsyncUdpSocket for ReleasingSocket {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        Box::pin(ReleasingPoller {
+            inner: self.inner.clone().create_io_poller(),
+            _socket: self,
+        })
+    }
+
+    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        self.inner.try_send(transmit)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.poll_recv(cx, bufs, meta)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.inner.max_transmit_segments()
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.inner.max_receive_segments()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.inner.may_fragment()
+    }
+}
+
+/// The wrapped socket's poller, holding the wrapper rather than letting the wrapped
+/// poller alone keep the socket open: otherwise the socket could outlive the
+/// [`ReleasingSocket`] and the signal would come too early.
+#[derive(Debug)]
+struct ReleasingPoller {
+    /// Declared first, so it (and its `Arc` to the wrapped socket) drops before
+    /// `_socket`, possibly the wrapper's last `Arc`.
+    inner: Pin<Box<dyn UdpPoller>>,
+    _socket: Arc<ReleasingSocket>,
+}
+
+impl UdpPoller for ReleasingPoller {
+    fn poll_writable(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().inner.as_mut().poll_writable(cx)
+    }
+}
+
+/// Completes once quinn has closed an endpoint's UDP socket.
+#[derive(Debug)]
+struct Released(oneshot::Receiver<Infallible>);
+
+impl Released {
+    /// Waits until the socket is closed, for at most `limit`; returns whether it is.
+    async fn wait(self, limit: Duration) -> bool {
+        // Nothing is ever sent: the receiver completes, with an error, once the
+        // sender is dropped.
+        tokio::time::timeout(limit, self.0).await.is_ok()
+    }
 }
 
 /// The unspecified address and an ephemeral port, in `addr`'s family: where a client
@@ -478,7 +612,7 @@ async fn connect_addr(
     server_name: &str,
     linger: Duration,
 ) -> Result<(QuicConn, SocketAddr), TransportError> {
-    let client = udp_endpoint(unspecified_like(addr), None)
+    let (client, released) = udp_endpoint(unspecified_like(addr), None)
         .map_err(|e| TransportError::io("bind a client socket for", endpoint, e))?;
     let connecting = client
         .connect_with(config, addr, server_name)
@@ -503,7 +637,11 @@ async fn connect_addr(
     send.write_all(&[STREAM_OPEN])
         .await
         .map_err(|e| quic_error(endpoint, e))?;
-    Ok((QuicConn::new(send, recv, conn, client, true, linger), addr))
+    let own = OwnEndpoint {
+        endpoint: client,
+        released,
+    };
+    Ok((QuicConn::new(send, recv, conn, Some(own), linger), addr))
 }
 
 /// The reserved QUIC version the refusal probe announces.
@@ -602,10 +740,13 @@ fn is_port_unreachable(error: &io::Error) -> bool {
 /// Dropping it stops accepting. Connections already accepted keep the UDP socket open
 /// until they close; while it is open, new clients get no handshake and their connect
 /// times out: the port is not closed, so it cannot refuse them (see [`Quic`]).
+/// [`Listener::close`] stops accepting too, then waits until the socket is closed.
 #[derive(Debug)]
 pub struct QuicListener {
     queue: AcceptQueue<QuicConn>,
-    endpoint: quinn::Endpoint,
+    endpoint: StopAccepting,
+    released: Released,
+    linger: Duration,
     local_endpoint: Endpoint,
 }
 
@@ -619,13 +760,36 @@ impl Listener for QuicListener {
     async fn accept(&mut self) -> Result<(QuicConn, PeerAddr), TransportError> {
         self.queue.next().await
     }
+
+    /// Turns new clients away, lets go of every handle on the endpoint, and waits
+    /// for quinn to close the socket: once the connections accepted from it have
+    /// closed (their [linger](QuicOptions::linger) time at most) and drained.
+    async fn close(self) {
+        let QuicListener {
+            queue,
+            endpoint,
+            released,
+            linger,
+            local_endpoint,
+        } = self;
+        drop(endpoint);
+        // The accept loop and its handshakes hold handles too.
+        queue.close().await;
+        if !released.wait(linger + RELEASE_TIMEOUT).await {
+            warn!(endpoint = %local_endpoint, "quic listener closed with its udp socket still open");
+        }
+    }
 }
 
-impl Drop for QuicListener {
+/// The listener's handle on its endpoint; dropping it turns new clients away.
+#[derive(Debug)]
+struct StopAccepting(quinn::Endpoint);
+
+impl Drop for StopAccepting {
     fn drop(&mut self) {
         // Without a server configuration quinn ignores new connections; the ones
         // already accepted are untouched.
-        self.endpoint.set_server_config(None);
+        self.0.set_server_config(None);
     }
 }
 
@@ -634,16 +798,26 @@ impl Drop for QuicListener {
 /// Shutting down the write half finishes the send stream (the peer reads EOF).
 /// Dropping the connection finishes the send stream, stops the receive stream, and
 /// closes the QUIC connection once the peer has acknowledged the data sent, or after
-/// the [linger](QuicOptions::linger) time, in a background task.
+/// the [linger](QuicOptions::linger) time, in a background task. [`close`](Self::close)
+/// does the same and waits for it.
 #[derive(Debug)]
 pub struct QuicConn {
     send: quinn::SendStream,
     recv: quinn::RecvStream,
     conn: quinn::Connection,
-    endpoint: quinn::Endpoint,
-    /// Whether `endpoint` exists for this connection alone (client side).
-    owns_endpoint: bool,
+    /// The endpoint made for this connection alone (client side); taken when
+    /// closing begins.
+    own_endpoint: Option<OwnEndpoint>,
     linger: Duration,
+    /// Set once closing has begun, so that dropping has nothing left to do.
+    closing: bool,
+}
+
+/// A client connection's own endpoint, and the signal that its socket is closed.
+#[derive(Debug)]
+struct OwnEndpoint {
+    endpoint: quinn::Endpoint,
+    released: Released,
 }
 
 impl QuicConn {
@@ -651,17 +825,58 @@ impl QuicConn {
         send: quinn::SendStream,
         recv: quinn::RecvStream,
         conn: quinn::Connection,
-        endpoint: quinn::Endpoint,
-        owns_endpoint: bool,
+        own_endpoint: Option<OwnEndpoint>,
         linger: Duration,
     ) -> Self {
         QuicConn {
             send,
             recv,
             conn,
-            endpoint,
-            owns_endpoint,
+            own_endpoint,
             linger,
+            closing: false,
+        }
+    }
+
+    /// Closes the connection as dropping it does, and waits until that is done.
+    ///
+    /// The send stream is finished and the peer gets up to the
+    /// [linger](QuicOptions::linger) time to acknowledge everything written; then the
+    /// connection closes. On the client side this also waits, bounded (see [`Quic`]),
+    /// until the connection has drained and its own UDP socket is closed. On the
+    /// server side the socket is the listener's: [`Listener::close`] waits for it.
+    pub async fn close(mut self) {
+        let closing = self.begin_close();
+        // quinn keeps a connection, and the socket, while any handle on it is
+        // alive: the streams and the connection go now.
+        drop(self);
+        closing.await;
+    }
+
+    /// Finishes and stops the streams; the returned future closes the connection
+    /// once the peer has acknowledged what was sent (or after the linger time),
+    /// then waits for a client's own socket to close.
+    fn begin_close(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        self.closing = true;
+        // Errors here mean the stream or connection is already finished or gone.
+        let _ = self.send.finish();
+        let _ = self.recv.stop(VarInt::from_u32(0));
+        let conn = self.conn.clone();
+        let delivered = self.send.stopped();
+        let linger = self.linger;
+        let own_endpoint = self.own_endpoint.take();
+        async move {
+            let _ = tokio::time::timeout(linger, delivered).await;
+            conn.close(VarInt::from_u32(0), b"closed");
+            drop(conn);
+            if let Some(OwnEndpoint { endpoint, released }) = own_endpoint {
+                // Without handles the endpoint's task sends the close, lets the
+                // connection drain, then ends and drops the socket.
+                drop(endpoint);
+                if !released.wait(RELEASE_TIMEOUT).await {
+                    debug!("quic client socket still open after closing its connection");
+                }
+            }
         }
     }
 
@@ -706,29 +921,14 @@ impl AsyncWrite for QuicConn {
 
 impl Drop for QuicConn {
     fn drop(&mut self) {
-        // Errors here mean the stream or connection is already finished or gone.
-        let _ = self.send.finish();
-        let _ = self.recv.stop(VarInt::from_u32(0));
-        let conn = self.conn.clone();
-        let endpoint = self.endpoint.clone();
-        let delivered = self.send.stopped();
-        let linger = self.linger;
-        let owns_endpoint = self.owns_endpoint;
+        if self.closing {
+            return;
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(async move {
-                    let _ = tokio::time::timeout(linger, delivered).await;
-                    conn.close(VarInt::from_u32(0), b"closed");
-                    if owns_endpoint {
-                        // Give the close frame a chance to leave before the client's
-                        // own UDP socket goes away, so the server need not wait out
-                        // its idle timeout.
-                        let idle = endpoint.wait_idle();
-                        let _ = tokio::time::timeout(Duration::from_secs(1), idle).await;
-                    }
-                });
+                runtime.spawn(self.begin_close());
             }
-            Err(_) => conn.close(VarInt::from_u32(0), b"closed"),
+            Err(_) => self.conn.close(VarInt::from_u32(0), b"closed"),
         }
     }
 }

@@ -335,6 +335,11 @@ impl Listener for TlsListener {
     async fn accept(&mut self) -> Result<(TlsConn, PeerAddr), TransportError> {
         self.queue.next().await
     }
+
+    /// The TCP listener lives in the accept task: this waits until it is dropped.
+    async fn close(self) {
+        self.queue.close().await;
+    }
 }
 
 /// A TLS connection over TCP, client or server side.

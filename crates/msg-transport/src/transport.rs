@@ -78,12 +78,27 @@ pub trait Transport: Send + Sync + 'static {
         &self,
         endpoint: &Endpoint,
     ) -> impl Future<Output = Result<(Self::Conn, PeerAddr), TransportError>> + Send;
+
+    /// Closes `conn`, a connection this transport made, and waits until it has let go
+    /// of what it held.
+    ///
+    /// Dropping a connection closes it too, but some transports finish that in the
+    /// background: a QUIC connection first waits, up to its linger time
+    /// (`QuicOptions::linger`), for the peer to acknowledge what was written, then for
+    /// the connection to drain; only then does a client's UDP socket close. This does
+    /// the same and returns once that socket is closed, or after a bounded wait (see
+    /// `Quic`). For the other transports it just drops the connection, which is the
+    /// default.
+    fn close_conn(&self, conn: Self::Conn) -> impl Future<Output = ()> + Send {
+        async move { drop(conn) }
+    }
 }
 
 /// A bound listener that accepts connections.
 ///
 /// Dropping the listener stops accepting and frees the address (and, for IPC, removes
-/// the socket file); connections already accepted stay open.
+/// the socket file); connections already accepted stay open. Some transports free the
+/// address in the background; [`close`](Listener::close) waits until it is free.
 pub trait Listener: Send + 'static {
     /// The connection type.
     type Conn: Conn;
@@ -106,4 +121,21 @@ pub trait Listener: Send + 'static {
     fn accept(
         &mut self,
     ) -> impl Future<Output = Result<(Self::Conn, PeerAddr), TransportError>> + Send;
+
+    /// Stops accepting and waits until the address is free to bind again.
+    ///
+    /// Dropping the listener frees the address too, but some transports do it in the
+    /// background: TLS stops its accept task, and a QUIC listener's UDP socket stays
+    /// open until the connections accepted from it have closed and drained. This waits
+    /// for that, so a new listener can bind the same address as soon as it returns.
+    /// For QUIC that needs the accepted connections to be dropped too, as they are when
+    /// a socket closes; the wait is bounded by their linger time
+    /// (`QuicOptions::linger`) and a drain (see `Quic`). This closes no accepted
+    /// connection itself. The default drops the listener.
+    fn close(self) -> impl Future<Output = ()> + Send
+    where
+        Self: Sized,
+    {
+        async move { drop(self) }
+    }
 }

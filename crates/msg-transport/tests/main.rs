@@ -10,6 +10,7 @@ mod endpoint_parse;
 mod fault_injection;
 mod inproc_registry;
 mod ipc_files;
+mod lifecycle_close;
 mod pem_loading;
 mod quic_streams;
 mod quic_verification;

@@ -259,17 +259,20 @@ enum End {
 
 /// Runs an established connection until it ends. `buf` holds bytes read
 /// after the handshake.
+///
+/// Gives the connection back, its write half shut down, for the caller to
+/// drop or to close with its transport (which, for QUIC, can take a while).
 pub(crate) async fn run<P: Pattern, C: Conn>(
     core: Arc<Core>,
     pattern: Arc<P>,
     conn: C,
     peer: PeerInfo,
     buf: BytesMut,
-) {
+) -> C {
     let span = tracing::debug_span!("conn", peer = %peer.addr, id = peer.conn_id);
     run_connection(core, pattern, conn, peer, buf)
         .instrument(span)
-        .await;
+        .await
 }
 
 async fn run_connection<P: Pattern, C: Conn>(
@@ -278,7 +281,7 @@ async fn run_connection<P: Pattern, C: Conn>(
     conn: C,
     peer: PeerInfo,
     buf: BytesMut,
-) {
+) -> C {
     let opts = &core.opts;
     let (tx, rx) = mpsc::channel(opts.send_hwm);
     let handle = Arc::new(ConnHandle {
@@ -304,7 +307,7 @@ async fn run_connection<P: Pattern, C: Conn>(
     });
     tracing::debug!(peer = %addr, identity = ?handle.peer.identity, "connected");
 
-    let (reader, writer) = tokio::io::split(conn);
+    let (mut reader, mut writer) = tokio::io::split(conn);
     let end = {
         let read = async {
             // The greeting (a subscriber's subscriptions) may be more than the
@@ -313,9 +316,9 @@ async fn run_connection<P: Pattern, C: Conn>(
                 () = pattern.connected(&handle) => {}
                 () = handle.closed.cancelled() => {}
             }
-            read_loop(&core, &*pattern, &handle, reader, buf).await
+            read_loop(&core, &*pattern, &handle, &mut reader, buf).await
         };
-        let write = write_loop(&core, &handle, writer, rx);
+        let write = write_loop(&core, &handle, &mut writer, rx);
         tokio::pin!(read, write);
         tokio::select! {
             end = &mut read => {
@@ -328,6 +331,7 @@ async fn run_connection<P: Pattern, C: Conn>(
             end = &mut write => end,
         }
     };
+    let conn = reader.unsplit(writer);
     handle.closed.cancel();
     handle.room.notify_waiters();
     core.counters.active_peers.fetch_sub(1, Relaxed);
@@ -359,6 +363,7 @@ async fn run_connection<P: Pattern, C: Conn>(
     };
     tracing::debug!(peer = %addr, %reason, "disconnected");
     core.emit(SocketEvent::Disconnected { peer: addr, reason });
+    conn
 }
 
 /// Runs the reader until the connection should end, then records why for
@@ -367,7 +372,7 @@ async fn read_loop<P: Pattern, C: Conn>(
     core: &Core,
     pattern: &P,
     handle: &Arc<ConnHandle>,
-    reader: ReadHalf<C>,
+    reader: &mut ReadHalf<C>,
     buf: BytesMut,
 ) -> End {
     let end = read_frames(core, pattern, handle, reader, buf).await;
@@ -392,7 +397,7 @@ async fn read_frames<P: Pattern, C: Conn>(
     core: &Core,
     pattern: &P,
     handle: &Arc<ConnHandle>,
-    mut reader: ReadHalf<C>,
+    reader: &mut ReadHalf<C>,
     mut buf: BytesMut,
 ) -> End {
     let opts = &core.opts;
@@ -613,7 +618,7 @@ const COALESCE_BELOW: usize = 4 * 1024;
 async fn write_loop<C: Conn>(
     core: &Core,
     handle: &ConnHandle,
-    mut writer: WriteHalf<C>,
+    writer: &mut WriteHalf<C>,
     mut rx: mpsc::Receiver<EncodedFrame>,
 ) -> End {
     let counters = &core.counters;
@@ -656,7 +661,7 @@ async fn write_loop<C: Conn>(
             batch.push(scratch.split().freeze());
         }
         let io = async {
-            write_all_vectored(&mut writer, &mut batch, |n| progress.wrote(n)).await?;
+            write_all_vectored(&mut *writer, &mut batch, |n| progress.wrote(n)).await?;
             if rx.is_empty() {
                 writer.flush().await?;
             }

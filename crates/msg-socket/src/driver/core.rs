@@ -221,7 +221,11 @@ impl Drop for Slot {
 }
 
 /// Accepts connections until the socket closes; each gets a task of its
-/// own. Dropping the listener at the end frees the port or socket file.
+/// own. Closing the listener at the end frees the port or socket file
+/// before the task ends, so that [`close`](crate::ReqSocket::close), which
+/// waits for the socket's tasks, returns only once it is free (a QUIC
+/// listener's UDP socket closes only after its connections, ending in their
+/// own tasks meanwhile, have drained).
 async fn accept_loop<L: Listener, P: Pattern>(core: Arc<Core>, pattern: Arc<P>, mut listener: L) {
     loop {
         let accepted = tokio::select! {
@@ -257,6 +261,7 @@ async fn accept_loop<L: Listener, P: Pattern>(core: Arc<Core>, pattern: Arc<P>, 
             }
         }
     }
+    listener.close().await;
 }
 
 /// Tells a connection over the limit why it is dropped, if that can be done
@@ -287,18 +292,21 @@ async fn connect_loop<T: Transport, P: Pattern>(
     endpoint: Endpoint,
     seed: u64,
 ) {
+    // Shared with the tasks that close finished connections.
+    let transport = Arc::new(transport);
     let mut backoff = Backoff::new(core.opts.reconnect.clone(), seed);
     loop {
         // Only the attempt is dropped when the socket closes; an established
         // connection sees the close itself, and says goodbye.
         let attempt = tokio::select! {
-            a = attempt(&core, &transport, &endpoint) => a,
+            a = attempt(&core, &*transport, &endpoint) => a,
             _ = core.cancel.cancelled() => return,
         };
         let extra_wait = match attempt {
             Attempt::Up(conn, peer, buf) => {
                 backoff.reset();
-                conn::run(core.clone(), pattern.clone(), conn, peer, buf).await;
+                let conn = conn::run(core.clone(), pattern.clone(), conn, peer, buf).await;
+                close_conn(&core, &transport, conn);
                 Duration::ZERO
             }
             Attempt::Failed(wait) => wait,
@@ -322,6 +330,20 @@ async fn connect_loop<T: Transport, P: Pattern>(
             _ = tokio::time::sleep(delay) => {}
             _ = core.cancel.cancelled() => return,
         }
+    }
+}
+
+/// Closes a connection this socket made, with its transport: on the spot
+/// when the transport just drops it (TCP, IPC, inproc), otherwise in a task
+/// of the socket. Reconnecting need not wait for it, and
+/// [`close`](crate::ReqSocket::close) does: a QUIC client connection first
+/// waits for the peer's acknowledgements, then for its own UDP socket to
+/// close.
+fn close_conn<T: Transport>(core: &Core, transport: &Arc<T>, conn: T::Conn) {
+    let transport = transport.clone();
+    let mut closing = Box::pin(async move { transport.close_conn(conn).await });
+    if (&mut closing).now_or_never().is_none() {
+        core.tasks.spawn(closing);
     }
 }
 
@@ -399,7 +421,11 @@ async fn serve_accepted<P: Pattern, C: Conn>(
         _ = core.cancel.cancelled() => return,
     };
     match result {
-        Ok((peer, buf)) => conn::run(core, pattern, conn, peer, buf).await,
+        Ok((peer, buf)) => {
+            // Dropped: a QUIC connection then closes in the background, and
+            // the listener's close waits for it (see `accept_loop`).
+            drop(conn::run(core, pattern, conn, peer, buf).await);
+        }
         Err(HandshakeError::Refused {
             code: Reason::AuthRejected,
             text,
