@@ -199,6 +199,31 @@ impl FrameCodec {
         })
     }
 
+    /// Like [`encode_parts`](Self::encode_parts), with the header written
+    /// into `scratch` and split off it: a caller encoding many frames in a
+    /// row allocates header space once per `scratch` allocation instead of
+    /// once per frame (the headers then share that buffer).
+    ///
+    /// # Errors
+    ///
+    /// As for [`encode_with`](Self::encode_with); nothing is written to
+    /// `scratch` on error.
+    pub fn encode_parts_in(
+        &self,
+        frame: &Frame,
+        compression: Compression,
+        scratch: &mut BytesMut,
+    ) -> Result<EncodedFrame, WireError> {
+        let plan = self.plan(frame, compression)?;
+        scratch.clear();
+        scratch.reserve(plan.header_len);
+        write_header(frame, &plan, scratch);
+        Ok(EncodedFrame {
+            header: scratch.split().freeze(),
+            payload: plan.payload,
+        })
+    }
+
     /// Validate `frame`, decide on compression and work out the lengths.
     fn plan(&self, frame: &Frame, compression: Compression) -> Result<Plan, WireError> {
         if !compression.is_available() {

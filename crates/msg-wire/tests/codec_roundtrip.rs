@@ -93,6 +93,50 @@ fn uncompressed_encode_parts_shares_the_payload() {
     assert_eq!(parts.header().len(), HEADER_LEN + 8);
 }
 
+/// `encode_parts_in` gives the bytes `encode_parts` gives, with headers
+/// split off one shared buffer, and writes nothing when it fails.
+#[test]
+fn encode_parts_in_shares_one_header_buffer() {
+    let codec = FrameCodec::new();
+    let mut scratch = bytes::BytesMut::with_capacity(64);
+    let frames: Vec<_> = (1..=3u64)
+        .map(|seq| msg_wire::Frame::Data {
+            seq,
+            payload: bytes::Bytes::from(vec![seq as u8; 100]),
+        })
+        .chain([msg_wire::Frame::Ack { seq: 3 }])
+        .collect();
+    let encoded: Vec<_> = frames
+        .iter()
+        .map(|f| {
+            codec
+                .encode_parts_in(f, Compression::None, &mut scratch)
+                .unwrap()
+        })
+        .collect();
+    for (frame, got) in frames.iter().zip(&encoded) {
+        let want = codec.encode_parts(frame, Compression::None).unwrap();
+        assert_eq!(got.to_bytes(), want.to_bytes());
+    }
+    // One allocation for the four headers: each starts where the one
+    // before ends.
+    for pair in encoded.windows(2) {
+        let (a, b) = (pair[0].header(), pair[1].header());
+        assert_eq!(a.as_ptr().wrapping_add(a.len()), b.as_ptr());
+    }
+
+    let mut opts = WireOptions::new();
+    opts.max_frame_size(16);
+    let small = FrameCodec::with_options(opts);
+    let before = scratch.len();
+    assert!(
+        small
+            .encode_parts_in(&frames[0], Compression::None, &mut scratch)
+            .is_err()
+    );
+    assert_eq!(scratch.len(), before, "nothing written on error");
+}
+
 #[test]
 fn encode_uses_the_default_compression_from_options() {
     let Some(&alg) = common::available_compressions()

@@ -97,6 +97,16 @@ impl ConnHandle {
         self.codec.encode_parts(frame, self.compression)
     }
 
+    /// Like [`encode`](Self::encode), the header split off `scratch` (see
+    /// [`FrameCodec::encode_parts_in`]).
+    pub(crate) fn encode_in(
+        &self,
+        frame: &Frame,
+        scratch: &mut BytesMut,
+    ) -> Result<EncodedFrame, WireError> {
+        self.codec.encode_parts_in(frame, self.compression, scratch)
+    }
+
     fn bytes_would_overflow(&self, len: usize) -> bool {
         let queued = self.queued_bytes.load(Relaxed);
         // A frame larger than the whole mark still goes when the queue is empty.
