@@ -1,17 +1,12 @@
 //! The requesting side of request/reply.
 //!
-//! Every request in flight has an entry in the socket's pending table, a
-//! slab: a `Vec` of slots reused through a free list, each slot with a
-//! generation that changes whenever its entry is removed. The request's id on
-//! the wire is its key, the slot's index and generation together, so a reply
-//! finds its entry without hashing, and a reply to a request that already
-//! ended (timed out, cancelled) cannot reach a later request that reuses the
-//! slot: the generation no longer matches.
-//!
-//! The entry is also the request's completion: whoever ends the request (the
+//! Every request in flight has an entry in the socket's pending table,
+//! behind one lock. The table's logic (ids with generations, deadlines,
+//! outcomes) is sans-IO, in `proto::pending`; this module drives it. The
+//! entry is also the request's completion: whoever ends the request (the
 //! reply, the loss of its connection, its deadline) stores the outcome there
-//! and wakes the waker it holds; the request takes the outcome and frees the
-//! slot. No channel is allocated per request.
+//! and wakes the waker the entry holds; the request takes the outcome and
+//! frees the slot. No channel is allocated per request.
 //!
 //! Deadlines are kept by one sweeper task per socket instead of a timer per
 //! request. It sleeps until the earliest deadline in the table, fails every
@@ -40,6 +35,7 @@ use crate::driver::core::Core;
 use crate::error::{ReqError, SocketError};
 use crate::monitor::{SocketEvents, SocketStats};
 use crate::options::SocketOptions;
+use crate::proto::pending::{self, Key, Table};
 use crate::socket::{CloseReport, impl_common};
 
 /// Sends requests and waits for their replies.
@@ -98,163 +94,21 @@ struct ReqState {
     conns: Mutex<Vec<Arc<ConnHandle>>>,
     next_conn: AtomicUsize,
     conn_ready: Notify,
-    pending: Mutex<Table>,
+    pending: Mutex<Pending>,
     /// Tells the sweeper that a deadline earlier than the one it sleeps
     /// until came in.
     rearm: Notify,
     codec: FrameCodec,
 }
 
-/// Where a request's entry lives: its slot in the table and the slot's
-/// generation when the request took it. Also the request's id on the wire
-/// (generation in the high 32 bits, index in the low ones).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Key {
-    index: u32,
-    generation: u32,
-}
-
-impl Key {
-    /// The id sent with the request.
-    fn id(self) -> u64 {
-        (u64::from(self.generation) << 32) | u64::from(self.index)
-    }
-
-    /// The key an id names. Any id maps to some key; one that names no live
-    /// entry (a stale or made-up id) finds nothing in the table.
-    fn from_id(id: u64) -> Self {
-        Self {
-            index: (id & u64::from(u32::MAX)) as u32,
-            generation: (id >> 32) as u32,
-        }
-    }
-}
-
-/// The pending table: one entry per request that has not ended yet.
+/// What the pending lock guards.
 #[derive(Debug, Default)]
-struct Table {
-    slots: Vec<Slot>,
-    /// Indices of empty slots, most recently freed last.
-    free: Vec<u32>,
-    /// The deadline the sweeper sleeps until; `None` while it waits for a
-    /// first deadline (or has not started).
-    armed: Option<Instant>,
+struct Pending {
+    /// One entry per request that has not ended yet; the waker of the task
+    /// waiting for it rides along.
+    requests: Table<Waker>,
     /// Whether a sweeper task is running.
     sweeper: bool,
-}
-
-/// One slot of the table.
-#[derive(Debug)]
-struct Slot {
-    /// Changes whenever the slot's entry is removed, so a key of an earlier
-    /// occupant no longer finds it. Never 0, so no id is 0.
-    generation: u32,
-    entry: Option<Entry>,
-}
-
-/// A request that has not ended yet.
-#[derive(Debug)]
-struct Entry {
-    /// When the request times out.
-    deadline: Instant,
-    /// The connection the request is (or is about to be) queued on; `None`
-    /// while it waits for a connection. Only this connection's reply or
-    /// loss ends the request.
-    conn: Option<u64>,
-    /// Woken when the outcome is stored.
-    waker: Option<Waker>,
-    /// How the request ended, once it did; the request collects it.
-    outcome: Option<Result<Bytes, ReqError>>,
-}
-
-impl Entry {
-    /// Ends the request with `outcome` unless it has ended already; returns
-    /// the waker to wake (after the table's lock is released).
-    fn finish(&mut self, outcome: Result<Bytes, ReqError>) -> Option<Waker> {
-        if self.outcome.is_some() {
-            return None;
-        }
-        self.outcome = Some(outcome);
-        self.conn = None;
-        self.waker.take()
-    }
-
-    /// Whether the request is waiting for its reply (or its connection) on
-    /// `conn`.
-    fn awaits(&self, conn: u64) -> bool {
-        self.outcome.is_none() && self.conn == Some(conn)
-    }
-}
-
-impl Table {
-    /// Puts `entry` in a free slot (the most recently freed one, or a new
-    /// one) and returns its key.
-    fn insert(&mut self, entry: Entry) -> Key {
-        if let Some(index) = self.free.pop() {
-            if let Some(slot) = self.slots.get_mut(index as usize) {
-                slot.entry = Some(entry);
-                return Key {
-                    index,
-                    generation: slot.generation,
-                };
-            }
-        }
-        let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 requests in flight");
-        self.slots.push(Slot {
-            generation: 1,
-            entry: Some(entry),
-        });
-        Key {
-            index,
-            generation: 1,
-        }
-    }
-
-    /// The entry `key` names, if it is still there.
-    fn get(&mut self, key: Key) -> Option<&mut Entry> {
-        let slot = self.slots.get_mut(key.index as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        slot.entry.as_mut()
-    }
-
-    /// Removes the entry `key` names, if it is still there, and frees its
-    /// slot under a new generation.
-    fn remove(&mut self, key: Key) -> Option<Entry> {
-        let slot = self.slots.get_mut(key.index as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        let entry = slot.entry.take()?;
-        slot.generation = slot.generation.wrapping_add(1).max(1);
-        self.free.push(key.index);
-        Some(entry)
-    }
-
-    /// Entries still waiting for an outcome.
-    fn waiting(&mut self) -> impl Iterator<Item = &mut Entry> {
-        self.slots
-            .iter_mut()
-            .filter_map(|s| s.entry.as_mut())
-            .filter(|e| e.outcome.is_none())
-    }
-
-    /// Times out every request whose deadline is at or before `now`, pushing
-    /// their wakers to `woken`; returns the earliest deadline left, which the
-    /// sweeper is now armed for.
-    fn expire(&mut self, now: Instant, woken: &mut Vec<Waker>) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        for entry in self.waiting() {
-            if entry.deadline <= now {
-                woken.extend(entry.finish(Err(ReqError::Timeout)));
-            } else {
-                next = Some(next.map_or(entry.deadline, |n| n.min(entry.deadline)));
-            }
-        }
-        self.armed = next;
-        next
-    }
 }
 
 impl ReqSocket {
@@ -275,7 +129,7 @@ impl ReqSocket {
             conns: Mutex::new(Vec::new()),
             next_conn: AtomicUsize::new(0),
             conn_ready: Notify::new(),
-            pending: Mutex::new(Table::default()),
+            pending: Mutex::new(Pending::default()),
             rearm: Notify::new(),
             codec: FrameCodec::with_options(core.opts.wire.clone()),
         });
@@ -336,7 +190,7 @@ struct EntryGuard<'a> {
 impl Drop for EntryGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.state.table().remove(self.key);
+            self.state.pending().requests.remove(self.key);
         }
     }
 }
@@ -348,9 +202,9 @@ struct SweeperRunning<'a>(&'a ReqState);
 
 impl Drop for SweeperRunning<'_> {
     fn drop(&mut self) {
-        let mut table = self.0.table();
-        table.sweeper = false;
-        table.armed = None;
+        let mut pending = self.0.pending();
+        pending.sweeper = false;
+        pending.requests.disarm();
     }
 }
 
@@ -362,10 +216,14 @@ async fn sweep(state: Arc<ReqState>) {
     let mut woken = Vec::new();
     loop {
         let rearm = state.rearm.notified();
-        let next = state.table().expire(Instant::now(), &mut woken);
+        let next = {
+            let requests = &mut state.pending().requests;
+            requests.handle_timeout(Instant::now().into_std(), &mut woken);
+            requests.poll_timeout()
+        };
         woken.drain(..).for_each(Waker::wake);
         if let Some(deadline) = next {
-            sleep.as_mut().reset(deadline);
+            sleep.as_mut().reset(Instant::from_std(deadline));
         }
         tokio::select! {
             biased;
@@ -386,7 +244,7 @@ fn deadline(start: Instant, timeout: Duration) -> Instant {
 
 impl ReqState {
     /// The pending table, locked.
-    fn table(&self) -> MutexGuard<'_, Table> {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
         // The table stays consistent across a panic elsewhere: every change
         // to it is a few plain assignments.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
@@ -401,12 +259,11 @@ impl ReqState {
         // come back before the frame is even reported queued.
         let conn = self.try_pick();
         let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-        let key = self.register(Entry {
-            deadline: deadline(started, timeout),
-            conn: conn.as_ref().map(|c| c.peer.conn_id),
-            waker: Some(waker),
-            outcome: None,
-        });
+        let key = self.register(
+            deadline(started, timeout),
+            conn.as_ref().map(|c| c.peer.conn_id),
+            waker,
+        );
         let mut guard = EntryGuard {
             state: self,
             key,
@@ -501,17 +358,12 @@ impl ReqState {
 
     /// Puts a new request in the table, and makes sure the sweeper is
     /// running and armed for its deadline.
-    fn register(self: &Arc<Self>, entry: Entry) -> Key {
-        let deadline = entry.deadline;
+    fn register(self: &Arc<Self>, deadline: Instant, conn: Option<u64>, waker: Waker) -> Key {
         let (key, start, rearm) = {
-            let mut table = self.table();
-            let key = table.insert(entry);
-            let start = !table.sweeper;
-            table.sweeper = true;
-            let rearm = table.armed.is_none_or(|armed| deadline < armed);
-            if rearm {
-                table.armed = Some(deadline);
-            }
+            let mut pending = self.pending();
+            let (key, rearm) = pending.requests.insert(deadline.into_std(), conn, waker);
+            let start = !pending.sweeper;
+            pending.sweeper = true;
             (key, start, rearm)
         };
         if start {
@@ -553,22 +405,16 @@ impl ReqState {
     /// for the previous connection is forgotten: the frame was not queued
     /// there.
     fn assign(&self, key: Key, conn: Option<u64>) {
-        let mut table = self.table();
-        if let Some(entry) = table.get(key) {
-            if matches!(entry.outcome, Some(Err(ReqError::ConnectionLost))) {
-                entry.outcome = None;
-            }
-            entry.conn = conn;
-        }
+        self.pending().requests.reassign(key, conn);
     }
 
     /// Ready once the sweeper has timed the request out.
     fn poll_expired(&self, key: Key, cx: &mut Context<'_>) -> Poll<()> {
-        let mut table = self.table();
-        match table.get(key) {
-            Some(entry) if matches!(entry.outcome, Some(Err(ReqError::Timeout))) => Poll::Ready(()),
+        let mut pending = self.pending();
+        match pending.requests.get(key) {
+            Some(entry) if entry.timed_out() => Poll::Ready(()),
             Some(entry) => {
-                register_waker(&mut entry.waker, cx);
+                register_waker(entry.waiter_mut(), cx);
                 Poll::Pending
             }
             // Only the request itself removes its entry.
@@ -578,21 +424,15 @@ impl ReqState {
 
     /// Ready with the request's outcome, which removes its entry.
     fn poll_outcome(&self, key: Key, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReqError>> {
-        let mut table = self.table();
-        let Some(entry) = table.get(key) else {
-            // Only the request itself removes its entry, so this cannot
-            // happen; were it to, ending the request beats hanging.
-            return Poll::Ready(Err(ReqError::ConnectionLost));
-        };
-        match entry.outcome.take() {
-            Some(outcome) => {
-                table.remove(key);
-                Poll::Ready(outcome)
-            }
-            None => {
-                register_waker(&mut entry.waker, cx);
+        match self.pending().requests.poll_outcome(key) {
+            pending::Poll::Ended(outcome) => Poll::Ready(outcome),
+            pending::Poll::Waiting(waker) => {
+                register_waker(waker, cx);
                 Poll::Pending
             }
+            // Only the request itself removes its entry, so this cannot
+            // happen; were it to, ending the request beats hanging.
+            pending::Poll::Gone => Poll::Ready(Err(ReqError::ConnectionLost)),
         }
     }
 
@@ -658,10 +498,9 @@ impl Pattern for ReqState {
                 // another request took it), or from another connection than
                 // the one the request went to, is ignored.
                 let waker = self
-                    .table()
-                    .get(Key::from_id(id))
-                    .filter(|entry| entry.awaits(conn.peer.conn_id))
-                    .and_then(|entry| entry.finish(Ok(payload)));
+                    .pending()
+                    .requests
+                    .handle_reply(id, conn.peer.conn_id, payload);
                 if let Some(waker) = waker {
                     waker.wake();
                 }
@@ -679,12 +518,8 @@ impl Pattern for ReqState {
         // was never sent; `send` sees the connection closed, which happens
         // before this runs, and tries another connection, forgetting this
         // loss.)
-        let woken: Vec<Waker> = self
-            .table()
-            .waiting()
-            .filter(|entry| entry.conn == Some(id))
-            .filter_map(|entry| entry.finish(Err(ReqError::ConnectionLost)))
-            .collect();
+        let mut woken = Vec::new();
+        self.pending().requests.handle_conn_lost(id, &mut woken);
         woken.into_iter().for_each(Waker::wake);
     }
 }

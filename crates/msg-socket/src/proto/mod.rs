@@ -3,4 +3,5 @@
 pub(crate) mod backoff;
 pub(crate) mod handshake;
 pub(crate) mod heartbeat;
+pub(crate) mod pending;
 pub(crate) mod topics;
