@@ -351,9 +351,9 @@ async fn send(
     Ok((last - (first - 1), start))
 }
 
-/// Most deliveries a [`Acking::Batch`] receiver takes (and acknowledges)
-/// at once.
-const RECV_BATCH: usize = 256;
+/// Most deliveries the receiver of a batched row takes with `recv_many`
+/// (and acknowledges with one `ack_all`) at once.
+pub const RECV_BATCH: usize = 256;
 
 /// The receiving side: takes [`WARMUP`] deliveries, then every delivery up
 /// to the sequence number `last` announces, each checked to be the next one
