@@ -199,6 +199,28 @@ impl FrameCodec {
         })
     }
 
+    /// Appends `frame`, encoded, to `dst`: [`encode_with`](Self::encode_with)
+    /// through a shared reference. A caller that collects several small
+    /// frames in one buffer hands them on as one
+    /// [`EncodedFrame::from_encoded`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`encode_with`](Self::encode_with); nothing is written to
+    /// `dst` on error.
+    pub fn encode_append(
+        &self,
+        frame: &Frame,
+        compression: Compression,
+        dst: &mut BytesMut,
+    ) -> Result<(), WireError> {
+        let plan = self.plan(frame, compression)?;
+        dst.reserve(plan.header_len.saturating_add(plan.payload.len()));
+        write_header(frame, &plan, dst);
+        dst.extend_from_slice(&plan.payload);
+        Ok(())
+    }
+
     /// Like [`encode_parts`](Self::encode_parts), with the header written
     /// into `scratch` and split off it: a caller encoding many frames in a
     /// row allocates header space once per `scratch` allocation instead of
@@ -563,6 +585,18 @@ pub struct EncodedFrame {
 }
 
 impl EncodedFrame {
+    /// Whole frames already encoded back to back (by
+    /// [`FrameCodec::encode_append`] or [`FrameCodec::encode_with`]), to be
+    /// written as they are: the bytes become the header part and the
+    /// payload part is empty. [`with_seq`](Self::with_seq) does not apply to
+    /// more than one frame and returns `None` for them.
+    pub fn from_encoded(frames: Bytes) -> Self {
+        Self {
+            header: frames,
+            payload: Bytes::new(),
+        }
+    }
+
     /// The header part: everything before the payload.
     pub fn header(&self) -> &Bytes {
         &self.header

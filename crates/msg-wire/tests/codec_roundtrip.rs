@@ -137,6 +137,46 @@ fn encode_parts_in_shares_one_header_buffer() {
     assert_eq!(scratch.len(), before, "nothing written on error");
 }
 
+/// Frames appended back to back with `encode_append` and wrapped by
+/// `EncodedFrame::from_encoded` decode as the same frames, in order;
+/// `with_seq` refuses such a run.
+#[test]
+fn a_run_of_appended_frames_decodes_frame_by_frame() {
+    let codec = FrameCodec::new();
+    let frames: Vec<_> = (1..=5u64)
+        .map(|seq| msg_wire::Frame::Data {
+            seq,
+            payload: bytes::Bytes::from(vec![seq as u8; seq as usize * 10]),
+        })
+        .chain([msg_wire::Frame::Ack { seq: 5 }])
+        .collect();
+    let mut run = bytes::BytesMut::new();
+    for f in &frames {
+        codec.encode_append(f, Compression::None, &mut run).unwrap();
+    }
+    let encoded = msg_wire::EncodedFrame::from_encoded(run.freeze());
+    assert!(encoded.payload().is_empty());
+    assert!(encoded.with_seq(9, &mut bytes::BytesMut::new()).is_none());
+
+    let mut wire = bytes::BytesMut::from(&encoded.to_bytes()[..]);
+    let mut decoder = FrameCodec::new();
+    for want in &frames {
+        assert_eq!(decoder.decode(&mut wire).unwrap().as_ref(), Some(want));
+    }
+    assert!(wire.is_empty());
+
+    // Nothing is appended for a frame over the limit.
+    let mut opts = WireOptions::new();
+    opts.max_frame_size(16);
+    let mut run = bytes::BytesMut::new();
+    assert!(
+        FrameCodec::with_options(opts)
+            .encode_append(&frames[4], Compression::None, &mut run)
+            .is_err()
+    );
+    assert!(run.is_empty());
+}
+
 #[test]
 fn encode_uses_the_default_compression_from_options() {
     let Some(&alg) = common::available_compressions()

@@ -97,6 +97,12 @@ impl ConnHandle {
         self.codec.encode_parts(frame, self.compression)
     }
 
+    /// Appends `frame`, encoded with the socket's compression settings, to
+    /// `dst` (see [`FrameCodec::encode_append`]).
+    pub(crate) fn encode_append(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), WireError> {
+        self.codec.encode_append(frame, self.compression, dst)
+    }
+
     /// Like [`encode`](Self::encode), the header split off `scratch` (see
     /// [`FrameCodec::encode_parts_in`]).
     pub(crate) fn encode_in(
