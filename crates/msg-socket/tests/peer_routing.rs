@@ -37,13 +37,19 @@ async fn expect_up(socket: &PeerSocket, identity: &str) {
     }
 }
 
-async fn exchange_by_identity(s: common::Setup) {
+/// `a` bound, `b` connected to it, each told the other is up.
+async fn connected_pair(s: &common::Setup) -> (PeerSocket, PeerSocket) {
     let a = peer(&s.server, "a");
     let b = peer(&s.client, "b");
     let endpoint = a.bind(&s.bind).await.unwrap();
     b.connect(&endpoint.to_string()).unwrap();
     expect_up(&a, "b").await;
     expect_up(&b, "a").await;
+    (a, b)
+}
+
+async fn exchange_by_identity(s: common::Setup) {
+    let (a, b) = connected_pair(&s).await;
     assert!(a.is_connected(b"b") && b.is_connected(b"a"));
 
     for seq in 1..=100u64 {
@@ -237,12 +243,7 @@ async fn a_full_receiver_applies_backpressure_and_drops_nothing() {
 async fn send_all_keeps_order_across_runs_of_small_frames_and_large_ones() {
     for transport in ["tcp", "ipc"] {
         let s = common::setup(transport);
-        let a = peer(&s.server, "a");
-        let b = peer(&s.client, "b");
-        let endpoint = a.bind(&s.bind).await.unwrap();
-        b.connect(&endpoint.to_string()).unwrap();
-        expect_up(&a, "b").await;
-        expect_up(&b, "a").await;
+        let (a, b) = connected_pair(&s).await;
 
         // Sizes around the run threshold (1 KiB) and past a run's 16 KiB.
         let sizes = [0usize, 1, 64, 1023, 1024, 5000, 20_000];
@@ -278,12 +279,7 @@ async fn send_all_keeps_order_across_runs_of_small_frames_and_large_ones() {
 #[tokio::test]
 async fn send_all_queues_a_batch_in_order_and_stops_at_a_foreign_frame() {
     let s = common::setup("tcp");
-    let a = peer(&s.server, "a");
-    let b = peer(&s.client, "b");
-    let endpoint = a.bind(&s.bind).await.unwrap();
-    b.connect(&endpoint.to_string()).unwrap();
-    expect_up(&a, "b").await;
-    expect_up(&b, "a").await;
+    let (a, b) = connected_pair(&s).await;
 
     let data = |seq: u64| Frame::Data {
         seq,

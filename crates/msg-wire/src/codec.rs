@@ -166,11 +166,7 @@ impl FrameCodec {
         compression: Compression,
         dst: &mut BytesMut,
     ) -> Result<(), WireError> {
-        let plan = self.plan(frame, compression)?;
-        dst.reserve(plan.header_len.saturating_add(plan.payload.len()));
-        write_header(frame, &plan, dst);
-        dst.extend_from_slice(&plan.payload);
-        Ok(())
+        self.encode_append(frame, compression, dst)
     }
 
     /// Encode `frame` into an [`EncodedFrame`]: a small header buffer plus
