@@ -259,8 +259,9 @@ impl ReliableSocket {
     }
 
     /// Like [`send_to`](Self::send_to), but fails at once with
-    /// [`ReliableError::OutboxFull`] when `peer`'s outbox has no room
-    /// (or sends are already waiting for room), instead of waiting.
+    /// [`ReliableError::OutboxFull`] when `peer`'s outbox has no room for
+    /// it, instead of waiting. It does not queue behind sends that wait:
+    /// when acknowledgements have just made room, it may take it first.
     ///
     /// # Errors
     ///

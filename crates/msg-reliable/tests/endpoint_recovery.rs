@@ -125,7 +125,7 @@ async fn send_to_waits_for_room_in_a_full_outbox() {
     assert!((&mut fourth).now_or_never().is_none(), "waits while full");
     assert!((&mut fifth).now_or_never().is_none(), "waits while full");
     drop(given_up);
-    // Others wait: try_send_to does not jump the queue.
+    // While the outbox is full, try_send_to fails at once.
     assert!(
         a.try_send_to(&b_id, "x")
             .await
