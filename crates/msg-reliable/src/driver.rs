@@ -275,6 +275,19 @@ struct PeerState {
     dirty: bool,
 }
 
+impl PeerState {
+    /// A peer's state with nothing in flight.
+    fn new(session: Session) -> Self {
+        Self {
+            session,
+            waiting: VecDeque::new(),
+            sending: false,
+            appending: 0,
+            dirty: false,
+        }
+    }
+}
+
 /// Everything the driver knows; the loop in [`run`] feeds it.
 pub(crate) struct Driver {
     opts: Arc<ReliableOptions>,
@@ -309,16 +322,7 @@ impl Driver {
         for session in sessions {
             let peer = session.peer().clone();
             driver.shared.set_acked(&peer, session.sender().acked());
-            driver.peers.insert(
-                peer,
-                PeerState {
-                    session,
-                    waiting: VecDeque::new(),
-                    sending: false,
-                    appending: 0,
-                    dirty: false,
-                },
-            );
+            driver.peers.insert(peer, PeerState::new(session));
         }
         driver
     }
@@ -338,13 +342,7 @@ impl Driver {
                 Default::default(),
             )
             .expect("options were validated and the state is empty");
-            PeerState {
-                session,
-                waiting: VecDeque::new(),
-                sending: false,
-                appending: 0,
-                dirty: false,
-            }
+            PeerState::new(session)
         });
         if !state.dirty {
             state.dirty = true;
