@@ -67,7 +67,7 @@ pub use proto::backoff::BackoffPolicy;
 pub use publish::PubSocket;
 pub use rep::{RepSocket, Request};
 pub use req::ReqSocket;
-pub use socket::CloseReport;
+pub use socket::{CloseReport, Socket};
 pub use subscribe::{PubMessage, SubSocket};
 
 /// The transport layer, re-exported for endpoint and TLS/QUIC configuration.

@@ -320,6 +320,14 @@ impl SocketOptions {
     }
 
     /// Checks the options for contradictions.
+    /// The send high-water marks, for a protocol's connection table.
+    pub(crate) fn send_limits(&self) -> crate::proto::conns::SendLimits {
+        crate::proto::conns::SendLimits {
+            frames: self.send_hwm,
+            bytes: self.send_hwm_bytes,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |what: &'static str| Err(ConfigError { what });
         if self.identity.as_ref().is_some_and(|i| i.len() > 255) {

@@ -1,23 +1,16 @@
 //! The subscribing side of publish/subscribe.
 
+use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::Stream;
-use msg_transport::{Endpoint, Transport};
-use msg_wire::{Frame, Reason, SocketType};
 
-use crate::driver::conn::{ConnHandle, Pattern, PeerInfo};
-use crate::driver::core::Core;
-use crate::driver::inbound::{InboundRx, InboundTx, inbound};
-use crate::error::SocketError;
-use crate::monitor::{SocketEvents, SocketStats};
-use crate::options::SocketOptions;
-use crate::proto::topics::{TopicSet, gap};
-use crate::socket::{CloseReport, impl_common};
+use crate::driver::conn::PeerInfo;
+use crate::proto::subscribe::SubProto;
+use crate::socket::Socket;
 
 /// Receives the messages of one or more publishers that match its
 /// subscriptions.
@@ -30,10 +23,10 @@ use crate::socket::{CloseReport, impl_common};
 ///
 /// # High-water mark: drop the newest
 ///
-/// At most [`recv_hwm`](SocketOptions::recv_hwm) messages (and
-/// [`recv_hwm_bytes`](SocketOptions::recv_hwm_bytes) of payload) wait in the
+/// At most [`recv_hwm`](crate::SocketOptions::recv_hwm) messages (and
+/// [`recv_hwm_bytes`](crate::SocketOptions::recv_hwm_bytes) of payload) wait in the
 /// socket for the application; past that the newest are dropped and counted
-/// in [`SocketStats::dropped_hwm`]. The socket keeps reading its
+/// in [`SocketStats::dropped_hwm`](crate::SocketStats::dropped_hwm). The socket keeps reading its
 /// connections meanwhile, so a slow reader never slows its publishers, and
 /// it delivers again as soon as the application catches up.
 ///
@@ -42,7 +35,7 @@ use crate::socket::{CloseReport, impl_common};
 /// Each publisher numbers the messages it sends this subscriber 1, 2, 3, ...
 /// per connection (see [`PubMessage::seq`]). Messages a publisher dropped
 /// for us at its high-water mark show up as jumps, and the socket counts
-/// them in [`SocketStats::gaps`] (once a later message shows the jump).
+/// them in [`SocketStats::gaps`](crate::SocketStats::gaps) (once a later message shows the jump).
 /// Messages this socket dropped itself
 /// at `recv_hwm` are counted in `dropped_hwm`, not in `gaps`, though the
 /// application also sees them as jumps in `seq`.
@@ -66,28 +59,7 @@ use crate::socket::{CloseReport, impl_common};
 /// assert_eq!((msg.topic().as_ref(), msg.seq()), (&b"a.1"[..], 1));
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct SubSocket {
-    core: Arc<Core>,
-    state: Arc<SubState>,
-    rx: InboundRx<PubMessage>,
-}
-
-#[derive(Debug)]
-struct SubState {
-    core: Arc<Core>,
-    /// The counted subscriptions. Their lock also serializes everything
-    /// publishers are told: a subscribe or unsubscribe (the change and the
-    /// frames that announce it) and the resend of every subscription to a
-    /// new connection. Without it, two changes made at once, or a change
-    /// racing a reconnect, could reach a publisher in the wrong order (an
-    /// unsubscribe overtaken by the subscribe it undoes) and leave it
-    /// sending what nobody asked for. It is an async mutex, held across the
-    /// awaits that queue those frames, and never taken on the message path.
-    topics: tokio::sync::Mutex<TopicSet>,
-    conns: Mutex<Vec<Arc<ConnHandle>>>,
-    tx: InboundTx<PubMessage>,
-}
+pub type SubSocket = Socket<SubProto>;
 
 /// A message received by a [`SubSocket`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +71,15 @@ pub struct PubMessage {
 }
 
 impl PubMessage {
+    pub(crate) fn new(topic: Bytes, payload: Bytes, seq: u64, publisher: Arc<PeerInfo>) -> Self {
+        Self {
+            topic,
+            payload,
+            seq,
+            publisher,
+        }
+    }
+
     /// The topic it was published under.
     pub fn topic(&self) -> &Bytes {
         &self.topic
@@ -119,8 +100,8 @@ impl PubMessage {
     /// every message that matched our subscriptions, including those the
     /// publisher dropped at its high-water mark. A jump from `a` to `b`
     /// means `b - a - 1` messages were lost: at the publisher (counted in
-    /// [`SocketStats::gaps`]) or in this socket's own full queue (counted
-    /// in [`SocketStats::dropped_hwm`]). Numbers are per connection: they
+    /// [`SocketStats::gaps`](crate::SocketStats::gaps)) or in this socket's own full queue (counted
+    /// in [`SocketStats::dropped_hwm`](crate::SocketStats::dropped_hwm)). Numbers are per connection: they
     /// start again at 1 after a reconnect, and two publishers number
     /// independently (tell them apart with [`publisher`](Self::publisher)).
     pub fn seq(&self) -> u64 {
@@ -134,39 +115,16 @@ impl PubMessage {
     }
 }
 
-impl SubSocket {
-    /// A socket with default options.
-    pub fn new() -> Self {
-        Self::with_options(SocketOptions::default()).expect("default options are valid")
-    }
-
-    /// A socket with these options.
-    ///
-    /// # Errors
-    ///
-    /// [`SocketError::Config`] when the options contradict each other.
-    pub fn with_options(options: SocketOptions) -> Result<Self, SocketError> {
-        let core = Core::new(SocketType::Sub, options)?;
-        let (tx, rx) = inbound(core.opts.recv_hwm, core.opts.recv_hwm_bytes);
-        Ok(Self {
-            state: Arc::new(SubState {
-                core: core.clone(),
-                topics: tokio::sync::Mutex::new(TopicSet::default()),
-                conns: Mutex::new(Vec::new()),
-                tx,
-            }),
-            core,
-            rx,
-        })
-    }
-
+impl Socket<SubProto> {
     /// Subscribes to every topic that starts with `prefix` ("" for all).
     ///
     /// Subscriptions are counted: subscribing twice to the same prefix needs
     /// two unsubscribes to undo, and only the first is sent to publishers.
-    /// The subscription is sent to every connected publisher (and to every
-    /// publisher connected later); this returns once it is queued on each
-    /// connection, and it takes effect at a publisher once it arrives there
+    /// The subscription is queued at once for every connected publisher (and
+    /// sent to every publisher connected later); this returns once every
+    /// connection's queue is below its high-water mark, so changes made
+    /// faster than a publisher reads them wait instead of piling up. It
+    /// takes effect at a publisher once it arrives there
     /// ([`PubSocket::wait_for_subscribers`](crate::PubSocket::wait_for_subscribers)
     /// waits for that on the publishing side). Changes made one after the
     /// other, even from several tasks, reach every publisher in that order.
@@ -178,17 +136,12 @@ impl SubSocket {
     ///
     /// # Cancel safety
     ///
-    /// The subscription is recorded before anything is sent. If the future
-    /// is dropped while it waits for room in a connection's queue, some
-    /// publishers may not hear of it until they reconnect.
+    /// The subscription is recorded and queued before the first await:
+    /// dropping the future loses nothing.
     pub async fn subscribe(&self, prefix: impl Into<Bytes>) {
         let prefix = prefix.into();
-        let mut topics = self.state.topics.lock().await;
-        if topics.subscribe(prefix.clone()) {
-            self.state
-                .tell_all(Frame::Subscribe { topic: prefix })
-                .await;
-        }
+        self.shared.with(|proto| proto.subscribe(prefix));
+        self.control_room().await;
     }
 
     /// Undoes one [`subscribe`](Self::subscribe) of `prefix`; the last one
@@ -202,107 +155,47 @@ impl SubSocket {
     /// As for [`subscribe`](Self::subscribe).
     pub async fn unsubscribe(&self, prefix: impl Into<Bytes>) {
         let prefix = prefix.into();
-        let mut topics = self.state.topics.lock().await;
-        if topics.unsubscribe(&prefix) {
-            self.state
-                .tell_all(Frame::Unsubscribe { topic: prefix })
-                .await;
-        }
+        self.shared.with(|proto| proto.unsubscribe(prefix));
+        self.control_room().await;
+    }
+
+    /// Waits until every connection's queue is below its high-water mark.
+    async fn control_room(&self) {
+        poll_fn(|cx| {
+            self.shared.with_state(|state| {
+                if state.proto.control_room() || self.shared.core.is_closing() {
+                    Poll::Ready(())
+                } else {
+                    state.wait_for_room(cx.waker());
+                    Poll::Pending
+                }
+            })
+        })
+        .await;
     }
 
     /// The next message; `None` once the socket is closed.
     pub async fn recv(&mut self) -> Option<PubMessage> {
-        self.rx.recv().await
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<PubMessage>> {
+        self.shared.with_state(|state| {
+            if let Some(msg) = state.proto.poll_delivery() {
+                return Poll::Ready(Some(msg));
+            }
+            if self.shared.core.is_closing() {
+                return Poll::Ready(None);
+            }
+            state.wait_for_delivery(cx.waker());
+            Poll::Pending
+        })
     }
 }
 
-impl Default for SubSocket {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Stream for SubSocket {
+impl Stream for Socket<SubProto> {
     type Item = PubMessage;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PubMessage>> {
-        self.rx.poll_recv(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PubMessage>> {
+        self.poll_recv(cx)
     }
 }
-
-impl SubState {
-    /// Sends a control frame to every connected publisher, in turn, waiting
-    /// for room in each queue. The caller holds the subscriptions' lock.
-    async fn tell_all(&self, frame: Frame) {
-        let conns = self.conns.lock().expect("conns lock").clone();
-        for conn in conns {
-            if let Ok(f) = conn.encode(&frame) {
-                // A connection that just closed hears everything again on
-                // reconnect.
-                let _ = conn.send(f).await;
-            }
-        }
-    }
-}
-
-impl Pattern for SubState {
-    async fn connected(&self, conn: &Arc<ConnHandle>) {
-        // Under the subscriptions' lock: a change made meanwhile waits, and
-        // then reaches this connection too, after the full set.
-        let topics = self.topics.lock().await;
-        self.conns.lock().expect("conns lock").push(conn.clone());
-        // More than the queue holds is fine: the writer runs meanwhile.
-        for topic in topics.prefixes().cloned() {
-            if let Ok(f) = conn.encode(&Frame::Subscribe { topic }) {
-                if conn.send(f).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn frame(
-        &self,
-        conn: &Arc<ConnHandle>,
-        frame: Frame,
-    ) -> Result<(), (Reason, &'static str)> {
-        match frame {
-            Frame::Publish {
-                topic,
-                seq,
-                payload,
-            } => {
-                let counters = &self.core.counters;
-                let last = conn.seq.swap(seq, Relaxed);
-                let missed = gap(last, seq);
-                if missed > 0 {
-                    counters.gaps.fetch_add(missed, Relaxed);
-                }
-                let size = payload.len();
-                let msg = PubMessage {
-                    topic,
-                    payload,
-                    seq,
-                    publisher: conn.peer.clone(),
-                };
-                if self.tx.try_send(msg, size).is_err() {
-                    counters.dropped_hwm.fetch_add(1, Relaxed);
-                }
-                Ok(())
-            }
-            _ => Err((
-                Reason::ProtocolError,
-                "a SUB socket only accepts publications",
-            )),
-        }
-    }
-
-    fn disconnected(&self, conn: &Arc<ConnHandle>) {
-        let id = conn.peer.conn_id;
-        self.conns
-            .lock()
-            .expect("conns lock")
-            .retain(|c| c.peer.conn_id != id);
-    }
-}
-
-impl_common!(SubSocket);

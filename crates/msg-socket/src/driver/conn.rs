@@ -16,7 +16,7 @@
 //!   the stream is still whole.
 
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,11 +34,11 @@ use crate::proto::heartbeat::{Heartbeat, HeartbeatAction};
 
 /// How long a closing connection may spend on its last words (the `Close`
 /// frame and the shutdown of its write half) to a peer that does not read.
-const CLOSE_GRACE: Duration = Duration::from_millis(200);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
 /// Most characters of a reason text sent in a `Close` frame (at most 800
 /// bytes of UTF-8, well within the wire limit of 1024).
-const MAX_CLOSE_TEXT_CHARS: usize = 200;
+pub(crate) const MAX_CLOSE_TEXT_CHARS: usize = 200;
 
 /// Who is at the other end of a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,10 +75,6 @@ pub(crate) enum QueueError {
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
     pub(crate) peer: Arc<PeerInfo>,
-    /// A per-connection sequence counter for the pattern: the next sequence
-    /// number a publisher gives this subscriber, the last one a subscriber
-    /// saw from this publisher.
-    pub(crate) seq: AtomicU64,
     tx: mpsc::Sender<EncodedFrame>,
     queued_frames: AtomicUsize,
     queued_bytes: AtomicUsize,
@@ -260,7 +256,7 @@ pub(crate) trait Pattern: Send + Sync + 'static {
 
 /// How a connection ended, for events and logs.
 #[derive(Debug)]
-enum End {
+pub(crate) enum End {
     /// The peer closed (EOF or a `Close` frame).
     PeerClosed(String),
     /// We were asked to close (socket shutdown).
@@ -302,7 +298,6 @@ async fn run_connection<P: Pattern, C: Conn>(
     let (tx, rx) = mpsc::channel(opts.send_hwm);
     let handle = Arc::new(ConnHandle {
         peer: Arc::new(peer),
-        seq: AtomicU64::new(0),
         tx,
         queued_frames: AtomicUsize::new(0),
         queued_bytes: AtomicUsize::new(0),
@@ -354,7 +349,13 @@ async fn run_connection<P: Pattern, C: Conn>(
     core.unregister(&handle);
     pattern.disconnected(&handle);
 
-    let reason = match &end {
+    report_end(&core, addr, &end);
+    conn
+}
+
+/// Counts, logs and reports how a connection ended.
+pub(crate) fn report_end(core: &Core, addr: PeerAddr, end: &End) {
+    let reason = match end {
         End::PeerClosed(why) => why.clone(),
         End::Local => "closed locally".to_owned(),
         End::Io(e) => format!("i/o error: {e}"),
@@ -379,7 +380,6 @@ async fn run_connection<P: Pattern, C: Conn>(
     };
     tracing::debug!(peer = %addr, %reason, "disconnected");
     core.emit(SocketEvent::Disconnected { peer: addr, reason });
-    conn
 }
 
 /// Runs the reader until the connection should end, then records why for
@@ -567,7 +567,7 @@ async fn read_frames<P: Pattern, C: Conn>(
 /// buffer, grown step by step (copies) and faulted in page by page. One
 /// yield per 256 KiB costs little next to moving that many bytes, and also
 /// bounds how far the reader runs ahead of such an application.
-const YIELD_AFTER_BYTES: usize = 256 * 1024;
+pub(crate) const YIELD_AFTER_BYTES: usize = 256 * 1024;
 
 fn send_ping(handle: &ConnHandle, nonce: u64) {
     if let Ok(f) = handle.encode(&Frame::Ping { nonce }) {
@@ -577,25 +577,25 @@ fn send_ping(handle: &ConnHandle, nonce: u64) {
 }
 
 /// The tokio clock (paused in tests) as a std `Instant` for the sans-IO code.
-fn now() -> std::time::Instant {
+pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
 /// Keeps one pinned `Sleep` on the heartbeat deadline, moving it only when
 /// the deadline changes.
-struct HeartbeatTimer {
+pub(crate) struct HeartbeatTimer {
     /// The deadline the sleep is set to, if any.
     armed: Option<std::time::Instant>,
 }
 
 impl HeartbeatTimer {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { armed: None }
     }
 
     /// Sets `sleep` to `deadline` unless it is set to it already; returns
     /// whether there is a deadline to wait for.
-    fn arm(
+    pub(crate) fn arm(
         &mut self,
         sleep: std::pin::Pin<&mut tokio::time::Sleep>,
         deadline: Option<std::time::Instant>,
@@ -611,18 +611,18 @@ impl HeartbeatTimer {
 
     /// The sleep fired: set it again before the next wait, even to the same
     /// deadline.
-    fn fired(&mut self) {
+    pub(crate) fn fired(&mut self) {
         self.armed = None;
     }
 }
 
 /// Most bytes gathered into one write; beyond this the writer writes and
 /// comes back for more, so one connection cannot hog memory in a batch.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Frames whose parts are smaller than this are copied into one buffer (a
 /// copy is cheaper than an extra iovec); larger payloads go as their own
 /// slice, uncopied.
-const COALESCE_BELOW: usize = 4 * 1024;
+pub(crate) const COALESCE_BELOW: usize = 4 * 1024;
 
 /// Drains the queue: everything waiting goes out in one (vectored) write,
 /// and the stream is flushed only when the queue is empty.
@@ -803,7 +803,7 @@ impl<'a> Progress<'a> {
 
 /// Writes every buffer, in as few system calls as the stream allows,
 /// reporting each write's byte count to `wrote`.
-async fn write_all_vectored<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_all_vectored<W: AsyncWrite + Unpin>(
     writer: &mut W,
     bufs: &mut Vec<Bytes>,
     mut wrote: impl FnMut(usize),

@@ -20,7 +20,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use msg_transport::{Conn, Endpoint, Listener, PeerAddr, Transport};
-use msg_wire::{Answer, HandshakeCodec, Hello, MAX_REASON_LEN, Reason, SocketType, WireError};
+use msg_wire::{
+    Answer, FrameCodec, HandshakeCodec, Hello, MAX_REASON_LEN, Reason, SocketType, WireError,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -29,9 +31,12 @@ use tracing::Instrument;
 
 use crate::auth::{AuthRejection, AuthRequest};
 use crate::driver::conn::{self, ConnHandle, Pattern, PeerInfo};
+use crate::driver::link;
+use crate::driver::shared::Shared;
 use crate::error::{HandshakeError, SocketError};
 use crate::monitor::{Counters, SocketEvent, SocketEvents};
 use crate::options::SocketOptions;
+use crate::proto::Protocol;
 use crate::proto::backoff::{Backoff, XorShift};
 use crate::proto::handshake::{check_answer, check_hello};
 
@@ -47,6 +52,8 @@ pub(crate) struct Core {
     pub(crate) opts: SocketOptions,
     pub(crate) socket_type: SocketType,
     pub(crate) identity: Bytes,
+    /// Encodes with the socket's wire options.
+    pub(crate) codec: FrameCodec,
     pub(crate) counters: Counters,
     events: broadcast::Sender<SocketEvent>,
     pub(crate) cancel: CancellationToken,
@@ -75,10 +82,12 @@ impl Core {
             .clone()
             .unwrap_or_else(|| random_identity(socket_type));
         let (events, _) = broadcast::channel(crate::monitor::EVENT_BUFFER);
+        let codec = FrameCodec::with_options(opts.wire.clone());
         Ok(Arc::new(Core {
             opts,
             socket_type,
             identity,
+            codec,
             counters: Counters::default(),
             events,
             cancel: CancellationToken::new(),
@@ -162,7 +171,7 @@ impl Core {
 
     /// Binds `endpoint` with `transport` and serves connections from it until
     /// the socket closes. Returns the bound endpoint (with the real port).
-    pub(crate) async fn bind<T: Transport, P: Pattern>(
+    pub(crate) async fn bind<T: Transport, P: Serve>(
         self: &Arc<Self>,
         pattern: Arc<P>,
         transport: T,
@@ -183,7 +192,7 @@ impl Core {
 
     /// Connects to `endpoint` with `transport` in the background, forever
     /// reconnecting with backoff (or until the give-up limit).
-    pub(crate) fn connect<T: Transport, P: Pattern>(
+    pub(crate) fn connect<T: Transport, P: Serve>(
         self: &Arc<Self>,
         pattern: Arc<P>,
         transport: T,
@@ -197,6 +206,43 @@ impl Core {
         self.tasks
             .spawn(connect_loop(self.clone(), pattern, transport, endpoint, seed).instrument(span));
         Ok(())
+    }
+}
+
+/// What runs a connection after its handshake: a pattern's callbacks
+/// (`conn.rs`) or a protocol's shim (`link.rs`).
+pub(crate) trait Serve: Send + Sync + 'static {
+    /// Runs the connection until it ends and gives it back.
+    fn serve<C: Conn>(
+        self: &Arc<Self>,
+        core: Arc<Core>,
+        conn: C,
+        peer: PeerInfo,
+        buf: BytesMut,
+    ) -> impl Future<Output = C> + Send;
+}
+
+impl<P: Pattern> Serve for P {
+    fn serve<C: Conn>(
+        self: &Arc<Self>,
+        core: Arc<Core>,
+        conn: C,
+        peer: PeerInfo,
+        buf: BytesMut,
+    ) -> impl Future<Output = C> + Send {
+        conn::run(core, self.clone(), conn, peer, buf)
+    }
+}
+
+impl<P: Protocol> Serve for Shared<P> {
+    fn serve<C: Conn>(
+        self: &Arc<Self>,
+        _core: Arc<Core>,
+        conn: C,
+        peer: PeerInfo,
+        buf: BytesMut,
+    ) -> impl Future<Output = C> + Send {
+        link::run(self.clone(), conn, peer, buf)
     }
 }
 
@@ -226,7 +272,7 @@ impl Drop for Slot {
 /// waits for the socket's tasks, returns only once it is free (a QUIC
 /// listener's UDP socket closes only after its connections, ending in their
 /// own tasks meanwhile, have drained).
-async fn accept_loop<L: Listener, P: Pattern>(core: Arc<Core>, pattern: Arc<P>, mut listener: L) {
+async fn accept_loop<L: Listener, P: Serve>(core: Arc<Core>, pattern: Arc<P>, mut listener: L) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -285,7 +331,7 @@ enum Attempt<C> {
 
 /// Connects, runs the connection until it ends, and reconnects with backoff,
 /// until the socket closes or the give-up limit is reached.
-async fn connect_loop<T: Transport, P: Pattern>(
+async fn connect_loop<T: Transport, P: Serve>(
     core: Arc<Core>,
     pattern: Arc<P>,
     transport: T,
@@ -305,7 +351,7 @@ async fn connect_loop<T: Transport, P: Pattern>(
         let extra_wait = match attempt {
             Attempt::Up(conn, peer, buf) => {
                 backoff.reset();
-                let conn = conn::run(core.clone(), pattern.clone(), conn, peer, buf).await;
+                let conn = pattern.serve(core.clone(), conn, peer, buf).await;
                 close_conn(&core, &transport, conn);
                 Duration::ZERO
             }
@@ -410,7 +456,7 @@ async fn attempt<T: Transport>(
 }
 
 /// Handshake and life of one accepted connection.
-async fn serve_accepted<P: Pattern, C: Conn>(
+async fn serve_accepted<P: Serve, C: Conn>(
     core: Arc<Core>,
     pattern: Arc<P>,
     mut conn: C,
@@ -424,7 +470,7 @@ async fn serve_accepted<P: Pattern, C: Conn>(
         Ok((peer, buf)) => {
             // Dropped: a QUIC connection then closes in the background, and
             // the listener's close waits for it (see `accept_loop`).
-            drop(conn::run(core, pattern, conn, peer, buf).await);
+            drop(pattern.serve(core, conn, peer, buf).await);
         }
         Err(HandshakeError::Refused {
             code: Reason::AuthRejected,

@@ -88,6 +88,7 @@ impl<T> InboundTx<T> {
     }
 
     /// Queues `item` if both marks allow; otherwise hands it back.
+    #[cfg(test)]
     pub(crate) fn try_send(&self, item: T, size: usize) -> Result<(), T> {
         if self.over_bytes(size) {
             return Err(item);

@@ -3,3 +3,5 @@
 pub(crate) mod conn;
 pub(crate) mod core;
 pub(crate) mod inbound;
+pub(crate) mod link;
+pub(crate) mod shared;

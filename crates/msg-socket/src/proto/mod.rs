@@ -1,7 +1,120 @@
-//! Sans-IO protocol logic: no sockets, no clocks (time is an argument).
+//! Sans-IO protocol logic: no sockets, no tasks, no clocks (time is an
+//! argument).
+//!
+//! Each pattern is a [`Protocol`]: a plain struct that owns its live
+//! connections (a [`ConnTable`](conns::ConnTable)) and every decision of
+//! its pattern. The driver feeds it (connections up and down, frames,
+//! application calls, timeouts) and acts on what it leaves behind: frames
+//! queued per connection, connections to close, application tasks to wake.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use msg_wire::{Frame, Reason, SocketType};
+
+use crate::driver::conn::PeerInfo;
+use crate::options::SocketOptions;
 
 pub(crate) mod backoff;
+pub(crate) mod conns;
 pub(crate) mod handshake;
 pub(crate) mod heartbeat;
 pub(crate) mod pending;
+pub(crate) mod publish;
+pub(crate) mod subscribe;
 pub(crate) mod topics;
+
+#[cfg(test)]
+mod tests;
+
+use conns::{ConnId, ConnTable};
+
+/// Why a pattern refuses what a peer sent: the connection is closed with
+/// this code and text.
+pub(crate) type Violation = (Reason, &'static str);
+
+/// Which application tasks the driver must wake after a call into a
+/// protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wake {
+    /// Something arrived for the application to take.
+    pub(crate) deliveries: bool,
+    /// The pattern takes frames again from connections it held back (see
+    /// [`Protocol::can_read`]).
+    pub(crate) readable: bool,
+    /// The pattern's view of its peers changed (a subscriber subscribed),
+    /// for tasks that wait for a number of them.
+    pub(crate) changed: bool,
+}
+
+/// The counters a pattern keeps itself: what it decided to send, deliver
+/// or drop. The driver keeps the rest (bytes, reconnects, handshakes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProtoStats {
+    /// Messages queued for a peer.
+    pub(crate) msgs_sent: u64,
+    /// Messages received from peers.
+    pub(crate) msgs_received: u64,
+    /// Messages dropped at a high-water mark.
+    pub(crate) dropped_hwm: u64,
+    /// Messages a peer reported (by sequence number) it dropped for us.
+    pub(crate) gaps: u64,
+}
+
+/// One pattern's state machine.
+///
+/// The trait is public in a private module (sealed): it bounds the public
+/// [`Socket`](crate::Socket) type, but no one outside the crate can name or
+/// implement it.
+///
+/// Inputs are the `handle_*` methods and the pattern's own application
+/// calls; outputs are left in the connection table (frames to write,
+/// connections to close) and reported by [`poll_wake`](Self::poll_wake).
+/// Nothing here blocks, spawns, locks or reads a clock.
+pub trait Protocol: Send + 'static {
+    /// What the pattern keeps per connection.
+    type ConnState: Send;
+
+    /// The socket type announced in the handshake.
+    const SOCKET_TYPE: SocketType;
+
+    /// A state machine for a socket with these options (already valid).
+    fn new(options: &SocketOptions) -> Self;
+
+    /// The live connections.
+    fn conns(&self) -> &ConnTable<Self::ConnState>;
+
+    /// The live connections, to queue on and to take batches from.
+    fn conns_mut(&mut self) -> &mut ConnTable<Self::ConnState>;
+
+    /// A connection finished its handshake.
+    fn handle_conn_up(&mut self, now: Instant, peer: Arc<PeerInfo>);
+
+    /// A connection ended; whatever was queued on it is dropped.
+    fn handle_conn_down(&mut self, now: Instant, conn: ConnId);
+
+    /// A frame other than heartbeats and `Close` arrived on `conn`. An
+    /// `Err` means the peer broke the pattern's protocol: the driver closes
+    /// the connection with that reason.
+    fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation>;
+
+    /// Time passed; act on what is due at `now`.
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Whether the driver may read more frames from `conn` (false while the
+    /// pattern applies backpressure to it).
+    fn can_read(&self, _conn: ConnId) -> bool {
+        true
+    }
+
+    /// Which application tasks to wake since the last call.
+    fn poll_wake(&mut self) -> Wake;
+
+    /// The pattern's counters.
+    fn stats(&self) -> ProtoStats;
+}

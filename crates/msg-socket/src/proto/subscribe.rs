@@ -1,0 +1,216 @@
+//! The subscriber's state machine: its counted subscriptions and what each
+//! publisher is told of them, gap counting per connection, and the
+//! drop-the-newest decision at its own receive high-water mark.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec, Reason, SocketType};
+
+use crate::driver::conn::PeerInfo;
+use crate::options::SocketOptions;
+use crate::proto::conns::{ConnId, ConnTable, SendLimits};
+use crate::proto::topics::{TopicSet, gap};
+use crate::proto::{ProtoStats, Protocol, Violation, Wake};
+use crate::subscribe::PubMessage;
+
+/// The receive high-water marks: messages and payload bytes waiting for the
+/// application.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecvLimits {
+    pub(crate) messages: usize,
+    pub(crate) bytes: usize,
+}
+
+/// What the subscriber keeps per publisher connection (opaque outside the
+/// crate).
+#[derive(Debug, Default)]
+pub struct Publisher {
+    /// The last sequence number seen on this connection (0 before the
+    /// first).
+    last_seq: u64,
+}
+
+/// The subscriber's state machine: the type parameter of
+/// [`SubSocket`](crate::SubSocket), opaque outside the crate.
+#[derive(Debug)]
+pub struct SubProto {
+    conns: ConnTable<Publisher>,
+    /// The counted subscriptions; publishers hear of the first subscribe
+    /// and the last unsubscribe of each prefix.
+    topics: TopicSet,
+    codec: FrameCodec,
+    compression: Compression,
+    inbox: VecDeque<PubMessage>,
+    /// Payload bytes in `inbox`.
+    inbox_bytes: usize,
+    recv: RecvLimits,
+    stats: ProtoStats,
+    delivered: bool,
+}
+
+impl SubProto {
+    pub(crate) fn with_limits(
+        send: SendLimits,
+        recv: RecvLimits,
+        codec: FrameCodec,
+        compression: Compression,
+    ) -> Self {
+        Self {
+            conns: ConnTable::new(send),
+            topics: TopicSet::default(),
+            codec,
+            compression,
+            inbox: VecDeque::new(),
+            inbox_bytes: 0,
+            recv,
+            stats: ProtoStats::default(),
+            delivered: false,
+        }
+    }
+
+    /// Counts one subscription to `prefix`; the first is queued for every
+    /// connected publisher (and every later one gets it with the rest).
+    pub(crate) fn subscribe(&mut self, prefix: Bytes) {
+        if self.topics.subscribe(prefix.clone()) {
+            self.tell_all(&Frame::Subscribe { topic: prefix });
+        }
+    }
+
+    /// Undoes one subscription to `prefix`; the last one is queued for
+    /// every connected publisher.
+    pub(crate) fn unsubscribe(&mut self, prefix: Bytes) {
+        if self.topics.unsubscribe(&prefix) {
+            self.tell_all(&Frame::Unsubscribe { topic: prefix });
+        }
+    }
+
+    /// Whether every connection's queue is below its frame mark: a
+    /// subscription change waits for this, so that changes made faster
+    /// than a publisher reads them cannot pile up without bound.
+    pub(crate) fn control_room(&self) -> bool {
+        let limit = self.conns.limits().frames;
+        self.conns
+            .iter()
+            .all(|(_, c)| c.is_closing() || c.frames() < limit)
+    }
+
+    /// The next message for the application.
+    pub(crate) fn poll_delivery(&mut self) -> Option<PubMessage> {
+        let msg = self.inbox.pop_front()?;
+        self.inbox_bytes -= msg.payload().len();
+        Some(msg)
+    }
+
+    /// Messages waiting for the application.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// Queues a control frame for every publisher, in the order of the
+    /// calls; a topic too long to encode is kept here but cannot be sent.
+    fn tell_all(&mut self, frame: &Frame) {
+        if let Some(encoded) = self.encode(frame) {
+            self.conns.fan_out(|_, _| Some(encoded.clone()));
+        }
+    }
+
+    fn encode(&self, frame: &Frame) -> Option<EncodedFrame> {
+        self.codec.encode_parts(frame, self.compression).ok()
+    }
+}
+
+impl Protocol for SubProto {
+    type ConnState = Publisher;
+
+    const SOCKET_TYPE: SocketType = SocketType::Sub;
+
+    fn new(options: &SocketOptions) -> Self {
+        Self::with_limits(
+            options.send_limits(),
+            RecvLimits {
+                messages: options.recv_hwm,
+                bytes: options.recv_hwm_bytes,
+            },
+            FrameCodec::with_options(options.wire.clone()),
+            options.wire.get_compression(),
+        )
+    }
+
+    fn conns(&self) -> &ConnTable<Publisher> {
+        &self.conns
+    }
+
+    fn conns_mut(&mut self) -> &mut ConnTable<Publisher> {
+        &mut self.conns
+    }
+
+    fn handle_conn_up(&mut self, _now: Instant, peer: Arc<PeerInfo>) {
+        let id = peer.conn_id;
+        self.conns.insert(peer, Publisher::default());
+        // Every subscription again: a publisher that restarted knows none.
+        let frames: Vec<EncodedFrame> = self
+            .topics
+            .prefixes()
+            .filter_map(|topic| {
+                self.encode(&Frame::Subscribe {
+                    topic: topic.clone(),
+                })
+            })
+            .collect();
+        for frame in frames {
+            self.conns.push(id, frame);
+        }
+    }
+
+    fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
+        self.conns.remove(conn);
+    }
+
+    fn handle_frame(&mut self, _now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
+        let Frame::Publish {
+            topic,
+            seq,
+            payload,
+        } = frame
+        else {
+            return Err((
+                Reason::ProtocolError,
+                "a SUB socket only accepts publications",
+            ));
+        };
+        let Some(publisher) = self.conns.get_mut(conn) else {
+            return Ok(());
+        };
+        let last = std::mem::replace(&mut publisher.state.last_seq, seq);
+        self.stats.gaps += gap(last, seq);
+        self.stats.msgs_received += 1;
+        let size = payload.len();
+        let fits = self.inbox.len() < self.recv.messages
+            && (self.inbox_bytes == 0 || self.inbox_bytes.saturating_add(size) <= self.recv.bytes);
+        if !fits {
+            self.stats.dropped_hwm += 1;
+            return Ok(());
+        }
+        let msg = PubMessage::new(topic, payload, seq, publisher.peer.clone());
+        self.inbox_bytes += size;
+        self.inbox.push_back(msg);
+        self.delivered = true;
+        Ok(())
+    }
+
+    fn poll_wake(&mut self) -> Wake {
+        Wake {
+            readable: false,
+            deliveries: std::mem::take(&mut self.delivered),
+            changed: false,
+        }
+    }
+
+    fn stats(&self) -> ProtoStats {
+        self.stats
+    }
+}
