@@ -135,10 +135,10 @@ impl SocketOptions {
     ///
     /// What happens at the mark depends on the socket: a Req request and a
     /// Rep reply wait for room; a publisher drops the message for that
-    /// subscriber and counts the drop. A publisher counts a message until
-    /// its last byte is written; a Req or Rep connection counts those
-    /// waiting in its queue, so one more may be in the middle of being
-    /// written. Default: 1,000.
+    /// subscriber and counts the drop. Every socket counts a message from
+    /// the moment it is queued until its last byte is written, the batch
+    /// being written included (what the operating system's socket buffer
+    /// then holds is not counted). Default: 1,000.
     pub fn send_hwm(&mut self, messages: usize) -> &mut Self {
         self.send_hwm = messages;
         self

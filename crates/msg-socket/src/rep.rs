@@ -1,22 +1,25 @@
 //! The replying side of request/reply.
+//!
+//! [`RepProto`] queues the requests of every connection for the
+//! application, holds connections back while that queue is full, and routes
+//! each reply to the connection its request came from. This module is the
+//! thin handle over it.
 
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use msg_transport::{Endpoint, Transport};
-use msg_wire::{Frame, Reason, SocketType};
+use msg_wire::Frame;
 
-use crate::driver::conn::{ConnHandle, Pattern, PeerInfo};
-use crate::driver::core::Core;
-use crate::driver::inbound::{InboundRx, InboundTx, inbound};
-use crate::error::{ReplyError, SocketError};
-use crate::monitor::{SocketEvents, SocketStats};
-use crate::options::SocketOptions;
-use crate::socket::{CloseReport, impl_common};
+use crate::driver::conn::PeerInfo;
+use crate::driver::shared::Shared;
+use crate::error::ReplyError;
+use crate::proto::conns::ConnId;
+use crate::proto::rep::{RepProto, ReplyStatus};
+use crate::socket::Socket;
 
 /// Receives requests and sends back replies.
 ///
@@ -28,22 +31,11 @@ use crate::socket::{CloseReport, impl_common};
 /// any order and concurrently: [`serve`](Self::serve) runs a handler with a
 /// concurrency limit.
 ///
-/// High-water mark: at most [`recv_hwm`](SocketOptions::recv_hwm) requests
-/// (and [`recv_hwm_bytes`](SocketOptions::recv_hwm_bytes)) wait in the
+/// High-water mark: at most [`recv_hwm`](crate::SocketOptions::recv_hwm) requests
+/// (and [`recv_hwm_bytes`](crate::SocketOptions::recv_hwm_bytes)) wait in the
 /// socket. When the queue is full, connections stop reading, so clients feel
 /// backpressure through the transport; nothing is dropped.
-#[derive(Debug)]
-pub struct RepSocket {
-    core: Arc<Core>,
-    state: Arc<RepState>,
-    rx: InboundRx<Request>,
-}
-
-#[derive(Debug)]
-struct RepState {
-    core: Arc<Core>,
-    tx: InboundTx<Request>,
-}
+pub type RepSocket = Socket<RepProto>;
 
 /// One request received by a [`RepSocket`].
 ///
@@ -52,8 +44,9 @@ struct RepState {
 pub struct Request {
     id: u64,
     payload: Bytes,
-    conn: Arc<ConnHandle>,
-    core: Arc<Core>,
+    peer: Arc<PeerInfo>,
+    conn: ConnId,
+    shared: Arc<Shared<RepProto>>,
 }
 
 impl Request {
@@ -69,7 +62,7 @@ impl Request {
 
     /// Who sent it.
     pub fn peer(&self) -> &PeerInfo {
-        &self.conn.peer
+        &self.peer
     }
 
     /// Sends `payload` back to the requester, on the connection the request
@@ -82,49 +75,58 @@ impl Request {
     /// (the requester got [`ReqError::ConnectionLost`](crate::ReqError::ConnectionLost));
     /// [`ReplyError::Encode`] when the reply is too large.
     pub async fn reply(self, payload: impl Into<Bytes>) -> Result<(), ReplyError> {
-        let frame = self
-            .conn
-            .encode(&Frame::Reply {
-                id: self.id,
-                payload: payload.into(),
-            })
+        let core = &self.shared.core;
+        let frame = core
+            .codec
+            .encode_parts(
+                &Frame::Reply {
+                    id: self.id,
+                    payload: payload.into(),
+                },
+                core.opts.wire.get_compression(),
+            )
             .map_err(ReplyError::Encode)?;
-        self.conn
-            .send(frame)
-            .await
-            .map_err(|_| ReplyError::Disconnected)?;
-        self.core.counters.msgs_sent.fetch_add(1, Relaxed);
-        Ok(())
+        poll_fn(|cx| {
+            if core.is_closing() {
+                return Poll::Ready(Err(ReplyError::Disconnected));
+            }
+            self.shared
+                .with_state(|state| match state.proto.reply(self.conn, &frame) {
+                    ReplyStatus::Queued => Poll::Ready(Ok(())),
+                    ReplyStatus::Gone => Poll::Ready(Err(ReplyError::Disconnected)),
+                    ReplyStatus::Full => {
+                        state.wait_for_room(cx.waker());
+                        Poll::Pending
+                    }
+                })
+        })
+        .await
     }
 }
 
-impl RepSocket {
-    /// A socket with default options.
-    pub fn new() -> Self {
-        Self::with_options(SocketOptions::default()).expect("default options are valid")
-    }
-
-    /// A socket with these options.
-    ///
-    /// # Errors
-    ///
-    /// [`SocketError::Config`] when the options contradict each other.
-    pub fn with_options(options: SocketOptions) -> Result<Self, SocketError> {
-        let core = Core::new(SocketType::Rep, options)?;
-        let (tx, rx) = inbound(core.opts.recv_hwm, core.opts.recv_hwm_bytes);
-        Ok(Self {
-            state: Arc::new(RepState {
-                core: core.clone(),
-                tx,
-            }),
-            core,
-            rx,
-        })
-    }
-
+impl Socket<RepProto> {
     /// The next request; `None` once the socket is closed.
     pub async fn recv(&mut self) -> Option<Request> {
-        self.rx.recv().await
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Request>> {
+        self.shared.with_state(|state| {
+            if let Some(incoming) = state.proto.poll_delivery() {
+                return Poll::Ready(Some(Request {
+                    id: incoming.id,
+                    payload: incoming.payload,
+                    peer: incoming.peer,
+                    conn: incoming.conn,
+                    shared: self.shared.clone(),
+                }));
+            }
+            if self.shared.core.is_closing() {
+                return Poll::Ready(None);
+            }
+            state.wait_for_delivery(cx.waker());
+            Poll::Pending
+        })
     }
 
     /// Answers every request with `handler`, running at most `concurrency`
@@ -167,45 +169,9 @@ impl RepSocket {
     }
 }
 
-impl Default for RepSocket {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Stream for RepSocket {
+impl Stream for Socket<RepProto> {
     type Item = Request;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Request>> {
-        self.rx.poll_recv(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Request>> {
+        self.poll_recv(cx)
     }
 }
-
-impl Pattern for RepState {
-    async fn connected(&self, _conn: &Arc<ConnHandle>) {}
-
-    async fn frame(
-        &self,
-        conn: &Arc<ConnHandle>,
-        frame: Frame,
-    ) -> Result<(), (Reason, &'static str)> {
-        match frame {
-            Frame::Request { id, payload } => {
-                let size = payload.len();
-                let request = Request {
-                    id,
-                    payload,
-                    conn: conn.clone(),
-                    core: self.core.clone(),
-                };
-                // Waits while the socket's queue is full: backpressure.
-                let _ = self.tx.send(request, size).await;
-                Ok(())
-            }
-            _ => Err((Reason::ProtocolError, "a REP socket only accepts requests")),
-        }
-    }
-
-    fn disconnected(&self, _conn: &Arc<ConnHandle>) {}
-}
-
-impl_common!(RepSocket);

@@ -118,7 +118,7 @@ impl<P: Protocol> Socket<P> {
         let proto = P::new(&options);
         let core = Core::new(P::SOCKET_TYPE, options)?;
         Ok(Self {
-            shared: Arc::new(Shared::new(core, proto)),
+            shared: Shared::new(core, proto),
         })
     }
 

@@ -644,12 +644,33 @@ impl EncodedFrame {
     /// was already partly consumed through [`Buf`], are returned unchanged
     /// as `None`.
     pub fn with_seq(&self, seq: u64, scratch: &mut BytesMut) -> Option<EncodedFrame> {
-        // Header layout: length (4), version, kind, flags, then the u64
-        // sequence number at bytes 7..15 for both kinds.
+        self.with_field(&[FrameKind::Publish, FrameKind::Data], seq, scratch)
+    }
+
+    /// A copy of this frame with its request id replaced, sharing the
+    /// payload: a requester encodes (and compresses) a request before it
+    /// knows the id, and stamps the id in when it queues the request.
+    /// Applies to [`Frame::Request`] and [`Frame::Reply`]; other kinds, and
+    /// a frame partly consumed through [`Buf`], give `None`. The header is
+    /// rewritten into `scratch`, as for [`with_seq`](Self::with_seq).
+    pub fn with_id(&self, id: u64, scratch: &mut BytesMut) -> Option<EncodedFrame> {
+        self.with_field(&[FrameKind::Request, FrameKind::Reply], id, scratch)
+    }
+
+    /// A copy with the u64 that follows the frame header (a sequence number
+    /// or an id) replaced, for a frame of one of `kinds`.
+    fn with_field(
+        &self,
+        kinds: &[FrameKind],
+        value: u64,
+        scratch: &mut BytesMut,
+    ) -> Option<EncodedFrame> {
+        // Header layout: length (4), version, kind, flags, then the u64 at
+        // bytes 7..15 for every kind this applies to.
         let &[a, b, c, d, _version, kind, ..] = self.header.get(..HEADER_LEN + 8)? else {
             return None;
         };
-        if kind != FrameKind::Publish.code() && kind != FrameKind::Data.code() {
+        if !kinds.iter().any(|k| k.code() == kind) {
             return None;
         }
         // A frame partly consumed through `Buf` no longer starts with its
@@ -660,7 +681,7 @@ impl EncodedFrame {
         }
         scratch.reserve(self.header.len());
         scratch.extend_from_slice(&self.header[..HEADER_LEN]);
-        scratch.put_u64(seq);
+        scratch.put_u64(value);
         scratch.extend_from_slice(&self.header[HEADER_LEN + 8..]);
         Some(EncodedFrame {
             header: scratch.split().freeze(),

@@ -255,3 +255,72 @@ fn with_seq_restamps_publish_and_data_sharing_the_payload() {
     bytes::Buf::advance(&mut consumed, 3);
     assert!(consumed.with_seq(3, &mut scratch).is_none());
 }
+
+#[test]
+fn with_id_restamps_requests_and_replies_only() {
+    use bytes::{Bytes, BytesMut};
+    use msg_wire::{Compression, Frame, FrameCodec};
+
+    let mut codec = FrameCodec::new();
+    let payload = Bytes::from(vec![3u8; 3000]);
+    let mut scratch = BytesMut::new();
+    for compression in [Compression::None, Compression::Zstd] {
+        for frame in [
+            Frame::Request {
+                id: 0,
+                payload: payload.clone(),
+            },
+            Frame::Reply {
+                id: 0,
+                payload: payload.clone(),
+            },
+        ] {
+            let encoded = codec.encode_parts(&frame, compression).unwrap();
+            let stamped = encoded
+                .with_id(0xDEAD_BEEF_0000_0007, &mut scratch)
+                .unwrap();
+            assert_eq!(stamped.payload().as_ptr(), encoded.payload().as_ptr());
+            let mut wire = BytesMut::from(&stamped.to_bytes()[..]);
+            let got = codec.decode(&mut wire).unwrap().unwrap();
+            let want = match frame {
+                Frame::Request { payload, .. } => Frame::Request {
+                    id: 0xDEAD_BEEF_0000_0007,
+                    payload,
+                },
+                Frame::Reply { payload, .. } => Frame::Reply {
+                    id: 0xDEAD_BEEF_0000_0007,
+                    payload,
+                },
+                _ => unreachable!(),
+            };
+            assert_eq!(got, want);
+        }
+    }
+    let publish = codec
+        .encode_parts(
+            &Frame::Publish {
+                topic: Bytes::from_static(b"t"),
+                seq: 1,
+                payload,
+            },
+            Compression::None,
+        )
+        .unwrap();
+    assert!(
+        publish.with_id(3, &mut scratch).is_none(),
+        "a seq is not an id"
+    );
+    let request = codec
+        .encode_parts(
+            &Frame::Request {
+                id: 1,
+                payload: Bytes::from_static(b"x"),
+            },
+            Compression::None,
+        )
+        .unwrap();
+    assert!(
+        request.with_seq(3, &mut scratch).is_none(),
+        "an id is not a seq"
+    );
+}

@@ -19,6 +19,7 @@
 //! violation or a heartbeat timeout; the writer on an I/O error; both when
 //! the socket shuts down or the protocol asks for the connection to close.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -85,13 +86,17 @@ async fn run_link<P: Protocol, C: Conn>(
         tokio::pin!(read, write);
         tokio::select! {
             end = &mut read => {
+                shared.conn_closing(id);
                 // The reader cancelled the link: the writer drops the queue,
                 // sends the Close frame if there is one, and shuts down. It
                 // takes longer only with a peer that does not read.
                 let _ = tokio::time::timeout(CLOSE_GRACE, &mut write).await;
                 end
             }
-            end = &mut write => end,
+            end = &mut write => {
+                shared.conn_closing(id);
+                end
+            }
         }
     };
     let conn = reader.unsplit(writer);
@@ -149,13 +154,15 @@ async fn read_frames<P: Protocol, C: Conn>(
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut since_yield = 0usize;
-    let mut batch: Vec<Frame> = Vec::new();
+    // Frames decoded and not yet taken by the protocol (held back while it
+    // applies backpressure), and why the reader stops once they are.
+    let mut batch: VecDeque<Frame> = VecDeque::new();
+    let mut stop: Option<End> = None;
 
     loop {
         // Every whole frame already buffered, up to a batch.
-        let mut stop = None;
         let mut full = false;
-        loop {
+        while stop.is_none() {
             if batch.len() >= FEED_BATCH {
                 full = true;
                 break;
@@ -164,35 +171,24 @@ async fn read_frames<P: Protocol, C: Conn>(
                 Ok(Some(Frame::Pong { .. })) => {}
                 Ok(Some(Frame::Close { code, text })) => {
                     stop = Some(End::PeerClosed(format!("peer closed ({code}): {text}")));
-                    break;
                 }
                 Ok(Some(frame)) => {
                     if let Some(p) = frame.payload() {
                         since_yield = since_yield.saturating_add(p.len());
                     }
-                    batch.push(frame);
+                    batch.push_back(frame);
                 }
                 Ok(None) => break,
                 // Malformed, oversized (known from the header alone, before
                 // any body is buffered) or a decompression bomb: this peer
                 // is done.
-                Err(e) => {
-                    stop = Some(End::Protocol(e.reason(), e.to_string()));
-                    break;
-                }
+                Err(e) => stop = Some(End::Protocol(e.reason(), e.to_string())),
             }
         }
-        let mut may_read = true;
-        if !batch.is_empty() {
-            let fed = feed(shared, id, &mut batch);
-            match fed {
-                Ok(more) => may_read = more,
-                Err((code, text)) => return End::Protocol(code, text.to_owned()),
-            }
-        }
-        if let Some(end) = stop {
-            return end;
-        }
+        let may_read = match feed(shared, id, &mut batch) {
+            Ok(may_read) => may_read,
+            Err((code, text)) => return End::Protocol(code, text.to_owned()),
+        };
         if !may_read {
             // Held back by the pattern (backpressure). Keep pinging so the
             // peer knows we are alive, but do not judge the peer: we are
@@ -204,7 +200,8 @@ async fn read_frames<P: Protocol, C: Conn>(
                     biased;
                     () = &mut cancelled => return End::Local,
                     () = link.read.notified() => {
-                        if shared.with_state(|state| state.may_read(id)) {
+                        let next = batch.front().map(frame_len);
+                        if shared.with_state(|state| state.may_read(id, next)) {
                             break;
                         }
                     }
@@ -221,6 +218,11 @@ async fn read_frames<P: Protocol, C: Conn>(
                     }
                 }
             }
+            // Feed what was held back before anything else.
+            continue;
+        }
+        if let Some(end) = stop {
+            return end;
         }
         if full {
             // More whole frames may be buffered; decode them before reading.
@@ -277,25 +279,33 @@ async fn read_frames<P: Protocol, C: Conn>(
     }
 }
 
-/// Feeds `batch` to the protocol under one lock, answering pings. Returns
-/// whether the reader may read on, or the violation that ends the
-/// connection.
+/// Feeds `batch` to the protocol under one lock, answering pings, for as
+/// long as the protocol takes frames from this connection; what it does not
+/// take stays in `batch`. Returns whether the reader may read on, or the
+/// violation that ends the connection.
 fn feed<P: Protocol>(
     shared: &Shared<P>,
     id: ConnId,
-    batch: &mut Vec<Frame>,
+    batch: &mut VecDeque<Frame>,
 ) -> Result<bool, (Reason, &'static str)> {
-    let codec = &shared.core.codec;
-    let compression = shared.core.opts.wire.get_compression();
+    let core = &shared.core;
+    let compression = core.opts.wire.get_compression();
     shared.with_state(|state| {
         let now = now();
-        for frame in batch.drain(..) {
+        loop {
+            let next = batch.front().map(frame_len);
+            if !state.may_read(id, next) {
+                return Ok(false);
+            }
+            let Some(frame) = batch.pop_front() else {
+                return Ok(true);
+            };
             match frame {
                 Frame::Ping { nonce } => {
                     // A full queue means traffic is flowing anyway: a peer
                     // that pings without reading cannot grow the queue.
                     let conns = state.proto.conns_mut();
-                    if let Ok(pong) = codec.encode_parts(&Frame::Pong { nonce }, compression) {
+                    if let Ok(pong) = core.codec.encode_parts(&Frame::Pong { nonce }, compression) {
                         if conns.has_room(id, pong.len()) {
                             conns.push(id, pong);
                         }
@@ -304,8 +314,12 @@ fn feed<P: Protocol>(
                 frame => state.proto.handle_frame(now, id, frame)?,
             }
         }
-        Ok(state.may_read(id))
     })
+}
+
+/// A frame's payload bytes, as the protocol counts them against its marks.
+fn frame_len(frame: &Frame) -> usize {
+    frame.payload().map_or(0, bytes::Bytes::len)
 }
 
 /// Queues a heartbeat frame unless the queue is full (a full queue means

@@ -2,6 +2,5 @@
 
 pub(crate) mod conn;
 pub(crate) mod core;
-pub(crate) mod inbound;
 pub(crate) mod link;
 pub(crate) mod shared;

@@ -16,7 +16,7 @@
 //! socket then goes on with the state as it is rather than panicking every
 //! task that touches it. The same policy holds for every lock in the crate.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -41,6 +41,10 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Shared<P> {
     pub(crate) core: Arc<Core>,
     state: Mutex<State<P>>,
+    /// This very value, for the timer task it starts.
+    me: Weak<Shared<P>>,
+    /// Tells the timer task that the protocol's next deadline moved earlier.
+    rearm: Notify,
 }
 
 /// What the lock guards.
@@ -58,6 +62,8 @@ pub(crate) struct State<P> {
     /// Frames and bytes the writers gave up on because the socket closed,
     /// for [`CloseReport`](crate::CloseReport).
     undelivered: (usize, usize),
+    /// Whether the timer task runs, and the deadline it sleeps until.
+    timer: Option<Option<Instant>>,
 }
 
 /// The driver's side of one connection: how to reach its task.
@@ -97,20 +103,21 @@ impl Link {
     }
 }
 
-/// Application tasks to wake once the lock is released.
+/// What to do once the lock is released: application tasks to wake, the
+/// timer task to start or re-arm.
 #[derive(Default)]
-pub(crate) struct Wakes(Vec<Waker>);
-
-impl Wakes {
-    fn wake(self) {
-        self.0.into_iter().for_each(Waker::wake);
-    }
+pub(crate) struct Wakes {
+    wakers: Vec<Waker>,
+    start_timer: bool,
+    rearm_timer: bool,
 }
 
 impl<P: Protocol> Shared<P> {
-    pub(crate) fn new(core: Arc<Core>, proto: P) -> Self {
-        Self {
+    pub(crate) fn new(core: Arc<Core>, proto: P) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             core,
+            me: me.clone(),
+            rearm: Notify::new(),
             state: Mutex::new(State {
                 proto,
                 links: IdMap::default(),
@@ -118,8 +125,9 @@ impl<P: Protocol> Shared<P> {
                 room: Vec::new(),
                 paused: Vec::new(),
                 undelivered: (0, 0),
+                timer: None,
             }),
-        }
+        })
     }
 
     /// Calls `f` on the protocol, then does what the call left for the
@@ -138,8 +146,33 @@ impl<P: Protocol> Shared<P> {
             state.settle(&self.core, &mut wakes);
             result
         };
-        wakes.wake();
+        self.after(wakes);
         result
+    }
+
+    /// Does what [`State::settle`] left for after the lock.
+    fn after(&self, wakes: Wakes) {
+        wakes.wakers.into_iter().for_each(Waker::wake);
+        if wakes.rearm_timer {
+            self.rearm.notify_one();
+        }
+        if wakes.start_timer {
+            self.start_timer();
+        }
+    }
+
+    /// Starts the task that calls the protocol's `handle_timeout` when its
+    /// deadline comes (within a runtime; there is none only while the socket
+    /// is dropped outside one, and then no deadline matters).
+    fn start_timer(&self) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_err() || self.core.is_closing() {
+            lock(&self.state).timer = None;
+            return;
+        }
+        self.core.tasks.spawn(run_timer(me));
     }
 
     /// A connection finished its handshake.
@@ -147,6 +180,19 @@ impl<P: Protocol> Shared<P> {
         self.with_state(|state| {
             state.links.insert(peer.conn_id, link);
             state.proto.handle_conn_up(now(), peer);
+        });
+    }
+
+    /// A connection is ending (its reader or writer stopped): it takes no
+    /// new frames from now on, and what is queued on it will not be
+    /// written.
+    pub(crate) fn conn_closing(&self, id: ConnId) {
+        let closing = self.core.is_closing();
+        self.with_state(|state| {
+            let (frames, bytes) = state.proto.conns_mut().closing(id);
+            if closing {
+                state.add_undelivered(frames, bytes);
+            }
         });
     }
 
@@ -213,13 +259,26 @@ impl<P: Protocol> State<P> {
             }
         }
         if conns.take_room() {
-            wakes.0.append(room);
+            wakes.wakers.append(room);
+        }
+        proto.drain_wakers(&mut wakes.wakers);
+        if let Some(deadline) = proto.poll_timeout() {
+            match self.timer {
+                None => {
+                    self.timer = Some(Some(deadline));
+                    wakes.start_timer = true;
+                }
+                Some(armed) if armed.is_none_or(|armed| deadline < armed) => {
+                    wakes.rearm_timer = true;
+                }
+                Some(_) => {}
+            }
         }
         let wake = proto.poll_wake();
         if wake.readable && !paused.is_empty() {
             // Readers the pattern held back may go on.
             paused.retain(|&id| {
-                if !proto.can_read(id) {
+                if !proto.can_read(id, None) {
                     return true;
                 }
                 if let Some(link) = links.get(&id) {
@@ -230,7 +289,7 @@ impl<P: Protocol> State<P> {
         }
         if wake.deliveries {
             if let Some(waker) = reader.take() {
-                wakes.0.push(waker);
+                wakes.wakers.push(waker);
             }
         }
         if wake.changed {
@@ -254,10 +313,12 @@ impl<P: Protocol> State<P> {
         }
     }
 
-    /// For the reader of `id`: whether it may read on; if not, it is woken
-    /// through its link's `read` when it may.
-    pub(crate) fn may_read(&mut self, id: ConnId) -> bool {
-        if self.proto.can_read(id) {
+    /// For the reader of `id`: whether the protocol takes its next frame
+    /// (of `next` payload bytes; `None`: whether to read more at all); if
+    /// not, the reader is woken through its link's `read` when it may try
+    /// again.
+    pub(crate) fn may_read(&mut self, id: ConnId, next: Option<usize>) -> bool {
+        if self.proto.can_read(id, next) {
             return true;
         }
         if !self.paused.contains(&id) {
@@ -312,4 +373,44 @@ impl<P: Protocol> Shared<P> {
 /// The tokio clock (paused in tests) as a std `Instant` for the protocol.
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// Marks the timer task stopped however it ends (the socket closing, or
+/// its runtime shutting down and dropping it), so that the next deadline
+/// starts another.
+struct TimerRunning<'a, P: Protocol>(&'a Shared<P>);
+
+impl<P: Protocol> Drop for TimerRunning<'_, P> {
+    fn drop(&mut self) {
+        lock(&self.0.state).timer = None;
+    }
+}
+
+/// Calls the protocol's `handle_timeout` whenever its deadline comes, until
+/// the socket closes. One task per socket, started with the first deadline:
+/// one timer for all of a socket's deadlines, not one per request.
+async fn run_timer<P: Protocol>(shared: Arc<Shared<P>>) {
+    let _running = TimerRunning(&shared);
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
+    loop {
+        let rearm = shared.rearm.notified();
+        let next = shared.with_state(|state| {
+            state.proto.handle_timeout(now());
+            let next = state.proto.poll_timeout();
+            state.timer = Some(next);
+            next
+        });
+        if let Some(deadline) = next {
+            sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+        }
+        tokio::select! {
+            biased;
+            () = shared.core.cancel.cancelled() => return,
+            () = rearm => {}
+            () = &mut sleep, if next.is_some() => {}
+        }
+    }
 }

@@ -143,8 +143,8 @@ pub struct ConnTable<S> {
     /// Writers to wake: their queue got a frame while they were parked.
     wake: Vec<ConnId>,
     closes: Vec<CloseRequest>,
-    /// Some connection's queue went down (a batch written, a connection
-    /// gone): senders waiting for room may try again.
+    /// Room opened (a batch written, a connection up or gone): senders
+    /// waiting for room may try again.
     room: bool,
 }
 
@@ -176,6 +176,8 @@ impl<S> ConnTable<S> {
         if self.conns.insert(id, conn).is_none() {
             self.order.push(id);
         }
+        // Room on a new connection, for senders waiting for one.
+        self.room = true;
     }
 
     /// Removes a connection that went down, with whatever was queued on it.
@@ -191,16 +193,16 @@ impl<S> ConnTable<S> {
         self.conns.get_mut(&id)
     }
 
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Conn<S>> {
+        self.conns.get(&id)
+    }
+
     /// Live connections, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&ConnId, &Conn<S>)> {
         self.conns.iter()
     }
 
     /// Ids in the order the connections came up.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the patterns still moving onto this table")
-    )]
     pub(crate) fn order(&self) -> &[ConnId] {
         &self.order
     }
@@ -313,6 +315,16 @@ impl<S> ConnTable<S> {
         conn.queue.clear();
         conn.queued_bytes = 0;
         self.room = true;
+        dropped
+    }
+
+    /// The driver is ending `id`: it takes no new frames, and what is queued
+    /// is dropped. Returns the frames and bytes dropped.
+    pub(crate) fn closing(&mut self, id: ConnId) -> (usize, usize) {
+        let dropped = self.clear(id);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.closing = true;
+        }
         dropped
     }
 

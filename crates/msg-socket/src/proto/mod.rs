@@ -8,7 +8,10 @@
 //! queued per connection, connections to close, application tasks to wake.
 
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
+
+use bytes::BytesMut;
 
 use msg_wire::{Frame, Reason, SocketType};
 
@@ -21,6 +24,8 @@ pub(crate) mod handshake;
 pub(crate) mod heartbeat;
 pub(crate) mod pending;
 pub(crate) mod publish;
+pub(crate) mod rep;
+pub(crate) mod req;
 pub(crate) mod subscribe;
 pub(crate) mod topics;
 
@@ -106,15 +111,48 @@ pub trait Protocol: Send + 'static {
         None
     }
 
-    /// Whether the driver may read more frames from `conn` (false while the
-    /// pattern applies backpressure to it).
-    fn can_read(&self, _conn: ConnId) -> bool {
+    /// Whether the pattern takes the next frame from `conn`, of `next`
+    /// payload bytes (`None`: whether the driver may read more at all).
+    /// False while the pattern applies backpressure: the driver holds the
+    /// frame and stops reading until [`Wake::readable`].
+    fn can_read(&self, _conn: ConnId, _next: Option<usize>) -> bool {
         true
     }
 
     /// Which application tasks to wake since the last call.
     fn poll_wake(&mut self) -> Wake;
 
+    /// Tasks of the pattern's own waiters to wake (a request that ended),
+    /// moved into `out`.
+    fn drain_wakers(&mut self, _out: &mut Vec<Waker>) {}
+
     /// The pattern's counters.
     fn stats(&self) -> ProtoStats;
 }
+
+/// Makes room in `scratch` for a header of `len` bytes to be stamped into
+/// (see `EncodedFrame::with_seq` and `with_id`), a chunk at a time: room
+/// for up to [`HEADERS_PER_CHUNK`] headers, at most [`SCRATCH_CHUNK`]
+/// bytes. So a publish to many subscribers, or many requests, allocate once
+/// per chunk rather than once per header. (Left to itself, `BytesMut` would
+/// do the latter: once earlier headers split off it are still queued, it
+/// cannot reuse its buffer and, remembering no capacity below 1 KiB,
+/// allocates exactly one header each time.) A queued header keeps its chunk
+/// alive until written, so a queue pins at most [`SCRATCH_CHUNK`] bytes per
+/// queued frame beyond what it counts.
+pub(crate) fn reserve_header(scratch: &mut BytesMut, len: usize) {
+    if scratch.capacity() < len {
+        let chunk = len
+            .saturating_mul(HEADERS_PER_CHUNK)
+            .min(SCRATCH_CHUNK)
+            .max(len);
+        scratch.reserve(chunk);
+    }
+}
+
+/// Headers stamped from one scratch allocation, when they fit in
+/// [`SCRATCH_CHUNK`].
+pub(crate) const HEADERS_PER_CHUNK: usize = 64;
+
+/// Largest scratch allocation for headers, in bytes.
+pub(crate) const SCRATCH_CHUNK: usize = 2048;

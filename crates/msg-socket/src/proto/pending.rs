@@ -127,17 +127,11 @@ impl<W> Entry<W> {
     pub(crate) fn timed_out(&self) -> bool {
         matches!(self.outcome, Some(Err(ReqError::Timeout)))
     }
-
-    /// The waiter to hand back when the request ends; the driver keeps it
-    /// current.
-    pub(crate) fn waiter_mut(&mut self) -> &mut Option<W> {
-        &mut self.waiter
-    }
 }
 
 /// Where a request stands, as [`Table::poll_outcome`] finds it.
 #[derive(Debug)]
-pub(crate) enum Poll<'a, W> {
+pub(crate) enum Status<'a, W> {
     /// The request ended; its entry is gone and its slot free.
     Ended(Outcome),
     /// Still waiting: the entry's waiter, for the driver to keep current.
@@ -228,16 +222,16 @@ impl<W> Table<W> {
 
     /// The outcome of the request `key` names once it ended, which removes
     /// its entry; until then, its waiter.
-    pub(crate) fn poll_outcome(&mut self, key: Key) -> Poll<'_, W> {
+    pub(crate) fn poll_outcome(&mut self, key: Key) -> Status<'_, W> {
         let Some(slot) = self.slots.get_mut(key.index as usize) else {
-            return Poll::Gone;
+            return Status::Gone;
         };
         if slot.generation != key.generation {
-            return Poll::Gone;
+            return Status::Gone;
         }
         let outcome = match &mut slot.entry {
             Some(entry) => entry.outcome.take(),
-            None => return Poll::Gone,
+            None => return Status::Gone,
         };
         let Some(outcome) = outcome else {
             // Borrowed anew: a borrow returned from the match above would
@@ -245,11 +239,11 @@ impl<W> Table<W> {
             return slot
                 .entry
                 .as_mut()
-                .map_or(Poll::Gone, |entry| Poll::Waiting(&mut entry.waiter));
+                .map_or(Status::Gone, |entry| Status::Waiting(&mut entry.waiter));
         };
         slot.vacate();
         self.free.push(key.index);
-        Poll::Ended(outcome)
+        Status::Ended(outcome)
     }
 
     /// Points the request `key` names at `conn` (or at none): its frame
@@ -307,12 +301,6 @@ impl<W> Table<W> {
         self.armed
     }
 
-    /// The driver's timer stopped: forgets the armed deadline, so that the
-    /// next insert asks for a re-arm.
-    pub(crate) fn disarm(&mut self) {
-        self.armed = None;
-    }
-
     /// Entries still waiting for an outcome.
     fn waiting(&mut self) -> impl Iterator<Item = &mut Entry<W>> {
         self.slots
@@ -341,13 +329,13 @@ mod tests {
     /// The outcome of `key`, which must have ended.
     fn ended<W: std::fmt::Debug>(table: &mut Table<W>, key: Key) -> Outcome {
         match table.poll_outcome(key) {
-            Poll::Ended(outcome) => outcome,
+            Status::Ended(outcome) => outcome,
             other => panic!("{key:?} has not ended: {other:?}"),
         }
     }
 
     fn is_waiting<W>(table: &mut Table<W>, key: Key) -> bool {
-        matches!(table.poll_outcome(key), Poll::Waiting(_))
+        matches!(table.poll_outcome(key), Status::Waiting(_))
     }
 
     /// Fisher-Yates with a seeded generator.
@@ -530,13 +518,6 @@ mod tests {
         table.handle_timeout(t0 + SEC, &mut woken);
         assert_eq!(table.poll_timeout(), Some(t0 + 2 * SEC));
         assert!(woken.is_empty());
-
-        // A stopped timer asks for a re-arm on the next insert, even for a
-        // later deadline.
-        table.disarm();
-        assert_eq!(table.poll_timeout(), None);
-        let (_, rearm) = table.insert(t0 + 3 * SEC, None, ());
-        assert!(rearm);
     }
 
     #[test]
@@ -588,7 +569,7 @@ mod tests {
         assert!(is_waiting(&mut table, key), "no longer on connection 1");
         // The waiter was handed out with the first loss; the driver keeps
         // it current.
-        if let Poll::Waiting(waiter) = table.poll_outcome(key) {
+        if let Status::Waiting(waiter) = table.poll_outcome(key) {
             *waiter = Some(());
         }
         assert_eq!(table.handle_reply(key.id(), 2, Bytes::new()), Some(()));
@@ -602,7 +583,7 @@ mod tests {
         let (b, _) = table.insert(t0 + SEC, Some(1), 'b');
         // The caller of `a` went away before its reply.
         assert!(table.remove(a).is_some());
-        assert!(matches!(table.poll_outcome(a), Poll::Gone));
+        assert!(matches!(table.poll_outcome(a), Status::Gone));
         assert_eq!(table.len(), 1);
         let (c, _) = table.insert(t0 + SEC, Some(1), 'c');
         assert_eq!(c.index, a.index, "the freed slot, not a new one");

@@ -12,7 +12,7 @@ use crate::driver::conn::PeerInfo;
 use crate::options::SocketOptions;
 use crate::proto::conns::{ConnId, ConnTable, SendLimits, fits};
 use crate::proto::topics::TopicSet;
-use crate::proto::{ProtoStats, Protocol, Violation, Wake};
+use crate::proto::{ProtoStats, Protocol, Violation, Wake, reserve_header};
 
 /// Most distinct prefixes one subscriber may hold: a peer cannot grow the
 /// publisher's memory without bound. A subscriber that asks for more has its
@@ -170,41 +170,19 @@ impl Protocol for PubProto {
     }
 }
 
-/// Stamps `seq` into a copy of `encoded`'s header, sharing its payload.
-///
-/// The headers go into `scratch`, which is refilled a chunk at a time (room
-/// for up to [`HEADERS_PER_CHUNK`] headers, at most [`SCRATCH_CHUNK`] bytes)
-/// so that a publish to many subscribers, or many publishes, allocate once
-/// per chunk rather than once per subscriber. (Left to itself, `BytesMut`
-/// would do the latter: once earlier headers split off it are still queued,
-/// it cannot reuse its buffer and, remembering no capacity below 1 KiB,
-/// allocates exactly one header each time.) A queued header keeps its chunk
-/// alive until written, so a subscriber's queue pins at most
-/// [`SCRATCH_CHUNK`] bytes per queued message beyond what it counts.
+/// Stamps `seq` into a copy of `encoded`'s header, sharing its payload; the
+/// header is cut from `scratch` (see [`reserve_header`]).
 fn stamp(encoded: &EncodedFrame, seq: u64, scratch: &mut BytesMut) -> Option<EncodedFrame> {
-    let len = encoded.header().len();
-    if scratch.capacity() < len {
-        let chunk = len
-            .saturating_mul(HEADERS_PER_CHUNK)
-            .min(SCRATCH_CHUNK)
-            .max(len);
-        scratch.reserve(chunk);
-    }
+    reserve_header(scratch, encoded.header().len());
     encoded.with_seq(seq, scratch)
 }
-
-/// Headers stamped from one scratch allocation, when they fit in
-/// [`SCRATCH_CHUNK`].
-const HEADERS_PER_CHUNK: usize = 64;
-
-/// Largest scratch allocation for headers, in bytes.
-const SCRATCH_CHUNK: usize = 2048;
 
 #[cfg(test)]
 mod tests {
     use msg_wire::FrameCodec;
 
     use super::*;
+    use crate::proto::{HEADERS_PER_CHUNK, SCRATCH_CHUNK};
 
     fn encoded(topic: &'static str, payload: Bytes) -> EncodedFrame {
         FrameCodec::new()

@@ -6,8 +6,15 @@ mod util;
 use bytes::Bytes;
 use msg_wire::{Compression, Frame, FrameCodec, Reason};
 
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::error::ReqError;
 use crate::options::SocketOptions;
+use crate::proto::pending::Key;
 use crate::proto::publish::{MAX_SUBSCRIPTIONS, PubProto};
+use crate::proto::rep::{RepProto, ReplyStatus};
+use crate::proto::req::{Dispatch, ReqProto};
 use crate::proto::subscribe::SubProto;
 use crate::proto::{Protocol, Wake};
 use crate::subscribe::PubMessage;
@@ -318,4 +325,346 @@ fn latency_delays_delivery_by_the_link_time() {
     h.run();
     assert_eq!(h.now - start, std::time::Duration::from_millis(5));
     assert_eq!(payloads(&received(&mut h, s)), ["x"]);
+}
+
+// Request/reply.
+
+fn requester(h: &mut Harness, send_hwm: usize) -> NodeId {
+    h.add(ReqProto::new(&options(send_hwm, 1000)))
+}
+
+fn replier(h: &mut Harness, recv_hwm: usize) -> NodeId {
+    h.add(RepProto::new(&options(1000, recv_hwm)))
+}
+
+fn encoded(frame: &Frame) -> msg_wire::EncodedFrame {
+    FrameCodec::new()
+        .encode_parts(frame, Compression::None)
+        .expect("encodable")
+}
+
+/// Starts a request due `timeout` from now and tries to queue it.
+fn start(h: &mut Harness, req: NodeId, payload: &str, timeout: Duration) -> (Key, Dispatch) {
+    let due = h.now + timeout;
+    let frame = encoded(&Frame::Request {
+        id: 0,
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+    });
+    let proto = h.node::<ReqProto>(req);
+    let key = proto.insert(due, Waker::noop().clone());
+    let dispatched = proto.dispatch(key, &frame);
+    (key, dispatched)
+}
+
+/// Tries again to queue a request that was waiting.
+fn retry(h: &mut Harness, req: NodeId, key: Key, payload: &str) -> Dispatch {
+    let frame = encoded(&Frame::Request {
+        id: 0,
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+    });
+    h.node::<ReqProto>(req).dispatch(key, &frame)
+}
+
+/// How the request ended, if it did (errors by name: `ReqError` is not
+/// comparable).
+fn outcome(h: &mut Harness, req: NodeId, key: Key) -> Option<Result<Bytes, &'static str>> {
+    let ended = h.node::<ReqProto>(req).poll_outcome(key, Waker::noop())?;
+    Some(ended.map_err(|e| match e {
+        ReqError::Timeout => "timeout",
+        ReqError::ConnectionLost => "connection lost",
+        _ => "other",
+    }))
+}
+
+/// Answers every request waiting at `rep` with its payload and `suffix`;
+/// returns the payloads it saw.
+fn answer_all(h: &mut Harness, rep: NodeId, suffix: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Some(incoming) = h.node::<RepProto>(rep).poll_delivery() {
+        let text = String::from_utf8_lossy(&incoming.payload).into_owned();
+        let reply = encoded(&Frame::Reply {
+            id: incoming.id,
+            payload: Bytes::from(format!("{text}{suffix}")),
+        });
+        let status = h.node::<RepProto>(rep).reply(incoming.conn, &reply);
+        assert_eq!(status, ReplyStatus::Queued);
+        seen.push(text);
+    }
+    seen
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[test]
+fn requests_spread_round_robin_and_replies_come_back_by_id() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 100);
+    let reps: Vec<NodeId> = (0..3).map(|_| replier(&mut h, 100)).collect();
+    for &rep in &reps {
+        h.connect(req, rep);
+    }
+    let keys: Vec<Key> = (0..6)
+        .map(|i| {
+            let (key, d) = start(&mut h, req, &format!("r{i}"), LONG);
+            assert_eq!(d, Dispatch::Queued);
+            key
+        })
+        .collect();
+    h.run();
+    let seen: Vec<Vec<String>> = reps
+        .iter()
+        .map(|&rep| answer_all(&mut h, rep, "!"))
+        .collect();
+    assert_eq!(seen, [["r0", "r3"], ["r1", "r4"], ["r2", "r5"]]);
+    h.run();
+    for (i, key) in keys.into_iter().enumerate() {
+        let reply = outcome(&mut h, req, key).expect("ended").expect("a reply");
+        assert_eq!(reply, format!("r{i}!"));
+    }
+    assert_eq!(h.node::<ReqProto>(req).stats().msgs_received, 6);
+}
+
+#[test]
+fn round_robin_skips_a_connection_at_its_mark() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 1);
+    let stuck = replier(&mut h, 100);
+    let free = replier(&mut h, 100);
+    let stuck_link = h.connect(req, stuck);
+    h.connect(req, free);
+    h.stall(stuck_link, stuck, true);
+    for i in 0..4 {
+        assert_eq!(start(&mut h, req, &i.to_string(), LONG).1, Dispatch::Queued);
+        h.run();
+    }
+    assert_eq!(answer_all(&mut h, free, ""), ["1", "2", "3"]);
+    assert_eq!(h.node::<RepProto>(stuck).pending(), 0);
+}
+
+#[test]
+fn a_request_waits_for_a_connection_then_goes_out() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 100);
+    let rep = replier(&mut h, 100);
+    let (key, d) = start(&mut h, req, "early", LONG);
+    assert_eq!(d, Dispatch::Waiting);
+    h.advance(Duration::from_secs(5));
+    assert_eq!(outcome(&mut h, req, key), None, "still waiting, not failed");
+    h.connect(req, rep);
+    assert_eq!(retry(&mut h, req, key, "early"), Dispatch::Queued);
+    h.run();
+    answer_all(&mut h, rep, " reply");
+    h.run();
+    assert_eq!(
+        outcome(&mut h, req, key),
+        Some(Ok(Bytes::from("early reply")))
+    );
+}
+
+#[test]
+fn a_deadline_holds_with_or_without_a_connection() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 100);
+    let rep = replier(&mut h, 100);
+    let (waiting, _) = start(&mut h, req, "no conn", Duration::from_secs(2));
+    h.connect(req, rep);
+    let (sent, d) = start(&mut h, req, "unanswered", Duration::from_secs(3));
+    assert_eq!(d, Dispatch::Queued);
+    let start_time = h.now;
+    h.advance(Duration::from_millis(1999));
+    assert_eq!(outcome(&mut h, req, waiting), None);
+    h.advance(Duration::from_millis(1));
+    assert_eq!(outcome(&mut h, req, waiting), Some(Err("timeout")));
+    assert_eq!(retry(&mut h, req, waiting, "x"), Dispatch::Ended);
+    assert_eq!(outcome(&mut h, req, sent), None);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(outcome(&mut h, req, sent), Some(Err("timeout")));
+    assert_eq!(h.now - start_time, Duration::from_secs(3));
+    // A reply after the deadline finds nothing.
+    answer_all(&mut h, rep, "");
+    h.run();
+    assert_eq!(h.node::<ReqProto>(req).poll_timeout(), None);
+}
+
+#[test]
+fn a_lost_connection_fails_its_requests_and_resends_none() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 100);
+    let a = replier(&mut h, 100);
+    let b = replier(&mut h, 100);
+    let link_a = h.connect(req, a);
+    h.connect(req, b);
+    let (on_a, _) = start(&mut h, req, "to a", LONG);
+    let (on_b, _) = start(&mut h, req, "to b", LONG);
+    h.run();
+    h.cut(link_a);
+    assert_eq!(outcome(&mut h, req, on_a), Some(Err("connection lost")));
+    assert_eq!(
+        outcome(&mut h, req, on_b),
+        None,
+        "the other connection is fine"
+    );
+    answer_all(&mut h, b, "");
+    h.run();
+    assert_eq!(outcome(&mut h, req, on_b), Some(Ok(Bytes::from("to b"))));
+    // Nothing went to b twice: a's request was not re-sent.
+    assert_eq!(h.node::<RepProto>(b).stats().msgs_received, 1);
+}
+
+#[test]
+fn a_reply_for_a_cancelled_request_does_not_reach_the_request_in_its_slot() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 100);
+    let rep = replier(&mut h, 100);
+    h.connect(req, rep);
+    let (first, _) = start(&mut h, req, "first", LONG);
+    h.run();
+    h.node::<ReqProto>(req).cancel(first);
+    // The next request takes the freed slot, under a new generation.
+    let (second, _) = start(&mut h, req, "second", LONG);
+    h.run();
+    assert_eq!(answer_all(&mut h, rep, "!"), ["first", "second"]);
+    h.run();
+    assert_eq!(
+        outcome(&mut h, req, second),
+        Some(Ok(Bytes::from("second!")))
+    );
+}
+
+#[test]
+fn a_reply_on_another_connection_is_ignored() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 100);
+    let a = replier(&mut h, 100);
+    let b = replier(&mut h, 100);
+    h.connect(req, a);
+    let link_b = h.connect(req, b);
+    let (key, _) = start(&mut h, req, "to a", LONG);
+    h.run();
+    // b answers with the id of a's request.
+    let now = h.now;
+    let conn = h.conn_of(link_b, req);
+    let forged = Frame::Reply {
+        id: key.id(),
+        payload: Bytes::from_static(b"forged"),
+    };
+    h.node::<ReqProto>(req)
+        .handle_frame(now, conn, forged)
+        .expect("not a violation");
+    assert_eq!(outcome(&mut h, req, key), None);
+    answer_all(&mut h, a, "");
+    h.run();
+    assert_eq!(outcome(&mut h, req, key), Some(Ok(Bytes::from("to a"))));
+}
+
+#[test]
+fn rep_holds_back_connections_while_its_queue_is_full() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 100);
+    let rep = replier(&mut h, 2);
+    let link = h.connect(req, rep);
+    for i in 0..2 {
+        start(&mut h, req, &i.to_string(), LONG);
+    }
+    h.run();
+    let conn = h.conn_of(link, rep);
+    let proto = h.node::<RepProto>(rep);
+    assert_eq!(proto.pending(), 2);
+    assert!(!proto.can_read(conn, None), "full: read no more");
+    assert!(!proto.can_read(conn, Some(1)));
+    let _ = proto.poll_wake();
+    assert!(proto.poll_delivery().is_some());
+    assert!(proto.poll_wake().readable, "room: held-back readers go on");
+    assert!(proto.can_read(conn, Some(1)));
+}
+
+#[test]
+fn rep_bytes_mark_admits_one_large_request_into_an_empty_queue() {
+    let mut o = options(1000, 1000);
+    o.recv_hwm_bytes(100);
+    let mut h = Harness::new();
+    let req = requester(&mut h, 100);
+    let rep = h.add(RepProto::new(&o));
+    let link = h.connect(req, rep);
+    let conn = h.conn_of(link, rep);
+    let proto = h.node::<RepProto>(rep);
+    assert!(proto.can_read(conn, Some(5000)), "empty: anything fits");
+    start(&mut h, req, &"x".repeat(60), LONG);
+    h.run();
+    let proto = h.node::<RepProto>(rep);
+    assert!(proto.can_read(conn, Some(40)));
+    assert!(!proto.can_read(conn, Some(41)), "60 + 41 > 100");
+}
+
+#[test]
+fn a_reply_goes_back_on_its_own_connection_and_fails_once_it_is_gone() {
+    let mut h = Harness::new();
+    let one = requester(&mut h, 100);
+    let two = requester(&mut h, 100);
+    let rep = replier(&mut h, 100);
+    let link_one = h.connect(one, rep);
+    h.connect(two, rep);
+    let (k1, _) = start(&mut h, one, "from one", LONG);
+    let (k2, _) = start(&mut h, two, "from two", LONG);
+    h.run();
+    let first = h.node::<RepProto>(rep).poll_delivery().expect("a request");
+    let second = h.node::<RepProto>(rep).poll_delivery().expect("a request");
+    // Answered in the other order.
+    for incoming in [&second, &first] {
+        let reply = encoded(&Frame::Reply {
+            id: incoming.id,
+            payload: incoming.payload.clone(),
+        });
+        assert_eq!(
+            h.node::<RepProto>(rep).reply(incoming.conn, &reply),
+            ReplyStatus::Queued
+        );
+    }
+    h.run();
+    assert_eq!(outcome(&mut h, one, k1), Some(Ok(Bytes::from("from one"))));
+    assert_eq!(outcome(&mut h, two, k2), Some(Ok(Bytes::from("from two"))));
+    h.cut(link_one);
+    let reply = encoded(&Frame::Reply {
+        id: first.id,
+        payload: Bytes::new(),
+    });
+    assert_eq!(
+        h.node::<RepProto>(rep).reply(first.conn, &reply),
+        ReplyStatus::Gone
+    );
+}
+
+#[test]
+fn req_and_rep_refuse_frames_of_other_patterns() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 10);
+    let rep = replier(&mut h, 10);
+    let link = h.connect(req, rep);
+    let now = h.now;
+    let publish = Frame::Publish {
+        topic: Bytes::new(),
+        seq: 1,
+        payload: Bytes::new(),
+    };
+    let conn = h.conn_of(link, req);
+    assert_eq!(
+        h.node::<ReqProto>(req)
+            .handle_frame(now, conn, publish.clone()),
+        Err((Reason::ProtocolError, "a REQ socket only accepts replies"))
+    );
+    let conn = h.conn_of(link, rep);
+    assert_eq!(
+        h.node::<RepProto>(rep).handle_frame(now, conn, publish),
+        Err((Reason::ProtocolError, "a REP socket only accepts requests"))
+    );
+}
+
+#[test]
+fn the_harness_clock_only_moves_when_told() {
+    let mut h = Harness::new();
+    let req = requester(&mut h, 10);
+    let t0: Instant = h.now;
+    start(&mut h, req, "x", LONG);
+    h.run();
+    assert_eq!(h.now, t0, "run() waits for no deadline");
 }

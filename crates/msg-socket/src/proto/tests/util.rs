@@ -421,7 +421,6 @@ impl Harness {
             .min()
     }
 
-    #[expect(dead_code, reason = "for the Req/Rep tests, which move next")]
     /// Moves the clock by `by` and runs what falls due.
     pub(super) fn advance(&mut self, by: Duration) {
         self.run_for(by);

@@ -1,0 +1,178 @@
+//! The replier's state machine: requests from every connection in one
+//! bounded queue for the application (connections are held back while it
+//! is full: backpressure, never a drop), and each reply routed back to the
+//! connection its request came from.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use msg_wire::{EncodedFrame, Frame, Reason, SocketType};
+
+use crate::driver::conn::PeerInfo;
+use crate::options::SocketOptions;
+use crate::proto::conns::{ConnId, ConnTable, SendLimits};
+use crate::proto::subscribe::RecvLimits;
+use crate::proto::{ProtoStats, Protocol, Violation, Wake};
+
+/// A request taken from a connection, for the application.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) conn: ConnId,
+    pub(crate) peer: Arc<PeerInfo>,
+    pub(crate) id: u64,
+    pub(crate) payload: Bytes,
+}
+
+/// Why a reply was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReplyStatus {
+    /// Queued on the request's connection.
+    Queued,
+    /// The connection is at its mark: try again when room opens.
+    Full,
+    /// The connection is gone.
+    Gone,
+}
+
+/// The replier's state machine: the type parameter of
+/// [`RepSocket`](crate::RepSocket), opaque outside the crate.
+#[derive(Debug)]
+pub struct RepProto {
+    conns: ConnTable<()>,
+    inbox: VecDeque<Incoming>,
+    /// Payload bytes in `inbox`.
+    inbox_bytes: usize,
+    recv: RecvLimits,
+    stats: ProtoStats,
+    delivered: bool,
+    /// Room opened in the inbox: held-back readers may go on.
+    readable: bool,
+}
+
+impl RepProto {
+    pub(crate) fn with_limits(send: SendLimits, recv: RecvLimits) -> Self {
+        Self {
+            conns: ConnTable::new(send),
+            inbox: VecDeque::new(),
+            inbox_bytes: 0,
+            recv,
+            stats: ProtoStats::default(),
+            delivered: false,
+            readable: false,
+        }
+    }
+
+    /// Whether a request of `len` payload bytes (or, with `None`, any
+    /// request) fits in the inbox under both marks. A request larger than
+    /// the whole bytes mark still goes into an empty inbox.
+    fn fits(&self, len: Option<usize>) -> bool {
+        self.inbox.len() < self.recv.messages
+            && (self.inbox_bytes == 0
+                || match len {
+                    Some(len) => self.inbox_bytes.saturating_add(len) <= self.recv.bytes,
+                    None => self.inbox_bytes < self.recv.bytes,
+                })
+    }
+
+    /// The next request for the application.
+    pub(crate) fn poll_delivery(&mut self) -> Option<Incoming> {
+        let incoming = self.inbox.pop_front()?;
+        self.inbox_bytes -= incoming.payload.len();
+        // Room: a connection held back may go on (the driver asks only the
+        // connections it holds back).
+        self.readable = true;
+        Some(incoming)
+    }
+
+    /// Queues `frame`, a reply, on `conn` if it has room under its marks.
+    pub(crate) fn reply(&mut self, conn: ConnId, frame: &EncodedFrame) -> ReplyStatus {
+        if self.conns.get(conn).is_none_or(|c| c.is_closing()) {
+            return ReplyStatus::Gone;
+        }
+        if !self.conns.has_room(conn, frame.len()) {
+            return ReplyStatus::Full;
+        }
+        self.conns.push(conn, frame.clone());
+        self.stats.msgs_sent += 1;
+        ReplyStatus::Queued
+    }
+
+    /// Requests waiting for the application.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
+        self.inbox.len()
+    }
+}
+
+impl Protocol for RepProto {
+    type ConnState = ();
+
+    const SOCKET_TYPE: SocketType = SocketType::Rep;
+
+    fn new(options: &SocketOptions) -> Self {
+        Self::with_limits(
+            options.send_limits(),
+            RecvLimits {
+                messages: options.recv_hwm,
+                bytes: options.recv_hwm_bytes,
+            },
+        )
+    }
+
+    fn conns(&self) -> &ConnTable<()> {
+        &self.conns
+    }
+
+    fn conns_mut(&mut self) -> &mut ConnTable<()> {
+        &mut self.conns
+    }
+
+    fn handle_conn_up(&mut self, _now: Instant, peer: Arc<PeerInfo>) {
+        self.conns.insert(peer, ());
+    }
+
+    fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
+        // Requests it sent stay queued: the application may still take
+        // them (its reply then finds the connection gone).
+        self.conns.remove(conn);
+    }
+
+    fn handle_frame(&mut self, _now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
+        let Frame::Request { id, payload } = frame else {
+            return Err((Reason::ProtocolError, "a REP socket only accepts requests"));
+        };
+        let Some(c) = self.conns.get(conn) else {
+            return Ok(());
+        };
+        self.stats.msgs_received += 1;
+        self.inbox_bytes += payload.len();
+        self.inbox.push_back(Incoming {
+            conn,
+            peer: c.peer.clone(),
+            id,
+            payload,
+        });
+        self.delivered = true;
+        Ok(())
+    }
+
+    /// While the inbox is full no connection is read: clients feel the
+    /// backpressure through the transport.
+    fn can_read(&self, _conn: ConnId, next: Option<usize>) -> bool {
+        self.fits(next)
+    }
+
+    fn poll_wake(&mut self) -> Wake {
+        Wake {
+            deliveries: std::mem::take(&mut self.delivered),
+            readable: std::mem::take(&mut self.readable),
+            changed: false,
+        }
+    }
+
+    fn stats(&self) -> ProtoStats {
+        self.stats
+    }
+}
