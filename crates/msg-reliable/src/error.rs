@@ -186,9 +186,6 @@ pub enum StorageErrorKind {
     /// watermark. This is a bug in the caller, not in the store; the batch
     /// was not stored.
     Conflict,
-    /// A failure injected by [`MemoryBackend`](crate::MemoryBackend) for
-    /// tests.
-    Injected,
     /// The store has been closed.
     Closed,
     /// Any other failure of a user-supplied backend.
@@ -217,11 +214,6 @@ impl StorageError {
     /// Whether the store was already open elsewhere.
     pub fn is_already_open(&self) -> bool {
         self.kind == StorageErrorKind::AlreadyOpen
-    }
-
-    /// Whether this failure was injected by a test backend.
-    pub fn is_injected(&self) -> bool {
-        self.kind == StorageErrorKind::Injected
     }
 
     /// Whether an incoming batch conflicted with the stored watermark.
@@ -255,7 +247,6 @@ impl fmt::Display for StorageError {
             StorageErrorKind::Conflict => {
                 "incoming batch does not follow the stored acceptance watermark"
             }
-            StorageErrorKind::Injected => "injected storage failure",
             StorageErrorKind::Closed => "store is closed",
             StorageErrorKind::Other => "storage failed",
         })

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::FailingBackend;
 use futures::future::join_all;
-use msg_reliable::{MemoryBackend, PeerId, ReliableOptions, ReliableSocket};
+use msg_reliable::{Backend, MemoryBackend, PeerId, ReliableOptions, ReliableSocket};
 
 const SENDERS: u64 = 64;
 
@@ -15,7 +16,7 @@ fn peer(name: &str) -> PeerId {
     name.parse().unwrap()
 }
 
-async fn endpoint(backend: &MemoryBackend) -> Arc<ReliableSocket> {
+async fn endpoint(backend: &(impl Backend + Clone)) -> Arc<ReliableSocket> {
     Arc::new(
         ReliableSocket::open(peer("me"), ReliableOptions::new(), backend.clone())
             .await
@@ -79,7 +80,7 @@ async fn concurrent_sends_share_a_write_and_get_their_own_numbers() {
 
 #[tokio::test]
 async fn a_failed_shared_write_fails_every_caller_and_stores_nothing() {
-    let backend = MemoryBackend::new();
+    let backend = FailingBackend::new(MemoryBackend::new());
     let socket = endpoint(&backend).await;
     let to = peer("far");
 

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use crate::common::FailingBackend;
 use crate::support::*;
-use msg_reliable::{AckMode, Delivery, MemoryBackend, ReliableOptions, ReliableSocket};
+use msg_reliable::{AckMode, Backend, Delivery, MemoryBackend, ReliableOptions, ReliableSocket};
 
-async fn open(name: &str, opts: ReliableOptions, store: &MemoryBackend) -> ReliableSocket {
+async fn open(name: &str, opts: ReliableOptions, store: &(impl Backend + Clone)) -> ReliableSocket {
     ReliableSocket::open_with_socket_options(pid(name), opts, quick(), store.clone())
         .await
         .unwrap()
@@ -122,7 +123,7 @@ async fn ack_all_sorts_deliveries_by_endpoint_and_peer() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_ack_all_reports_it_and_delivers_again() {
     let a_store = MemoryBackend::new();
-    let b_store = MemoryBackend::new();
+    let b_store = FailingBackend::new(MemoryBackend::new());
     let a = open("a", fast(), &a_store).await;
     let b = open("b", fast(), &b_store).await;
     let endpoint = a.bind(&unique_inproc("ack-all-fails")).await.unwrap();
