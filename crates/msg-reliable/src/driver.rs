@@ -37,12 +37,12 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
-use crate::endpoint::Delivery;
 use crate::error::{ReliableError, StorageError};
 use crate::link::{Link, LinkEvent};
 use crate::options::{AckMode, ReliableOptions};
 use crate::peer::PeerId;
 use crate::proto::{Session, SessionEvent, StoreBatch};
+use crate::socket::Delivery;
 
 /// Stored messages not yet acknowledged, per peer.
 pub(crate) type Pending = Vec<(PeerId, usize)>;
@@ -647,7 +647,7 @@ impl Driver {
                     let acker = (self.shared.ack_mode == AckMode::Manual)
                         .then(|| self.shared.commands.clone());
                     let delivery = Delivery::new(peer.clone(), seq, payload, acker);
-                    // The receiver lives as long as the endpoint.
+                    // The receiver lives as long as the socket.
                     let _ = self.deliveries.send(delivery);
                 }
             }
@@ -767,7 +767,7 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Runs the driver until the endpoint is cancelled; returns what was still
+/// Runs the driver until the socket is cancelled; returns what was still
 /// pending then.
 pub(crate) async fn run<L: Link, B: Backend>(
     link: L,

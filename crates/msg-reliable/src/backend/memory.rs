@@ -14,7 +14,7 @@ use crate::proto::{IncomingState, OutgoingState, StoreBatch};
 /// A [`Backend`] that keeps everything in memory.
 ///
 /// Nothing survives the process, but clones share one store, so a test can
-/// drop a reliable endpoint and start a new one on a clone to model a
+/// drop a reliable socket and start a new one on a clone to model a
 /// restart with intact storage. Operations complete at once (the work is
 /// done when the method is called, under a short-held lock).
 ///

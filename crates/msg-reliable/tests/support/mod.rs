@@ -53,7 +53,7 @@ pub async fn next(sock: &ReliableSocket) -> Delivery {
     tokio::time::timeout(WAIT, sock.recv())
         .await
         .expect("a delivery in time")
-        .expect("endpoint open")
+        .expect("socket open")
 }
 
 /// Receives messages `first..first + count` from `from`, in order, each
@@ -69,7 +69,7 @@ pub async fn receive_all(sock: &ReliableSocket, from: &str, to: &str, first: u64
 }
 
 /// Nothing is waiting to be delivered right now. (After a restart, make a
-/// round trip to the endpoint's task first, such as `pending()`: restored
+/// round trip to the socket's task first, such as `pending()`: restored
 /// deliveries are queued when the task starts.)
 pub fn assert_nothing_delivered(sock: &ReliableSocket) {
     use futures::FutureExt;

@@ -1,4 +1,4 @@
-//! The reliable endpoint: [`ReliableSocket`], its deliveries, its shutdown.
+//! The reliable socket: [`ReliableSocket`], its deliveries, its shutdown.
 
 use std::fmt;
 use std::ops::Range;
@@ -23,7 +23,7 @@ use crate::options::{AckMode, ReliableOptions};
 use crate::peer::PeerId;
 use crate::proto::Session;
 
-/// A reliable endpoint: sends to peers by [`PeerId`] and receives from
+/// A reliable socket: sends to peers by [`PeerId`] and receives from
 /// them, every message once and in order, across disconnects and restarts.
 ///
 /// It runs the reliable protocol (see the [crate docs](crate)) for every
@@ -45,7 +45,7 @@ use crate::proto::Session;
 ///   acknowledge what is stored, and reports what is still pending; it
 ///   stays stored for the next run.
 ///
-/// Dropping the endpoint stops its task at once (like a crash, minus the
+/// Dropping the socket stops its task at once (like a crash, minus the
 /// crash: what was stored stays stored); the task releases the backend
 /// when storage operations under way have finished. Use
 /// [`shutdown`](Self::shutdown) to drain and to wait for that, for example
@@ -94,7 +94,7 @@ impl fmt::Debug for ReliableSocket {
 }
 
 impl ReliableSocket {
-    /// Opens an endpoint named `identity` over a new [`PeerSocket`] with
+    /// Opens a reliable socket named `identity` over a new [`PeerSocket`] with
     /// default [`SocketOptions`], resuming whatever `backend` holds.
     ///
     /// On open, every peer the backend has state for is restored: its
@@ -135,9 +135,9 @@ impl ReliableSocket {
         Self::start(identity, options, backend, link, Some(socket)).await
     }
 
-    /// Opens an endpoint over a network of your own: `link` carries the
+    /// Opens a reliable socket over a network of your own: `link` carries the
     /// frames and reports peers coming and going (see [`Link`]). Such an
-    /// endpoint has no socket: [`bind`](Self::bind) and
+    /// reliable socket has no [`PeerSocket`]: [`bind`](Self::bind) and
     /// [`connect`](Self::connect) fail with [`ReliableError::CustomLink`].
     ///
     /// # Errors
@@ -187,12 +187,12 @@ impl ReliableSocket {
         })
     }
 
-    /// This endpoint's identity.
+    /// This socket's identity.
     pub fn identity(&self) -> &PeerId {
         &self.identity
     }
 
-    /// The socket the endpoint runs over (for `bind_with`, `connect_with`,
+    /// The [`PeerSocket`] this socket runs over (for `bind_with`, `connect_with`,
     /// events and stats); `None` over a custom link.
     pub fn socket(&self) -> Option<&PeerSocket> {
         self.socket.as_deref()
@@ -357,7 +357,7 @@ impl ReliableSocket {
     ///
     /// # Errors
     ///
-    /// [`ReliableError::Closed`] if the endpoint shuts down first.
+    /// [`ReliableError::Closed`] if the socket shuts down first.
     pub async fn wait_acked(&self, peer: &PeerId, seq: u64) -> Result<(), ReliableError> {
         let mut acked = self.shared.watch_acked(peer);
         tokio::select! {
@@ -387,7 +387,7 @@ impl ReliableSocket {
     }
 
     /// The next delivery, from any peer (in order per peer); `None` once
-    /// the endpoint is shut down.
+    /// the socket is shut down.
     ///
     /// Several tasks may wait at once; each delivery goes to one of them.
     /// In [`AckMode::Auto`], taking a delivery acknowledges it.
@@ -397,7 +397,7 @@ impl ReliableSocket {
 
     /// Waits for deliveries and takes up to `limit` of them at once,
     /// appending them to `buf` (in order per peer); returns how many it
-    /// took, 0 once the endpoint is shut down (or if `limit` is 0).
+    /// took, 0 once the socket is shut down (or if `limit` is 0).
     ///
     /// Like [`recv`](Self::recv), but a busy receiver takes what has
     /// arrived in one call; acknowledge them together with
@@ -405,9 +405,9 @@ impl ReliableSocket {
     ///
     /// ```
     /// # use msg_reliable::{Delivery, ReliableSocket};
-    /// # async fn consume(endpoint: &ReliableSocket) -> Result<(), msg_reliable::ReliableError> {
+    /// # async fn consume(socket: &ReliableSocket) -> Result<(), msg_reliable::ReliableError> {
     /// let mut batch = Vec::with_capacity(256);
-    /// while endpoint.recv_many(&mut batch, 256).await > 0 {
+    /// while socket.recv_many(&mut batch, 256).await > 0 {
     ///     for delivery in &batch {
     ///         println!("{} #{}: {} bytes", delivery.peer(), delivery.seq(), delivery.payload().len());
     ///     }
@@ -434,7 +434,7 @@ impl ReliableSocket {
         }
     }
 
-    /// Shuts the endpoint down gracefully: waits up to `timeout` until
+    /// Shuts the socket down gracefully: waits up to `timeout` until
     /// every peer has acknowledged every stored message, then stops, and
     /// reports what was still pending.
     ///
@@ -661,9 +661,9 @@ impl Delivery {
     }
 
     /// Acknowledges several deliveries at once (see [`ack`](Self::ack)):
-    /// one storage write per endpoint and peer instead of one per delivery.
+    /// one storage write per socket and peer instead of one per delivery.
     /// Returns once every deletion is stored. Deliveries from several
-    /// endpoints or peers may be mixed; in [`AckMode::Auto`] they need
+    /// sockets or peers may be mixed; in [`AckMode::Auto`] they need
     /// nothing and are skipped.
     ///
     /// # Errors
@@ -674,7 +674,7 @@ impl Delivery {
     pub async fn ack_all(
         deliveries: impl IntoIterator<Item = Delivery>,
     ) -> Result<(), ReliableError> {
-        // Grouped by endpoint (its command channel) and peer.
+        // Grouped by socket (its command channel) and peer.
         let mut groups: Vec<(mpsc::UnboundedSender<Command>, PeerId, Vec<u64>)> = Vec::new();
         for delivery in deliveries {
             let Some(acker) = delivery.acker else {

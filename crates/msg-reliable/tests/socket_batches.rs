@@ -20,7 +20,7 @@ async fn take(sock: &ReliableSocket, buf: &mut Vec<Delivery>, count: usize, limi
         let n = tokio::time::timeout(WAIT, sock.recv_many(buf, limit))
             .await
             .expect("deliveries in time");
-        assert!(n > 0, "endpoint closed");
+        assert!(n > 0, "socket closed");
         assert_eq!(buf.len(), before + n, "returns how many it appended");
         assert!(n <= limit, "took {n} with a limit of {limit}");
     }
@@ -76,10 +76,10 @@ async fn recv_many_and_ack_all_acknowledge_exactly_the_batch() {
     assert_nothing_delivered(&b);
 }
 
-/// One `ack_all` may hold deliveries of two endpoints from two peers: each
-/// endpoint stores its own acknowledgements.
+/// One `ack_all` may hold deliveries of two sockets from two peers: each
+/// socket stores its own acknowledgements.
 #[tokio::test(start_paused = true)]
-async fn ack_all_sorts_deliveries_by_endpoint_and_peer() {
+async fn ack_all_sorts_deliveries_by_socket_and_peer() {
     let stores: Vec<MemoryBackend> = (0..4).map(|_| MemoryBackend::new()).collect();
     let b = open("b", fast(), &stores[0]).await;
     let d = open("d", fast(), &stores[1]).await;
@@ -103,7 +103,7 @@ async fn ack_all_sorts_deliveries_by_endpoint_and_peer() {
     let operations = |s: &MemoryBackend| s.operations();
     let before = (operations(&stores[0]), operations(&stores[1]));
     Delivery::ack_all(all).await.unwrap();
-    // One write per endpoint and peer.
+    // One write per socket and peer.
     assert_eq!(operations(&stores[0]) - before.0, 2);
     assert_eq!(operations(&stores[1]) - before.1, 2);
 

@@ -275,7 +275,7 @@ async fn options_are_validated_on_open() {
 }
 
 /// Concurrent `send_to` calls share redb write transactions (and their
-/// fsyncs): group commit through the endpoint.
+/// fsyncs): group commit through the socket.
 #[cfg(feature = "redb")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sends_share_a_commit() {
