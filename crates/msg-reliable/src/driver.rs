@@ -81,6 +81,9 @@ pub(crate) enum Command {
 /// State shared between the driver and the application's handles.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Commands from the application. Unbounded in type; bounded by the
+    /// callers waiting for replies and by the receive window (see where
+    /// `ReliableSocket` creates it).
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     /// The peers' cumulative acknowledgements, for `wait_acked`.
     acked: Mutex<HashMap<PeerId, watch::Sender<u64>>>,
@@ -293,6 +296,12 @@ pub(crate) struct Driver {
     opts: Arc<ReliableOptions>,
     peers: HashMap<PeerId, PeerState>,
     shared: Arc<Shared>,
+    /// Deliveries for the application. Unbounded in type; at most
+    /// `recv_window` messages and `recv_window_bytes` per peer, because
+    /// each holds room in its session's receive window until the
+    /// application acknowledges it (see where `ReliableSocket` creates
+    /// it). Sending never waits, so a slow application cannot stall the
+    /// driver.
     deliveries: mpsc::UnboundedSender<Delivery>,
     ops: Vec<Op>,
     /// Peers fed since the last [`pump_dirty`](Self::pump_dirty).

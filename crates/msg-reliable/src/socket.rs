@@ -173,6 +173,25 @@ impl ReliableSocket {
             );
             sessions.push(Session::new(peer, opts.clone(), outgoing, incoming)?);
         }
+        // Both channels are unbounded in type and bounded in use; a bounded
+        // channel would add a wait that no caller needs:
+        //
+        // - Commands. Every `Send`, `Pending` and replying `Ack` comes from
+        //   a caller that then waits for its one-shot reply, so the channel
+        //   holds at most one command per call in progress (or just
+        //   cancelled, until the driver takes it, which it does on its next
+        //   turn: it never waits for anything but its inputs). The one
+        //   command nobody waits for is the `Ack` that `recv`/`recv_many`
+        //   send in `AckMode::Auto` for what they took, and those are
+        //   bounded as the deliveries are: by the receive window.
+        // - Deliveries. The sessions deliver only messages inside the
+        //   receive window, and a delivery holds its room there until the
+        //   application acknowledges it (`Delivery::ack`, or taking it in
+        //   auto mode). So per peer the channel holds at most
+        //   `recv_window` deliveries and `recv_window_bytes` of payload
+        //   (tests/socket_receive_window.rs checks it). The driver must not
+        //   wait on this channel: it also reads the link and finishes
+        //   storage while the application is slow.
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (deliveries_tx, deliveries_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(commands, opts.get_ack_mode()));

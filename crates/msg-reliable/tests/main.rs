@@ -10,4 +10,5 @@ mod crash_sigkill;
 mod driver_batching;
 mod socket_batches;
 mod socket_exchange;
+mod socket_receive_window;
 mod socket_recovery;
