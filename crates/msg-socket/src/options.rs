@@ -178,7 +178,7 @@ impl SocketOptions {
     /// Validated with the other options by the socket's `with_options`. The
     /// `reconnect_*` setters below change one field of this policy each.
     /// Default: [`BackoffPolicy::new`] (100 ms, doubling up to 10 s, jitter
-    /// 0.5, forever).
+    /// 0.5, forever)
     pub fn reconnect(&mut self, policy: BackoffPolicy) -> &mut Self {
         self.reconnect = policy;
         self
@@ -191,15 +191,15 @@ impl SocketOptions {
 
     /// First delay before reconnecting after a connection is lost or an
     /// attempt fails. Delays grow from here up to
-    /// [`reconnect_max`](Self::reconnect_max). Default: 100 ms. Shorthand
-    /// for [`BackoffPolicy::initial_delay`].
+    /// [`reconnect_max`](Self::reconnect_max). Shorthand for
+    /// [`BackoffPolicy::initial_delay`]. Default: 100 ms.
     pub fn reconnect_initial(&mut self, delay: Duration) -> &mut Self {
         self.reconnect.initial_delay(delay);
         self
     }
 
-    /// Longest delay between reconnect attempts. Default: 10 s. Shorthand
-    /// for [`BackoffPolicy::max_delay`].
+    /// Longest delay between reconnect attempts. Shorthand for
+    /// [`BackoffPolicy::max_delay`]. Default: 10 s.
     pub fn reconnect_max(&mut self, delay: Duration) -> &mut Self {
         self.reconnect.max_delay(delay);
         self
@@ -207,15 +207,15 @@ impl SocketOptions {
 
     /// Fraction (0.0 to 1.0) by which each reconnect delay is randomly
     /// shortened, so that clients that lost the same server do not return in
-    /// lockstep. Default: 0.5. Shorthand for [`BackoffPolicy::jitter`].
+    /// lockstep. Shorthand for [`BackoffPolicy::jitter`]. Default: 0.5.
     pub fn reconnect_jitter(&mut self, fraction: f64) -> &mut Self {
         self.reconnect.jitter(fraction);
         self
     }
 
     /// Give up on an endpoint after this many failed attempts in a row;
-    /// `None` retries forever. Default: `None`. Shorthand for
-    /// [`BackoffPolicy::give_up_after`].
+    /// `None` retries forever. Shorthand for
+    /// [`BackoffPolicy::give_up_after`]. Default: `None`.
     pub fn reconnect_give_up_after(&mut self, attempts: Option<u32>) -> &mut Self {
         self.reconnect.give_up_after(attempts);
         self
