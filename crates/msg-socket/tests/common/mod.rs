@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use msg_socket::SocketOptions;
+use futures::StreamExt;
+use msg_socket::{PubMessage, SocketOptions, SubSocket};
 pub use msg_testkit::{secure_transports, unique};
 
 /// How to run a server and a client over one transport.
@@ -30,6 +31,15 @@ pub fn inproc(tag: &str) -> String {
 pub fn quick(opts: &mut SocketOptions) -> &mut SocketOptions {
     opts.reconnect_initial(Duration::from_millis(10))
         .reconnect_max(Duration::from_millis(100))
+}
+
+/// The next message of `sub`; fails the test if none comes within
+/// `within` or the socket closes.
+pub async fn next_message(sub: &mut SubSocket, within: Duration) -> PubMessage {
+    tokio::time::timeout(within, sub.next())
+        .await
+        .expect("a message in time")
+        .expect("the socket is open")
 }
 
 /// One setup for each transport: tcp, ipc, quic, tls, inproc.
