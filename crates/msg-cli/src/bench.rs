@@ -75,7 +75,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
 /// Messages the reliable bench sends (and waits for) before it measures:
 /// they bring the connection up and create the stores' tables.
 const RELIABLE_WARMUP: usize = 100;
-/// How long the reliable endpoints may take to shut down at the end; every
+/// How long the reliable sockets may take to shut down at the end; every
 /// message is acknowledged by then, so they need no time at all.
 const RELIABLE_SHUTDOWN: Duration = Duration::from_secs(5);
 
@@ -102,7 +102,7 @@ async fn reliable(args: BenchReliableArgs) -> anyhow::Result<Summary> {
                 }
             };
             let result = reliable_on(&args, "redb", sender.clone(), receiver.clone()).await;
-            // The endpoints are shut down (or dropped, after an error): wait
+            // The sockets are shut down (or dropped, after an error): wait
             // until both files are released before the directory goes.
             sender.close().await;
             receiver.close().await;

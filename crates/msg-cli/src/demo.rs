@@ -326,7 +326,7 @@ async fn reliable(dir: &Path) -> anyhow::Result<usize> {
     Ok(log.received.len())
 }
 
-/// Opens `id`'s reliable endpoint on its own redb file in `dir`.
+/// Opens `id`'s reliable socket on its own redb file in `dir`.
 async fn open(id: &PeerId, dir: &Path) -> anyhow::Result<(ReliableSocket, RedbBackend)> {
     let path: PathBuf = dir.join(store_name(id));
     let store = RedbBackend::open(&path)

@@ -38,7 +38,7 @@ const RECV_BATCH: usize = 256;
 /// the senders.
 const RECV_LINGER: Duration = Duration::from_millis(500);
 
-/// An open reliable endpoint with its store, bound or connected as the
+/// An open reliable socket with its store, bound or connected as the
 /// flags say.
 struct Opened {
     socket: ReliableSocket,
@@ -52,7 +52,7 @@ struct Opened {
     resumed: Vec<(PeerId, u64)>,
 }
 
-/// Opens the store and the endpoint for `send` or `recv`.
+/// Opens the store and the reliable socket for `send` or `recv`.
 async fn open(
     conn: &ConnArgs,
     store: &StoreArgs,
@@ -100,7 +100,7 @@ async fn open(
     let resumed_count = resumed.iter().map(|(p, last)| last - socket.acked(p)).sum();
     let peer_socket = socket
         .socket()
-        .context("a reliable endpoint without a socket")?;
+        .context("a reliable socket without a peer socket")?;
     let watch = match attach(peer_socket, &endpoint, side, conn.retry).await {
         Ok(mut watch) => {
             if retry_unreachable {

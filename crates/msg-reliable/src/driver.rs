@@ -37,12 +37,12 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
-use crate::endpoint::Delivery;
 use crate::error::{ReliableError, StorageError};
 use crate::link::{Link, LinkEvent};
 use crate::options::{AckMode, ReliableOptions};
 use crate::peer::PeerId;
 use crate::proto::{Session, SessionEvent, StoreBatch};
+use crate::socket::Delivery;
 
 /// Stored messages not yet acknowledged, per peer.
 pub(crate) type Pending = Vec<(PeerId, usize)>;
@@ -81,6 +81,9 @@ pub(crate) enum Command {
 /// State shared between the driver and the application's handles.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Commands from the application. Unbounded in type; bounded by the
+    /// callers waiting for replies and by the receive window (see where
+    /// `ReliableSocket` creates it).
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     /// The peers' cumulative acknowledgements, for `wait_acked`.
     acked: Mutex<HashMap<PeerId, watch::Sender<u64>>>,
@@ -293,6 +296,12 @@ pub(crate) struct Driver {
     opts: Arc<ReliableOptions>,
     peers: HashMap<PeerId, PeerState>,
     shared: Arc<Shared>,
+    /// Deliveries for the application. Unbounded in type; at most
+    /// `recv_window` messages and `recv_window_bytes` per peer, because
+    /// each holds room in its session's receive window until the
+    /// application acknowledges it (see where `ReliableSocket` creates
+    /// it). Sending never waits, so a slow application cannot stall the
+    /// driver.
     deliveries: mpsc::UnboundedSender<Delivery>,
     ops: Vec<Op>,
     /// Peers fed since the last [`pump_dirty`](Self::pump_dirty).
@@ -647,7 +656,7 @@ impl Driver {
                     let acker = (self.shared.ack_mode == AckMode::Manual)
                         .then(|| self.shared.commands.clone());
                     let delivery = Delivery::new(peer.clone(), seq, payload, acker);
-                    // The receiver lives as long as the endpoint.
+                    // The receiver lives as long as the socket.
                     let _ = self.deliveries.send(delivery);
                 }
             }
@@ -767,7 +776,7 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Runs the driver until the endpoint is cancelled; returns what was still
+/// Runs the driver until the socket is cancelled; returns what was still
 /// pending then.
 pub(crate) async fn run<L: Link, B: Backend>(
     link: L,

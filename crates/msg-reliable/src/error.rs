@@ -33,8 +33,8 @@ pub enum ReliableError {
         limit: OutboxLimit,
     },
 
-    /// The reliable endpoint (or its storage) has been closed.
-    #[error("reliable endpoint is closed")]
+    /// The reliable socket (or its storage) has been closed.
+    #[error("reliable socket is closed")]
     Closed,
 
     /// A peer id was empty or longer than [`PeerId::MAX_LEN`] bytes.
@@ -72,13 +72,13 @@ pub enum ReliableError {
         source: Source,
     },
 
-    /// Creating, binding or connecting the endpoint's socket failed.
+    /// Creating, binding or connecting the underlying `PeerSocket` failed.
     #[error("socket operation failed")]
     Socket(#[from] msg_socket::SocketError),
 
-    /// The endpoint runs over a user-supplied [`Link`](crate::Link), so it
+    /// The reliable socket runs over a user-supplied [`Link`](crate::Link), so it
     /// has no socket to bind or connect: do that on the link.
-    #[error("endpoint runs over a custom link and has no socket")]
+    #[error("reliable socket runs over a custom link and has no peer socket")]
     CustomLink,
 }
 
@@ -91,7 +91,7 @@ impl ReliableError {
         }
     }
 
-    /// Whether the endpoint has been closed.
+    /// Whether the reliable socket has been closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, ReliableError::Closed)
     }
@@ -186,9 +186,6 @@ pub enum StorageErrorKind {
     /// watermark. This is a bug in the caller, not in the store; the batch
     /// was not stored.
     Conflict,
-    /// A failure injected by [`MemoryBackend`](crate::MemoryBackend) for
-    /// tests.
-    Injected,
     /// The store has been closed.
     Closed,
     /// Any other failure of a user-supplied backend.
@@ -217,11 +214,6 @@ impl StorageError {
     /// Whether the store was already open elsewhere.
     pub fn is_already_open(&self) -> bool {
         self.kind == StorageErrorKind::AlreadyOpen
-    }
-
-    /// Whether this failure was injected by a test backend.
-    pub fn is_injected(&self) -> bool {
-        self.kind == StorageErrorKind::Injected
     }
 
     /// Whether an incoming batch conflicted with the stored watermark.
@@ -255,7 +247,6 @@ impl fmt::Display for StorageError {
             StorageErrorKind::Conflict => {
                 "incoming batch does not follow the stored acceptance watermark"
             }
-            StorageErrorKind::Injected => "injected storage failure",
             StorageErrorKind::Closed => "store is closed",
             StorageErrorKind::Other => "storage failed",
         })

@@ -47,7 +47,7 @@
 //!
 //! # Using it
 //!
-//! [`ReliableSocket`] is the endpoint: open it with an identity, options and
+//! [`ReliableSocket`] is the socket you use: open it with an identity, options and
 //! a [`Backend`], [`bind`](ReliableSocket::bind) and
 //! [`connect`](ReliableSocket::connect) like any msg socket (it runs over a
 //! [`PeerSocket`](msg_socket::PeerSocket)) or hand it a [`Link`] of your
@@ -68,17 +68,16 @@
 
 mod backend;
 mod driver;
-mod endpoint;
 mod error;
 mod link;
 mod options;
 mod peer;
 mod proto;
+mod socket;
 
 pub use backend::{Backend, MemoryBackend};
 #[cfg(feature = "redb")]
 pub use backend::{RedbBackend, RedbStats};
-pub use endpoint::{Deliveries, Delivery, ReliableSocket, ShutdownReport};
 pub use error::{OutboxLimit, ProtocolError, ReliableError, StorageError, StorageErrorKind};
 pub use link::{Link, LinkEvent};
 pub use options::{AckMode, ReliableOptions};
@@ -87,3 +86,4 @@ pub use proto::{
     IncomingState, OutgoingState, ReceiverSession, SenderSession, Session, SessionEvent,
     SessionStats, StoreBatch,
 };
+pub use socket::{Deliveries, Delivery, ReliableSocket, ShutdownReport};

@@ -12,25 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use msg_testkit::Rng;
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_reliable-crash-peer");
-
-/// xorshift64*: a seeded schedule, so a failing seed replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 struct Files {
     _dir: tempfile::TempDir,
@@ -125,7 +110,7 @@ async fn wait_success(mut child: Child, what: &str, timeout: Duration) {
 /// checks the logs.
 async fn crash_cycles(seed: u64, cycles: usize, count: u64) {
     let files = Files::new();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut receiver = files.receiver();
     let mut sender = files.sender(count);
     let mut sender_done = false;

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::FailingBackend;
 use futures::future::join_all;
-use msg_reliable::{MemoryBackend, PeerId, ReliableOptions, ReliableSocket};
+use msg_reliable::{Backend, MemoryBackend, PeerId, ReliableOptions, ReliableSocket};
 
 const SENDERS: u64 = 64;
 
@@ -15,7 +16,7 @@ fn peer(name: &str) -> PeerId {
     name.parse().unwrap()
 }
 
-async fn endpoint(backend: &MemoryBackend) -> Arc<ReliableSocket> {
+async fn open(backend: &(impl Backend + Clone)) -> Arc<ReliableSocket> {
     Arc::new(
         ReliableSocket::open(peer("me"), ReliableOptions::new(), backend.clone())
             .await
@@ -54,7 +55,7 @@ async fn send_together(
 #[tokio::test]
 async fn concurrent_sends_share_a_write_and_get_their_own_numbers() {
     let backend = MemoryBackend::new();
-    let socket = endpoint(&backend).await;
+    let socket = open(&backend).await;
     let to = peer("far");
     let before = backend.operations();
 
@@ -73,14 +74,14 @@ async fn concurrent_sends_share_a_write_and_get_their_own_numbers() {
     // What the calls were told is what the store holds.
     let socket = Arc::into_inner(socket).unwrap();
     socket.shutdown(Duration::ZERO).await;
-    let socket = endpoint(&backend).await;
+    let socket = open(&backend).await;
     assert_eq!(socket.pending().await.unwrap(), [(to, 67)]);
 }
 
 #[tokio::test]
 async fn a_failed_shared_write_fails_every_caller_and_stores_nothing() {
-    let backend = MemoryBackend::new();
-    let socket = endpoint(&backend).await;
+    let backend = FailingBackend::new(MemoryBackend::new());
+    let socket = open(&backend).await;
     let to = peer("far");
 
     backend.fail_next(1);

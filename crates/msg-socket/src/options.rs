@@ -171,32 +171,53 @@ impl SocketOptions {
         self
     }
 
-    /// First delay before reconnecting after a connection is lost or an
-    /// attempt fails. Delays double from here up to
-    /// [`reconnect_max`](Self::reconnect_max). Default: 100 ms.
-    pub fn reconnect_initial(&mut self, delay: Duration) -> &mut Self {
-        self.reconnect.initial = delay;
+    /// How a connecting socket waits between reconnect attempts: the whole
+    /// [`BackoffPolicy`] (initial and largest delay, growth, jitter, give-up
+    /// limit), replacing the one set so far.
+    ///
+    /// Validated with the other options by the socket's `with_options`. The
+    /// `reconnect_*` setters below change one field of this policy each.
+    /// Default: [`BackoffPolicy::new`] (100 ms, doubling up to 10 s, jitter
+    /// 0.5, forever)
+    pub fn reconnect(&mut self, policy: BackoffPolicy) -> &mut Self {
+        self.reconnect = policy;
         self
     }
 
-    /// Longest delay between reconnect attempts. Default: 10 s.
+    /// The reconnect policy these options hold.
+    pub fn get_reconnect(&self) -> &BackoffPolicy {
+        &self.reconnect
+    }
+
+    /// First delay before reconnecting after a connection is lost or an
+    /// attempt fails. Delays grow from here up to
+    /// [`reconnect_max`](Self::reconnect_max). Shorthand for
+    /// [`BackoffPolicy::initial_delay`]. Default: 100 ms.
+    pub fn reconnect_initial(&mut self, delay: Duration) -> &mut Self {
+        self.reconnect.initial_delay(delay);
+        self
+    }
+
+    /// Longest delay between reconnect attempts. Shorthand for
+    /// [`BackoffPolicy::max_delay`]. Default: 10 s.
     pub fn reconnect_max(&mut self, delay: Duration) -> &mut Self {
-        self.reconnect.max = delay;
+        self.reconnect.max_delay(delay);
         self
     }
 
     /// Fraction (0.0 to 1.0) by which each reconnect delay is randomly
     /// shortened, so that clients that lost the same server do not return in
-    /// lockstep. Default: 0.5.
+    /// lockstep. Shorthand for [`BackoffPolicy::jitter`]. Default: 0.5.
     pub fn reconnect_jitter(&mut self, fraction: f64) -> &mut Self {
-        self.reconnect.jitter = fraction;
+        self.reconnect.jitter(fraction);
         self
     }
 
     /// Give up on an endpoint after this many failed attempts in a row;
-    /// `None` retries forever. Default: `None`.
+    /// `None` retries forever. Shorthand for
+    /// [`BackoffPolicy::give_up_after`]. Default: `None`.
     pub fn reconnect_give_up_after(&mut self, attempts: Option<u32>) -> &mut Self {
-        self.reconnect.max_attempts = attempts;
+        self.reconnect.give_up_after(attempts);
         self
     }
 
@@ -336,12 +357,7 @@ impl SocketOptions {
         if self.send_hwm == 0 || self.recv_hwm == 0 {
             return bad("high-water marks must be at least one message");
         }
-        if !(0.0..=1.0).contains(&self.reconnect.jitter) {
-            return bad("reconnect jitter must be between 0.0 and 1.0");
-        }
-        if self.reconnect.initial.is_zero() || self.reconnect.initial > self.reconnect.max {
-            return bad("reconnect initial delay must be positive and at most the maximum");
-        }
+        self.reconnect.check().or_else(bad)?;
         if let Some(interval) = self.heartbeat_interval {
             if interval.is_zero() || self.heartbeat_timeout <= interval {
                 return bad("heartbeat timeout must exceed a positive heartbeat interval");

@@ -7,12 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use msg_socket::transport::PeerAddr;
 use msg_socket::wire::SocketType;
-use msg_socket::{
-    AuthRejection, AuthRequest, RepSocket, ReqSocket, SocketEvent, SocketEvents, SocketOptions,
-};
+use msg_socket::{AuthRejection, AuthRequest, RepSocket, ReqSocket, SocketEvent, SocketOptions};
+use msg_testkit::next_matching;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -43,21 +41,6 @@ fn client(identity: &'static str, token: &'static str) -> ReqSocket {
     let mut opts = SocketOptions::new();
     opts.identity(identity).auth_token(token);
     ReqSocket::with_options(opts).unwrap()
-}
-
-async fn next_matching<T>(
-    events: &mut SocketEvents,
-    mut pick: impl FnMut(SocketEvent) -> Option<T>,
-) -> T {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            if let Some(t) = pick(events.next().await.expect("events")) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("the expected event never came")
 }
 
 #[tokio::test(start_paused = true)]

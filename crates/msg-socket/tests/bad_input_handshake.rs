@@ -6,31 +6,14 @@ use std::time::Duration;
 
 use crate::raw::RawPeer;
 use bytes::Bytes;
-use futures::StreamExt;
 use msg_socket::transport::{Endpoint, Inproc, Listener, Transport};
 use msg_socket::wire::{Answer, HandshakeCodec, Hello, PROTOCOL_VERSION, Reason, SocketType};
-use msg_socket::{PubSocket, ReqSocket, SocketEvent, SocketEvents, SocketOptions};
+use msg_socket::{PubSocket, ReqSocket, SocketEvent, SocketOptions};
+use msg_testkit::next_matching;
 use tokio::time::Instant;
 
 fn inproc(name: &str) -> String {
     format!("inproc://handshake-{name}-{}", std::process::id())
-}
-
-/// The next event that `pick` accepts, skipping others; panics after a
-/// virtual minute.
-async fn next_matching<T>(
-    events: &mut SocketEvents,
-    mut pick: impl FnMut(SocketEvent) -> Option<T>,
-) -> T {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            if let Some(t) = pick(events.next().await.expect("events")) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("the expected event never came")
 }
 
 #[tokio::test(start_paused = true)]

@@ -90,6 +90,12 @@ const DEFAULTS: &[Documented] = &[
         Some("recv_hwm_bytes: 67108864,"),
     ),
     d(
+        "reconnect",
+        "[`BackoffPolicy::new`] (100 ms, doubling up to 10 s, jitter 0.5, forever)",
+        "`BackoffPolicy::new()`",
+        Some("multiplier: 2.0,"),
+    ),
+    d(
         "reconnect_initial",
         "100 ms",
         "100 ms",

@@ -7,17 +7,13 @@ use std::time::Duration;
 
 use crate::common::Setup;
 use bytes::Bytes;
-use futures::StreamExt;
 use msg_socket::wire::Compression;
 use msg_socket::{PubMessage, PubSocket, SubSocket};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn next(sub: &mut SubSocket) -> PubMessage {
-    tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("the socket is open")
+    crate::common::next_message(sub, WAIT).await
 }
 
 /// Every algorithm built in (all four with the default features).

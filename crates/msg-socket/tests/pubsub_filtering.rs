@@ -15,10 +15,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// The next message, or a failed test if none comes (a guard against
 /// hanging, not a way of waiting).
 async fn next(sub: &mut SubSocket) -> PubMessage {
-    tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("the socket is open")
+    crate::common::next_message(sub, WAIT).await
 }
 
 /// A subscriber with these prefixes, subscribed before it connects.

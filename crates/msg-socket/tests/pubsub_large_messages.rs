@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use crate::common::Setup;
 use bytes::Bytes;
-use futures::StreamExt;
 use msg_socket::{PubMessage, PubSocket, SubSocket};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -17,10 +16,7 @@ const MIB: usize = 1024 * 1024;
 const COUNT: usize = 6;
 
 async fn next(sub: &mut SubSocket) -> PubMessage {
-    tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("the socket is open")
+    crate::common::next_message(sub, WAIT).await
 }
 
 /// Message `i`: a little over 1 MiB (sizes differ), filled with its number.

@@ -15,10 +15,7 @@ use tokio::net::TcpStream;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn next(sub: &mut SubSocket) -> PubMessage {
-    tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("the socket is open")
+    crate::common::next_message(sub, WAIT).await
 }
 
 /// A hand-driven subscriber: a TCP stream that has done the handshake.

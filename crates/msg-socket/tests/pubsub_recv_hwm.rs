@@ -12,10 +12,7 @@ use msg_socket::{PubMessage, PubSocket, SocketOptions, SubSocket};
 const LONG: Duration = Duration::from_secs(1_000_000);
 
 async fn next(sub: &mut SubSocket) -> PubMessage {
-    tokio::time::timeout(LONG, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("the socket is open")
+    crate::common::next_message(sub, LONG).await
 }
 
 /// Waits (in virtual time) until the subscriber has taken `n` messages off

@@ -15,10 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const LONG: Duration = Duration::from_secs(1_000_000);
 
 async fn next(sub: &mut SubSocket, within: Duration) -> PubMessage {
-    tokio::time::timeout(within, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("the socket is open")
+    crate::common::next_message(sub, within).await
 }
 
 /// A subscriber to everything whose transport is never read while tasks

@@ -8,16 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::Setup;
-use futures::StreamExt;
 use msg_socket::{PubMessage, PubSocket, SocketOptions, SubSocket};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn next(sub: &mut SubSocket) -> PubMessage {
-    tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("the socket is open")
+    crate::common::next_message(sub, WAIT).await
 }
 
 /// A subscriber that connects with no subscription at all, then subscribes

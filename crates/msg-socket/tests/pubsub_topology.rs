@@ -13,10 +13,7 @@ use msg_socket::{PubMessage, PubSocket, SocketOptions, SubSocket};
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn next(sub: &mut SubSocket) -> PubMessage {
-    tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("the socket is open")
+    crate::common::next_message(sub, WAIT).await
 }
 
 /// Reverse roles: the subscriber binds, two publishers connect to it. The

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use msg_socket::{RepSocket, ReqError, ReqSocket, SocketEvent, SocketEvents, SocketOptions};
+use msg_socket::{
+    BackoffPolicy, RepSocket, ReqError, ReqSocket, SocketEvent, SocketEvents, SocketOptions,
+};
 use tokio::time::Instant;
 
 fn inproc_name(what: &str) -> String {
@@ -273,4 +275,71 @@ async fn a_lost_connection_starts_the_backoff_over() {
         }
     };
     assert_eq!(kinds, ["failed", "retry 1 in 200ms", "failed", "gave up"]);
+}
+
+/// A whole `BackoffPolicy` handed to the options sets the schedule: its
+/// initial delay, its growth factor, its cap, and its give-up limit, each
+/// delay really slept.
+#[tokio::test(start_paused = true)]
+async fn a_configured_backoff_policy_sets_the_reconnect_schedule() {
+    let mut policy = BackoffPolicy::new();
+    policy
+        .initial_delay(Duration::from_millis(50))
+        .multiplier(3.0)
+        .max_delay(Duration::from_millis(2_000))
+        .jitter(0.0)
+        .give_up_after(Some(6));
+    let mut o = SocketOptions::new();
+    o.reconnect(policy.clone());
+    assert_eq!(o.get_reconnect(), &policy);
+    let req = ReqSocket::with_options(o).unwrap();
+    let mut events = req.events();
+    let name = inproc_name("policy");
+    req.connect(&name).unwrap();
+
+    let (mut failed_at, ev) = next(&mut events).await;
+    assert!(matches!(ev, SocketEvent::ConnectFailed { .. }), "{ev:?}");
+    let mut delays = Vec::new();
+    loop {
+        let (at, ev) = next(&mut events).await;
+        match ev {
+            SocketEvent::Reconnecting { attempt, delay, .. } => {
+                assert_eq!(at, failed_at, "announced right after the failure");
+                assert_eq!(attempt as usize, delays.len() + 1);
+                delays.push(delay.as_millis());
+                let (at, ev) = next(&mut events).await;
+                assert!(matches!(ev, SocketEvent::ConnectFailed { .. }), "{ev:?}");
+                assert_slept(failed_at, at, delay);
+                failed_at = at;
+            }
+            SocketEvent::GaveUp { endpoint } => {
+                assert_eq!(endpoint.to_string(), name);
+                assert_eq!(at, failed_at, "gave up at the sixth failure");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // ×3 from 50 ms, capped at 2 s; five retries, six failures, then done.
+    assert_eq!(delays, [50, 150, 450, 1_350, 2_000]);
+    assert_eq!(req.stats().reconnects, 5);
+}
+
+#[test]
+fn a_policy_that_shrinks_or_has_no_finite_growth_is_refused() {
+    for factor in [0.5, f64::NAN, f64::INFINITY] {
+        let mut policy = BackoffPolicy::new();
+        policy.multiplier(factor);
+        let mut o = SocketOptions::new();
+        o.reconnect(policy);
+        let err = ReqSocket::with_options(o).unwrap_err();
+        assert!(err.to_string().contains("multiplier"), "{factor}: {err}");
+    }
+    let mut policy = BackoffPolicy::new();
+    policy
+        .initial_delay(Duration::from_secs(2))
+        .max_delay(Duration::from_secs(1));
+    let mut o = SocketOptions::new();
+    o.reconnect(policy);
+    assert!(ReqSocket::with_options(o).is_err(), "initial above max");
 }

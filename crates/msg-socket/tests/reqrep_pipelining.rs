@@ -11,18 +11,11 @@ use msg_socket::{RepSocket, ReqSocket};
 
 const REQUESTS: usize = 1_000;
 
-/// A deterministic permutation of `0..n` (a linear congruential walk), so the
-/// Rep answers in an order that is neither the arrival order nor its reverse.
+/// A deterministic permutation of `0..n` (seeded), so the Rep answers in an
+/// order that is neither the arrival order nor its reverse.
 fn shuffled(n: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in (1..n).rev() {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let j = (x >> 33) as usize % (i + 1);
-        order.swap(i, j);
-    }
+    msg_testkit::Rng::new(0x9e37_79b9_7f4a_7c15).shuffle(&mut order);
     order
 }
 

@@ -149,22 +149,49 @@ fn random_u64(seed: u64, index: u64) -> u64 {
     x.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
+/// One direction of a connection: reads or writes.
+#[derive(Clone, Copy, Debug)]
+enum Dir {
+    Read,
+    Write,
+}
+
+/// What a [`FaultHandle`] and its connection share about one direction.
+#[derive(Debug, Default)]
+struct Side {
+    /// Bytes that went through.
+    bytes: AtomicU64,
+    /// An error to fail the next call with, once.
+    fail: Mutex<Option<io::ErrorKind>>,
+    /// The call waiting in this direction, woken by injections.
+    waker: AtomicWaker,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
-    bytes_read: AtomicU64,
-    bytes_written: AtomicU64,
+    read: Side,
+    write: Side,
     cut: AtomicBool,
-    fail_read: Mutex<Option<io::ErrorKind>>,
-    fail_write: Mutex<Option<io::ErrorKind>>,
-    read_waker: AtomicWaker,
-    write_waker: AtomicWaker,
     cut_offset: Option<u64>,
 }
 
 impl Shared {
+    fn side(&self, dir: Dir) -> &Side {
+        match dir {
+            Dir::Read => &self.read,
+            Dir::Write => &self.write,
+        }
+    }
+
     fn wake(&self) {
-        self.read_waker.wake();
-        self.write_waker.wake();
+        self.read.waker.wake();
+        self.write.waker.wake();
+    }
+
+    fn inject(&self, dir: Dir, kind: io::ErrorKind) {
+        let side = self.side(dir);
+        *side.fail.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+        side.waker.wake();
     }
 }
 
@@ -184,22 +211,12 @@ pub struct FaultHandle {
 impl FaultHandle {
     /// Makes the next read fail with `kind` (once).
     pub fn fail_next_read(&self, kind: io::ErrorKind) {
-        *self
-            .shared
-            .fail_read
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(kind);
-        self.shared.read_waker.wake();
+        self.shared.inject(Dir::Read, kind);
     }
 
     /// Makes the next write (or flush) fail with `kind` (once).
     pub fn fail_next_write(&self, kind: io::ErrorKind) {
-        *self
-            .shared
-            .fail_write
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(kind);
-        self.shared.write_waker.wake();
+        self.shared.inject(Dir::Write, kind);
     }
 
     /// Cuts the connection: the wrapped connection is dropped at the next read or write
@@ -217,12 +234,12 @@ impl FaultHandle {
 
     /// Bytes read through the connection so far.
     pub fn bytes_read(&self) -> u64 {
-        self.shared.bytes_read.load(Ordering::SeqCst)
+        self.shared.read.bytes.load(Ordering::SeqCst)
     }
 
     /// Bytes written through the connection so far.
     pub fn bytes_written(&self) -> u64 {
-        self.shared.bytes_written.load(Ordering::SeqCst)
+        self.shared.write.bytes.load(Ordering::SeqCst)
     }
 
     /// The total-bytes offset at which the connection is cut, if one was configured
@@ -254,19 +271,55 @@ impl FaultHandle {
 pub struct FaultyConn<C> {
     /// `None` once cut: dropping the connection is how the peer learns of the cut.
     inner: Option<C>,
-    read_delay: Duration,
-    write_delay: Duration,
-    read_limit: Option<u64>,
-    write_limit: Option<u64>,
+    read: Pace,
+    write: Pace,
     total_limit: Option<u64>,
-    max_read_chunk: Option<usize>,
-    max_write_chunk: Option<usize>,
     handle: FaultHandle,
-    read_sleep: Option<Pin<Box<Sleep>>>,
-    read_delay_done: bool,
-    write_sleep: Option<Pin<Box<Sleep>>>,
-    write_delay_done: bool,
     scratch: Vec<u8>,
+}
+
+/// The configured faults of one direction, and its delay in progress.
+#[derive(Debug)]
+struct Pace {
+    delay: Duration,
+    /// Cut once this many bytes went this way.
+    limit: Option<u64>,
+    max_chunk: Option<usize>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The delay before the current call has elapsed.
+    delay_done: bool,
+}
+
+impl Pace {
+    fn new(delay: Duration, limit: Option<u64>, max_chunk: Option<usize>) -> Self {
+        Self {
+            delay,
+            limit,
+            max_chunk,
+            sleep: None,
+            delay_done: false,
+        }
+    }
+
+    /// `Ready` once the delay before this call has elapsed (or if there is
+    /// none).
+    fn poll_delay(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.delay.is_zero() || self.delay_done {
+            return Poll::Ready(());
+        }
+        let delay = self.delay;
+        let timer = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.sleep = None;
+                self.delay_done = true;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<C> FaultyConn<C> {
@@ -286,18 +339,18 @@ impl<C> FaultyConn<C> {
         };
         FaultyConn {
             inner: Some(inner),
-            read_delay: options.read_delay,
-            write_delay: options.write_delay,
-            read_limit: options.cut_after_read,
-            write_limit: options.cut_after_written,
+            read: Pace::new(
+                options.read_delay,
+                options.cut_after_read,
+                options.max_read_chunk,
+            ),
+            write: Pace::new(
+                options.write_delay,
+                options.cut_after_written,
+                options.max_write_chunk,
+            ),
             total_limit,
-            max_read_chunk: options.max_read_chunk,
-            max_write_chunk: options.max_write_chunk,
             handle,
-            read_sleep: None,
-            read_delay_done: false,
-            write_sleep: None,
-            write_delay_done: false,
             scratch: Vec::new(),
         }
     }
@@ -322,8 +375,15 @@ impl<C> FaultyConn<C> {
     }
 
     fn total(&self) -> u64 {
-        self.shared().bytes_read.load(Ordering::SeqCst)
-            + self.shared().bytes_written.load(Ordering::SeqCst)
+        self.shared().read.bytes.load(Ordering::SeqCst)
+            + self.shared().write.bytes.load(Ordering::SeqCst)
+    }
+
+    fn pace(&mut self, dir: Dir) -> &mut Pace {
+        match dir {
+            Dir::Read => &mut self.read,
+            Dir::Write => &mut self.write,
+        }
     }
 
     /// How many more bytes may pass in one direction before a limit is hit.
@@ -346,14 +406,68 @@ impl<C> FaultyConn<C> {
 
     /// After I/O: cut if a limit has now been reached exactly.
     fn cut_if_limit_reached(&mut self) {
-        let read = self.shared().bytes_read.load(Ordering::SeqCst);
-        let written = self.shared().bytes_written.load(Ordering::SeqCst);
-        let reached = self.read_limit.is_some_and(|l| read >= l)
-            || self.write_limit.is_some_and(|l| written >= l)
+        let read = self.shared().read.bytes.load(Ordering::SeqCst);
+        let written = self.shared().write.bytes.load(Ordering::SeqCst);
+        let reached = self.read.limit.is_some_and(|l| read >= l)
+            || self.write.limit.is_some_and(|l| written >= l)
             || self.total_limit.is_some_and(|l| read + written >= l);
         if reached {
             self.do_cut();
         }
+    }
+
+    /// The faults checked before every call in `dir`: a cut, an injected
+    /// error. Registers the waker first, so that an injection between the
+    /// check and returning `Pending` still wakes the call.
+    fn check_injected(&mut self, dir: Dir, cx: &mut Context<'_>) -> io::Result<()> {
+        let side = self.handle.shared.side(dir);
+        side.waker.register(cx.waker());
+        if self.handle.is_cut() {
+            self.inner = None;
+            return Err(reset());
+        }
+        match take(&side.fail) {
+            Some(kind) => Err(injected(kind)),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything before a read or write reaches the wrapped connection:
+    /// injected faults, the delay, and a limit already reached (which cuts).
+    /// `Ready(Ok(limit))` gives the most bytes this call may move, if any.
+    fn poll_before_io(&mut self, dir: Dir, cx: &mut Context<'_>) -> Poll<io::Result<Option<u64>>> {
+        if let Err(e) = self.check_injected(dir, cx) {
+            return Poll::Ready(Err(e));
+        }
+        if self.pace(dir).poll_delay(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let done = self.shared().side(dir).bytes.load(Ordering::SeqCst);
+        let pace = self.pace(dir);
+        let (limit, max_chunk) = (pace.limit, pace.max_chunk);
+        let remaining = self.remaining(limit, done);
+        if remaining == Some(0) {
+            self.do_cut();
+            return Poll::Ready(Err(reset()));
+        }
+        Poll::Ready(Ok([remaining, max_chunk.map(|c| c as u64)]
+            .into_iter()
+            .flatten()
+            .min()))
+    }
+
+    /// After a read or write in `dir` finished with `result` (bytes moved):
+    /// the next call waits its delay again, the bytes count, and a limit
+    /// reached exactly cuts.
+    fn after_io(&mut self, dir: Dir, result: io::Result<usize>) -> io::Result<usize> {
+        self.pace(dir).delay_done = false;
+        let n = result?;
+        self.shared()
+            .side(dir)
+            .bytes
+            .fetch_add(n as u64, Ordering::SeqCst);
+        self.cut_if_limit_reached();
+        Ok(n)
     }
 }
 
@@ -368,27 +482,6 @@ fn injected(kind: io::ErrorKind) -> io::Error {
     io::Error::new(kind, "injected fault")
 }
 
-/// Polls an optional delay: `Ready` once it has elapsed (or if there is none).
-fn poll_delay(
-    delay: Duration,
-    sleep: &mut Option<Pin<Box<Sleep>>>,
-    done: &mut bool,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    if delay.is_zero() || *done {
-        return Poll::Ready(());
-    }
-    let timer = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
-    match timer.as_mut().poll(cx) {
-        Poll::Ready(()) => {
-            *sleep = None;
-            *done = true;
-            Poll::Ready(())
-        }
-        Poll::Pending => Poll::Pending,
-    }
-}
-
 impl<C: AsyncRead + Unpin> AsyncRead for FaultyConn<C> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -396,36 +489,11 @@ impl<C: AsyncRead + Unpin> AsyncRead for FaultyConn<C> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        // Register before checking the flags, so an injection between the check and
-        // returning Pending still wakes us.
-        this.handle.shared.read_waker.register(cx.waker());
-        if this.handle.is_cut() {
-            this.inner = None;
-            return Poll::Ready(Err(reset()));
-        }
-        if let Some(kind) = take(&this.handle.shared.fail_read) {
-            return Poll::Ready(Err(injected(kind)));
-        }
-        if poll_delay(
-            this.read_delay,
-            &mut this.read_sleep,
-            &mut this.read_delay_done,
-            cx,
-        )
-        .is_pending()
-        {
-            return Poll::Pending;
-        }
-        let read = this.shared().bytes_read.load(Ordering::SeqCst);
-        let remaining = this.remaining(this.read_limit, read);
-        if remaining == Some(0) {
-            this.do_cut();
-            return Poll::Ready(Err(reset()));
-        }
-        let limit = [remaining, this.max_read_chunk.map(|c| c as u64)]
-            .into_iter()
-            .flatten()
-            .min();
+        let limit = match this.poll_before_io(Dir::Read, cx) {
+            Poll::Ready(Ok(limit)) => limit,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(Err(reset()));
         };
@@ -456,16 +524,7 @@ impl<C: AsyncRead + Unpin> AsyncRead for FaultyConn<C> {
         };
         match result {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(result) => {
-                this.read_delay_done = false;
-                let n = result?;
-                this.handle
-                    .shared
-                    .bytes_read
-                    .fetch_add(n as u64, Ordering::SeqCst);
-                this.cut_if_limit_reached();
-                Poll::Ready(Ok(()))
-            }
+            Poll::Ready(result) => Poll::Ready(this.after_io(Dir::Read, result).map(|_| ())),
         }
     }
 }
@@ -477,34 +536,11 @@ impl<C: AsyncWrite + Unpin> AsyncWrite for FaultyConn<C> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        this.handle.shared.write_waker.register(cx.waker());
-        if this.handle.is_cut() {
-            this.inner = None;
-            return Poll::Ready(Err(reset()));
-        }
-        if let Some(kind) = take(&this.handle.shared.fail_write) {
-            return Poll::Ready(Err(injected(kind)));
-        }
-        if poll_delay(
-            this.write_delay,
-            &mut this.write_sleep,
-            &mut this.write_delay_done,
-            cx,
-        )
-        .is_pending()
-        {
-            return Poll::Pending;
-        }
-        let written = this.shared().bytes_written.load(Ordering::SeqCst);
-        let remaining = this.remaining(this.write_limit, written);
-        if remaining == Some(0) {
-            this.do_cut();
-            return Poll::Ready(Err(reset()));
-        }
-        let limit = [remaining, this.max_write_chunk.map(|c| c as u64)]
-            .into_iter()
-            .flatten()
-            .min();
+        let limit = match this.poll_before_io(Dir::Write, cx) {
+            Poll::Ready(Ok(limit)) => limit,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
         let len = match limit {
             Some(limit) => buf.len().min(usize::try_from(limit).unwrap_or(usize::MAX)),
             None => buf.len(),
@@ -514,28 +550,14 @@ impl<C: AsyncWrite + Unpin> AsyncWrite for FaultyConn<C> {
         };
         match Pin::new(inner).poll_write(cx, &buf[..len]) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(result) => {
-                this.write_delay_done = false;
-                let n = result?;
-                this.handle
-                    .shared
-                    .bytes_written
-                    .fetch_add(n as u64, Ordering::SeqCst);
-                this.cut_if_limit_reached();
-                Poll::Ready(Ok(n))
-            }
+            Poll::Ready(result) => Poll::Ready(this.after_io(Dir::Write, result)),
         }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        this.handle.shared.write_waker.register(cx.waker());
-        if this.handle.is_cut() {
-            this.inner = None;
-            return Poll::Ready(Err(reset()));
-        }
-        if let Some(kind) = take(&this.handle.shared.fail_write) {
-            return Poll::Ready(Err(injected(kind)));
+        if let Err(e) = this.check_injected(Dir::Write, cx) {
+            return Poll::Ready(Err(e));
         }
         match this.inner.as_mut() {
             Some(inner) => Pin::new(inner).poll_flush(cx),

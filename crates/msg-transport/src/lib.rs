@@ -36,8 +36,9 @@
 //! | `inproc://name` | [`Inproc`] | `tokio::io::duplex` pipes, for tests and same-process use |
 //!
 //! Certificates for TLS and QUIC are [`Certificate`]s and [`PrivateKey`]s, loaded from
-//! PEM or made for development by [`dev`]. For tests of the layers above, [`Faulty`]
-//! wraps any transport and injects delays, short reads and writes, errors and cuts.
+//! PEM or made for development by [`dev`]. For tests of the layers above, `Faulty`
+//! (feature `fault`) wraps any transport and injects delays, short reads and writes,
+//! errors and cuts.
 //!
 //! This crate has no state machine of its own: each transport is a thin driver over
 //! tokio, rustls or quinn. TLS and QUIC listeners run handshakes in background tasks so
@@ -48,8 +49,11 @@
 //! - `ipc` (default): the [`Ipc`] transport, on Unix platforms.
 //! - `tls` (default): the [`Tls`] transport, certificates and [`dev`] certificates.
 //! - `quic` (default): the [`Quic`] transport, certificates and [`dev`] certificates.
+//! - `fault` (off): fault injection for tests: `Faulty`, `FaultyConn`, `FaultOptions`
+//!   and `FaultHandle`. Enable it in the `[dev-dependencies]` of the crates whose tests
+//!   use it; it adds types and changes none.
 //!
-//! TCP, inproc, endpoints and fault injection are always available. With a feature off,
+//! TCP, inproc and endpoints are always available. With a feature off,
 //! its scheme still parses, and [`AnyTransport`] reports it as
 //! [`TransportError::Unsupported`]. The variants of [`AnyConn`] and [`AnyListener`]
 //! follow the features (both enums are `#[non_exhaustive]`).
@@ -63,6 +67,7 @@ mod certs;
 pub mod dev;
 mod endpoint;
 mod error;
+#[cfg(feature = "fault")]
 mod fault;
 mod inproc;
 #[cfg(all(unix, feature = "ipc"))]
@@ -79,6 +84,7 @@ pub use any::{AnyConn, AnyListener, AnyTransport};
 pub use certs::{ALPN, Certificate, PrivateKey, TlsClientConfig, TlsServerConfig};
 pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Host, PeerAddr, Scheme};
 pub use error::TransportError;
+#[cfg(feature = "fault")]
 pub use fault::{FaultHandle, FaultOptions, Faulty, FaultyConn, FaultyListener};
 pub use inproc::{INPROC_BUFFER_SIZE, Inproc, InprocListener};
 #[cfg(all(unix, feature = "ipc"))]

@@ -51,6 +51,12 @@
 //!   (implies `reliable`). On by default because a reliable layer that
 //!   forgets on restart is rarely what you want; turn default features off
 //!   to drop the redb dependency.
+//!
+//! Off by default:
+//!
+//! - `fault`: fault injection for tests, `transport::Faulty` (delays,
+//!   short reads and writes, injected errors, cuts). Enable it in
+//!   `[dev-dependencies]`; it adds types and changes none.
 
 pub use msg_socket::{
     AuthRejection, AuthRequest, Authenticator, BackoffPolicy, CloseReport, ConfigError,

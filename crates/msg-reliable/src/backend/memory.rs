@@ -1,4 +1,4 @@
-//! The in-memory backend, with fault injection for tests.
+//! The in-memory backend.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::{Future, ready};
@@ -14,23 +14,18 @@ use crate::proto::{IncomingState, OutgoingState, StoreBatch};
 /// A [`Backend`] that keeps everything in memory.
 ///
 /// Nothing survives the process, but clones share one store, so a test can
-/// drop a reliable endpoint and start a new one on a clone to model a
+/// drop a reliable socket and start a new one on a clone to model a
 /// restart with intact storage. Operations complete at once (the work is
 /// done when the method is called, under a short-held lock).
-///
-/// Fault injection: [`fail_next`](Self::fail_next) and
-/// [`set_failing`](Self::set_failing) make operations fail with
-/// [`StorageErrorKind::Injected`] without touching the state, to test that
-/// storage failures surface and lose nothing.
 ///
 /// ```
 /// use msg_reliable::{Backend, MemoryBackend, PeerId};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryBackend::new();
 /// let peer: PeerId = "b".parse().unwrap();
-/// store.fail_next(1);
-/// assert!(store.append_outgoing(&peer, vec!["x".into()]).await.is_err());
 /// assert_eq!(store.append_outgoing(&peer, vec!["x".into()]).await.unwrap(), 1);
+/// assert_eq!(store.clone().append_outgoing(&peer, vec!["y".into()]).await.unwrap(), 2);
+/// assert_eq!(store.operations(), 2);
 /// # });
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -41,10 +36,7 @@ pub struct MemoryBackend {
 #[derive(Debug, Default)]
 struct State {
     peers: BTreeMap<PeerId, PeerStore>,
-    fail_next: u64,
-    failing: bool,
     operations: u64,
-    injected: u64,
 }
 
 #[derive(Debug, Default)]
@@ -62,26 +54,11 @@ impl MemoryBackend {
         Self::default()
     }
 
-    /// Makes the next `n` operations (of any kind) fail with
-    /// [`StorageErrorKind::Injected`], leaving the state untouched.
-    pub fn fail_next(&self, n: u64) {
-        self.lock().fail_next = n;
-    }
-
-    /// While `on`, every operation fails with
-    /// [`StorageErrorKind::Injected`] (a disk that stays full).
-    pub fn set_failing(&self, on: bool) {
-        self.lock().failing = on;
-    }
-
-    /// Operations that succeeded so far.
+    /// Operations that succeeded so far, over every clone: how many
+    /// storage writes and reads the reliable layer made, for tests of its
+    /// batching.
     pub fn operations(&self) -> u64 {
         self.lock().operations
-    }
-
-    /// Operations failed by injection so far.
-    pub fn injected_failures(&self) -> u64 {
-        self.lock().injected
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -90,17 +67,12 @@ impl MemoryBackend {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs one operation under the lock, unless a fault is due.
+    /// Runs one operation under the lock, counting it if it succeeds.
     fn op<T>(
         &self,
         f: impl FnOnce(&mut BTreeMap<PeerId, PeerStore>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut state = self.lock();
-        if state.failing || state.fail_next > 0 {
-            state.fail_next = state.fail_next.saturating_sub(1);
-            state.injected += 1;
-            return Err(StorageError::from_kind(StorageErrorKind::Injected));
-        }
         let out = f(&mut state.peers)?;
         state.operations += 1;
         Ok(out)

@@ -1,4 +1,4 @@
-//! A reliable endpoint as a child process, for the crash tests
+//! A reliable socket as a child process, for the crash tests
 //! (`tests/crash_sigkill.rs`), which kill it with SIGKILL at random moments.
 //!
 //! ```text
@@ -75,7 +75,7 @@ async fn main() {
                 store,
             )
             .await
-            .expect("open endpoint");
+            .expect("open socket");
             sock.connect(endpoint).expect("connect");
             while confirmed < count {
                 let payload = format!("p{}", confirmed + 1);
@@ -103,7 +103,7 @@ async fn main() {
                 store,
             )
             .await
-            .expect("open endpoint");
+            .expect("open socket");
             // The previous run's listener may take a moment to go away.
             let mut tries = 0;
             while let Err(e) = sock.bind(endpoint).await {
@@ -129,7 +129,7 @@ async fn main() {
                 .len();
             let sock = ReliableSocket::open(receiver, reliable_options(), store.clone())
                 .await
-                .expect("open endpoint");
+                .expect("open socket");
             for _ in 0..undelivered {
                 let d = sock.recv().await.expect("a delivery");
                 let payload = String::from_utf8_lossy(d.payload()).into_owned();

@@ -1,9 +1,17 @@
-//! The `Backend` contract, checked the same way for every backend.
+//! The `Backend` contract, checked the same way for every backend, and a
+//! backend wrapper that injects storage failures.
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::future::{Future, Ready, ready};
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use bytes::Bytes;
-use msg_reliable::{Backend, IncomingState, OutgoingState, PeerId, StoreBatch};
+use futures::future::Either;
+use msg_reliable::{
+    Backend, IncomingState, MemoryBackend, OutgoingState, PeerId, StorageError, StorageErrorKind,
+    StoreBatch,
+};
 
 pub fn peer(name: &str) -> PeerId {
     name.parse().unwrap()
@@ -174,4 +182,146 @@ pub async fn binary_and_prefix_peer_ids_stay_apart(b: &impl Backend) {
         b.load_outgoing(&max).await.unwrap().unacked,
         numbered("m", 1..=1)
     );
+}
+
+/// A [`Backend`] wrapper that fails operations on demand, for tests that
+/// storage failures surface and lose nothing.
+///
+/// A failed operation never reaches the wrapped backend, so it changes
+/// nothing there. Failures are `StorageErrorKind::Other` errors whose
+/// cause is [`INJECTED`] (see [`is_injected`]). Clones share the wrapped
+/// backend (when it shares its state, as `MemoryBackend` does) and the
+/// fault settings, so a test keeps a clone to fail the store a socket uses.
+#[derive(Clone, Debug, Default)]
+pub struct FailingBackend<B = MemoryBackend> {
+    inner: B,
+    faults: Arc<Mutex<Faults>>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    fail_next: u64,
+    failing: bool,
+    injected: u64,
+}
+
+/// The cause of every failure a [`FailingBackend`] injects.
+pub const INJECTED: &str = "injected storage failure";
+
+/// Whether `error` was injected by a [`FailingBackend`].
+pub fn is_injected(error: &StorageError) -> bool {
+    error.kind() == StorageErrorKind::Other
+        && std::error::Error::source(error).is_some_and(|s| s.to_string() == INJECTED)
+}
+
+impl<B: Backend> FailingBackend<B> {
+    /// Wraps `inner`, failing nothing yet.
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            faults: Arc::default(),
+        }
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// Makes the next `n` operations (of any kind) fail.
+    pub fn fail_next(&self, n: u64) {
+        self.faults().fail_next = n;
+    }
+
+    /// While `on`, every operation fails (a disk that stays full).
+    pub fn set_failing(&self, on: bool) {
+        self.faults().failing = on;
+    }
+
+    /// Operations failed so far.
+    pub fn injected_failures(&self) -> u64 {
+        self.faults().injected
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` on the wrapped backend, unless a failure is due: then the
+    /// wrapped backend is not called at all.
+    fn run<'a, T, F>(
+        &'a self,
+        op: impl FnOnce(&'a B) -> F,
+    ) -> Either<Ready<Result<T, StorageError>>, F>
+    where
+        F: Future<Output = Result<T, StorageError>>,
+    {
+        let mut faults = self.faults();
+        if faults.failing || faults.fail_next > 0 {
+            faults.fail_next = faults.fail_next.saturating_sub(1);
+            faults.injected += 1;
+            return Either::Left(ready(Err(StorageError::new(
+                StorageErrorKind::Other,
+                INJECTED,
+            ))));
+        }
+        drop(faults);
+        Either::Right(op(&self.inner))
+    }
+}
+
+impl<B: Backend> Backend for FailingBackend<B> {
+    fn append_outgoing(
+        &self,
+        peer: &PeerId,
+        payloads: Vec<Bytes>,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send {
+        self.run(|b| b.append_outgoing(peer, payloads))
+    }
+
+    fn ack_outgoing(
+        &self,
+        peer: &PeerId,
+        up_to: u64,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send {
+        self.run(|b| b.ack_outgoing(peer, up_to))
+    }
+
+    fn load_outgoing(
+        &self,
+        peer: &PeerId,
+    ) -> impl Future<Output = Result<OutgoingState, StorageError>> + Send {
+        self.run(|b| b.load_outgoing(peer))
+    }
+
+    fn store_incoming(
+        &self,
+        peer: &PeerId,
+        batch: StoreBatch,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send {
+        self.run(|b| b.store_incoming(peer, batch))
+    }
+
+    fn ack_incoming(
+        &self,
+        peer: &PeerId,
+        seqs: Vec<u64>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send {
+        self.run(|b| b.ack_incoming(peer, seqs))
+    }
+
+    fn load_incoming(
+        &self,
+        peer: &PeerId,
+    ) -> impl Future<Output = Result<IncomingState, StorageError>> + Send {
+        self.run(|b| b.load_incoming(peer))
+    }
+
+    fn accepted(&self, peer: &PeerId) -> impl Future<Output = Result<u64, StorageError>> + Send {
+        self.run(|b| b.accepted(peer))
+    }
+
+    fn peers(&self) -> impl Future<Output = Result<Vec<PeerId>, StorageError>> + Send {
+        self.run(|b| b.peers())
+    }
 }

@@ -1,5 +1,5 @@
-//! Helpers for the endpoint tests: identities, quick options, TLS/QUIC
-//! setups (copied from msg-socket's tests), in-order receivers.
+//! Helpers for the socket tests: identities, quick options, setups per
+//! transport, in-order receivers.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -8,23 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use msg_reliable::{Delivery, PeerId, ReliableOptions, ReliableSocket};
 use msg_socket::SocketOptions;
-use msg_socket::transport::dev;
-use msg_socket::transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions};
+pub use msg_testkit::{secure_transports, unique_inproc};
 
 /// Long enough for anything that should happen, short enough to fail a
 /// hung test.
 pub const WAIT: Duration = Duration::from_secs(30);
-
-/// An `inproc://` endpoint string no other test uses, tagged `tag`.
-pub fn unique_inproc(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "inproc://{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 pub fn pid(name: &str) -> PeerId {
     name.parse().unwrap()
@@ -65,7 +53,7 @@ pub async fn next(sock: &ReliableSocket) -> Delivery {
     tokio::time::timeout(WAIT, sock.recv())
         .await
         .expect("a delivery in time")
-        .expect("endpoint open")
+        .expect("socket open")
 }
 
 /// Receives messages `first..first + count` from `from`, in order, each
@@ -81,35 +69,13 @@ pub async fn receive_all(sock: &ReliableSocket, from: &str, to: &str, first: u64
 }
 
 /// Nothing is waiting to be delivered right now. (After a restart, make a
-/// round trip to the endpoint's task first, such as `pending()`: restored
+/// round trip to the socket's task first, such as `pending()`: restored
 /// deliveries are queued when the task starts.)
 pub fn assert_nothing_delivered(sock: &ReliableSocket) {
     use futures::FutureExt;
     if let Some(Some(d)) = sock.recv().now_or_never() {
         panic!("unexpected delivery {d:?}");
     }
-}
-
-/// TLS and QUIC transports for a server and a client that trusts it.
-pub fn secure_transports() -> (AnyTransport, AnyTransport) {
-    let cert = dev::self_signed(["localhost", "127.0.0.1"]).expect("dev cert");
-    let mut client_cfg = TlsClientConfig::new();
-    client_cfg.add_root(cert.certificate());
-    let mut tls_server = TlsOptions::new();
-    tls_server.server(cert.server_config());
-    let mut tls_client = TlsOptions::new();
-    tls_client.client(client_cfg.clone());
-    let mut quic_server = QuicOptions::new();
-    quic_server.server(cert.server_config());
-    let mut quic_client = QuicOptions::new();
-    quic_client.client(client_cfg);
-    let server = AnyTransport::new()
-        .with_tls(Tls::new(&tls_server).expect("tls server"))
-        .with_quic(Quic::new(&quic_server).expect("quic server"));
-    let client = AnyTransport::new()
-        .with_tls(Tls::new(&tls_client).expect("tls client"))
-        .with_quic(Quic::new(&quic_client).expect("quic client"));
-    (server, client)
 }
 
 /// Socket options for a binding and a connecting side over `transport`

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use msg_socket::SocketOptions;
-use msg_socket::transport::dev;
-use msg_socket::transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions};
+use futures::StreamExt;
+use msg_socket::{PubMessage, SocketOptions, SubSocket};
+pub use msg_testkit::{secure_transports, unique};
 
 /// How to run a server and a client over one transport.
 pub struct Setup {
@@ -22,50 +22,24 @@ pub struct Setup {
     _dir: Option<tempfile::TempDir>,
 }
 
-/// Fast reconnects for tests: tens of milliseconds, not seconds.
 /// An `inproc://` endpoint string no other test uses, tagged `tag`.
 pub fn inproc(tag: &str) -> String {
-    format!("inproc://{}", unique(tag))
+    msg_testkit::unique_inproc(tag)
 }
 
+/// Fast reconnects for tests: tens of milliseconds, not seconds.
 pub fn quick(opts: &mut SocketOptions) -> &mut SocketOptions {
     opts.reconnect_initial(Duration::from_millis(10))
         .reconnect_max(Duration::from_millis(100))
 }
 
-/// A name no other test uses: `prefix`, the process id and a counter.
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// TLS and QUIC transports for a server and a client that trusts it.
-pub fn secure_transports() -> (AnyTransport, AnyTransport) {
-    let cert = dev::self_signed(["localhost", "127.0.0.1"]).expect("dev cert");
-    let mut client_cfg = TlsClientConfig::new();
-    client_cfg.add_root(cert.certificate());
-
-    let mut tls_server = TlsOptions::new();
-    tls_server.server(cert.server_config());
-    let mut tls_client = TlsOptions::new();
-    tls_client.client(client_cfg.clone());
-    let mut quic_server = QuicOptions::new();
-    quic_server.server(cert.server_config());
-    let mut quic_client = QuicOptions::new();
-    quic_client.client(client_cfg);
-
-    let server = AnyTransport::new()
-        .with_tls(Tls::new(&tls_server).expect("tls server"))
-        .with_quic(Quic::new(&quic_server).expect("quic server"));
-    let client = AnyTransport::new()
-        .with_tls(Tls::new(&tls_client).expect("tls client"))
-        .with_quic(Quic::new(&quic_client).expect("quic client"));
-    (server, client)
+/// The next message of `sub`; fails the test if none comes within
+/// `within` or the socket closes.
+pub async fn next_message(sub: &mut SubSocket, within: Duration) -> PubMessage {
+    tokio::time::timeout(within, sub.next())
+        .await
+        .expect("a message in time")
+        .expect("the socket is open")
 }
 
 /// One setup for each transport: tcp, ipc, quic, tls, inproc.

@@ -22,43 +22,8 @@ use crate::options::ReliableOptions;
 use crate::peer::PeerId;
 use crate::proto::{IncomingState, OutgoingState, Session, SessionEvent, SessionStats, StoreBatch};
 
-/// A small seeded PRNG (SplitMix64): reproducible runs, no dependency.
-#[derive(Clone, Debug)]
-pub(super) struct Rng(u64);
-
-impl Rng {
-    pub(super) fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub(super) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `p`.
-    pub(super) fn chance(&mut self, p: f64) -> bool {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        unit < p
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub(super) fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    pub(super) fn duration(&mut self, max: Duration) -> Duration {
-        let nanos = max.as_nanos() as u64;
-        if nanos == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(self.below(nanos + 1))
-        }
-    }
-}
+/// The workspace's seeded generator (SplitMix64): reproducible runs.
+pub(super) use msg_testkit::Rng;
 
 /// How the simulated link treats frames.
 #[derive(Clone, Debug)]

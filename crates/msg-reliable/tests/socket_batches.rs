@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use crate::common::FailingBackend;
 use crate::support::*;
-use msg_reliable::{AckMode, Delivery, MemoryBackend, ReliableOptions, ReliableSocket};
+use msg_reliable::{AckMode, Backend, Delivery, MemoryBackend, ReliableOptions, ReliableSocket};
 
-async fn open(name: &str, opts: ReliableOptions, store: &MemoryBackend) -> ReliableSocket {
+async fn open(name: &str, opts: ReliableOptions, store: &(impl Backend + Clone)) -> ReliableSocket {
     ReliableSocket::open_with_socket_options(pid(name), opts, quick(), store.clone())
         .await
         .unwrap()
@@ -19,7 +20,7 @@ async fn take(sock: &ReliableSocket, buf: &mut Vec<Delivery>, count: usize, limi
         let n = tokio::time::timeout(WAIT, sock.recv_many(buf, limit))
             .await
             .expect("deliveries in time");
-        assert!(n > 0, "endpoint closed");
+        assert!(n > 0, "socket closed");
         assert_eq!(buf.len(), before + n, "returns how many it appended");
         assert!(n <= limit, "took {n} with a limit of {limit}");
     }
@@ -75,10 +76,10 @@ async fn recv_many_and_ack_all_acknowledge_exactly_the_batch() {
     assert_nothing_delivered(&b);
 }
 
-/// One `ack_all` may hold deliveries of two endpoints from two peers: each
-/// endpoint stores its own acknowledgements.
+/// One `ack_all` may hold deliveries of two sockets from two peers: each
+/// socket stores its own acknowledgements.
 #[tokio::test(start_paused = true)]
-async fn ack_all_sorts_deliveries_by_endpoint_and_peer() {
+async fn ack_all_sorts_deliveries_by_socket_and_peer() {
     let stores: Vec<MemoryBackend> = (0..4).map(|_| MemoryBackend::new()).collect();
     let b = open("b", fast(), &stores[0]).await;
     let d = open("d", fast(), &stores[1]).await;
@@ -102,7 +103,7 @@ async fn ack_all_sorts_deliveries_by_endpoint_and_peer() {
     let operations = |s: &MemoryBackend| s.operations();
     let before = (operations(&stores[0]), operations(&stores[1]));
     Delivery::ack_all(all).await.unwrap();
-    // One write per endpoint and peer.
+    // One write per socket and peer.
     assert_eq!(operations(&stores[0]) - before.0, 2);
     assert_eq!(operations(&stores[1]) - before.1, 2);
 
@@ -122,7 +123,7 @@ async fn ack_all_sorts_deliveries_by_endpoint_and_peer() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_ack_all_reports_it_and_delivers_again() {
     let a_store = MemoryBackend::new();
-    let b_store = MemoryBackend::new();
+    let b_store = FailingBackend::new(MemoryBackend::new());
     let a = open("a", fast(), &a_store).await;
     let b = open("b", fast(), &b_store).await;
     let endpoint = a.bind(&unique_inproc("ack-all-fails")).await.unwrap();

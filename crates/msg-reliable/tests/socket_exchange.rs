@@ -1,4 +1,4 @@
-//! Two reliable endpoints exchange messages both ways, over every
+//! Two reliable sockets exchange messages both ways, over every
 //! transport: each message once, in order, acknowledged.
 
 use std::time::Duration;
@@ -161,7 +161,7 @@ async fn auto_ack_mode_needs_no_ack_and_delivers_once() {
     let b = ReliableSocket::open_with_link(pid("b"), opts, b_store, link_b)
         .await
         .unwrap();
-    // A round trip to the endpoint's task: it has restored everything.
+    // A round trip to the socket's task: it has restored everything.
     assert!(b.pending().await.unwrap().is_empty());
     assert_nothing_delivered(&b);
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::common::FailingBackend;
 use crate::support::*;
 #[cfg(feature = "redb")]
 use msg_reliable::RedbBackend;
@@ -154,8 +155,8 @@ async fn send_to_waits_for_room_in_a_full_outbox() {
 
 #[tokio::test(start_paused = true)]
 async fn storage_failures_surface_and_lose_nothing() {
-    let a_store = MemoryBackend::new();
-    let b_store = MemoryBackend::new();
+    let a_store = FailingBackend::new(MemoryBackend::new());
+    let b_store = FailingBackend::new(MemoryBackend::new());
     let a = ReliableSocket::open_with_socket_options(pid("a"), fast(), quick(), a_store.clone())
         .await
         .unwrap();
@@ -274,7 +275,7 @@ async fn options_are_validated_on_open() {
 }
 
 /// Concurrent `send_to` calls share redb write transactions (and their
-/// fsyncs): group commit through the endpoint.
+/// fsyncs): group commit through the socket.
 #[cfg(feature = "redb")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sends_share_a_commit() {

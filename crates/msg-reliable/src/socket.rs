@@ -1,4 +1,4 @@
-//! The reliable endpoint: [`ReliableSocket`], its deliveries, its shutdown.
+//! The reliable socket: [`ReliableSocket`], its deliveries, its shutdown.
 
 use std::fmt;
 use std::ops::Range;
@@ -23,7 +23,7 @@ use crate::options::{AckMode, ReliableOptions};
 use crate::peer::PeerId;
 use crate::proto::Session;
 
-/// A reliable endpoint: sends to peers by [`PeerId`] and receives from
+/// A reliable socket: sends to peers by [`PeerId`] and receives from
 /// them, every message once and in order, across disconnects and restarts.
 ///
 /// It runs the reliable protocol (see the [crate docs](crate)) for every
@@ -45,7 +45,7 @@ use crate::proto::Session;
 ///   acknowledge what is stored, and reports what is still pending; it
 ///   stays stored for the next run.
 ///
-/// Dropping the endpoint stops its task at once (like a crash, minus the
+/// Dropping the socket stops its task at once (like a crash, minus the
 /// crash: what was stored stays stored); the task releases the backend
 /// when storage operations under way have finished. Use
 /// [`shutdown`](Self::shutdown) to drain and to wait for that, for example
@@ -94,7 +94,7 @@ impl fmt::Debug for ReliableSocket {
 }
 
 impl ReliableSocket {
-    /// Opens an endpoint named `identity` over a new [`PeerSocket`] with
+    /// Opens a reliable socket named `identity` over a new [`PeerSocket`] with
     /// default [`SocketOptions`], resuming whatever `backend` holds.
     ///
     /// On open, every peer the backend has state for is restored: its
@@ -135,9 +135,9 @@ impl ReliableSocket {
         Self::start(identity, options, backend, link, Some(socket)).await
     }
 
-    /// Opens an endpoint over a network of your own: `link` carries the
+    /// Opens a reliable socket over a network of your own: `link` carries the
     /// frames and reports peers coming and going (see [`Link`]). Such an
-    /// endpoint has no socket: [`bind`](Self::bind) and
+    /// reliable socket has no [`PeerSocket`]: [`bind`](Self::bind) and
     /// [`connect`](Self::connect) fail with [`ReliableError::CustomLink`].
     ///
     /// # Errors
@@ -173,6 +173,25 @@ impl ReliableSocket {
             );
             sessions.push(Session::new(peer, opts.clone(), outgoing, incoming)?);
         }
+        // Both channels are unbounded in type and bounded in use; a bounded
+        // channel would add a wait that no caller needs:
+        //
+        // - Commands. Every `Send`, `Pending` and replying `Ack` comes from
+        //   a caller that then waits for its one-shot reply, so the channel
+        //   holds at most one command per call in progress (or just
+        //   cancelled, until the driver takes it, which it does on its next
+        //   turn: it never waits for anything but its inputs). The one
+        //   command nobody waits for is the `Ack` that `recv`/`recv_many`
+        //   send in `AckMode::Auto` for what they took, and those are
+        //   bounded as the deliveries are: by the receive window.
+        // - Deliveries. The sessions deliver only messages inside the
+        //   receive window, and a delivery holds its room there until the
+        //   application acknowledges it (`Delivery::ack`, or taking it in
+        //   auto mode). So per peer the channel holds at most
+        //   `recv_window` deliveries and `recv_window_bytes` of payload
+        //   (tests/socket_receive_window.rs checks it). The driver must not
+        //   wait on this channel: it also reads the link and finishes
+        //   storage while the application is slow.
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (deliveries_tx, deliveries_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(commands, opts.get_ack_mode()));
@@ -187,12 +206,12 @@ impl ReliableSocket {
         })
     }
 
-    /// This endpoint's identity.
+    /// This socket's identity.
     pub fn identity(&self) -> &PeerId {
         &self.identity
     }
 
-    /// The socket the endpoint runs over (for `bind_with`, `connect_with`,
+    /// The [`PeerSocket`] this socket runs over (for `bind_with`, `connect_with`,
     /// events and stats); `None` over a custom link.
     pub fn socket(&self) -> Option<&PeerSocket> {
         self.socket.as_deref()
@@ -357,7 +376,7 @@ impl ReliableSocket {
     ///
     /// # Errors
     ///
-    /// [`ReliableError::Closed`] if the endpoint shuts down first.
+    /// [`ReliableError::Closed`] if the socket shuts down first.
     pub async fn wait_acked(&self, peer: &PeerId, seq: u64) -> Result<(), ReliableError> {
         let mut acked = self.shared.watch_acked(peer);
         tokio::select! {
@@ -387,7 +406,7 @@ impl ReliableSocket {
     }
 
     /// The next delivery, from any peer (in order per peer); `None` once
-    /// the endpoint is shut down.
+    /// the socket is shut down.
     ///
     /// Several tasks may wait at once; each delivery goes to one of them.
     /// In [`AckMode::Auto`], taking a delivery acknowledges it.
@@ -397,7 +416,7 @@ impl ReliableSocket {
 
     /// Waits for deliveries and takes up to `limit` of them at once,
     /// appending them to `buf` (in order per peer); returns how many it
-    /// took, 0 once the endpoint is shut down (or if `limit` is 0).
+    /// took, 0 once the socket is shut down (or if `limit` is 0).
     ///
     /// Like [`recv`](Self::recv), but a busy receiver takes what has
     /// arrived in one call; acknowledge them together with
@@ -405,9 +424,9 @@ impl ReliableSocket {
     ///
     /// ```
     /// # use msg_reliable::{Delivery, ReliableSocket};
-    /// # async fn consume(endpoint: &ReliableSocket) -> Result<(), msg_reliable::ReliableError> {
+    /// # async fn consume(socket: &ReliableSocket) -> Result<(), msg_reliable::ReliableError> {
     /// let mut batch = Vec::with_capacity(256);
-    /// while endpoint.recv_many(&mut batch, 256).await > 0 {
+    /// while socket.recv_many(&mut batch, 256).await > 0 {
     ///     for delivery in &batch {
     ///         println!("{} #{}: {} bytes", delivery.peer(), delivery.seq(), delivery.payload().len());
     ///     }
@@ -434,7 +453,7 @@ impl ReliableSocket {
         }
     }
 
-    /// Shuts the endpoint down gracefully: waits up to `timeout` until
+    /// Shuts the socket down gracefully: waits up to `timeout` until
     /// every peer has acknowledged every stored message, then stops, and
     /// reports what was still pending.
     ///
@@ -661,9 +680,9 @@ impl Delivery {
     }
 
     /// Acknowledges several deliveries at once (see [`ack`](Self::ack)):
-    /// one storage write per endpoint and peer instead of one per delivery.
+    /// one storage write per socket and peer instead of one per delivery.
     /// Returns once every deletion is stored. Deliveries from several
-    /// endpoints or peers may be mixed; in [`AckMode::Auto`] they need
+    /// sockets or peers may be mixed; in [`AckMode::Auto`] they need
     /// nothing and are skipped.
     ///
     /// # Errors
@@ -674,7 +693,7 @@ impl Delivery {
     pub async fn ack_all(
         deliveries: impl IntoIterator<Item = Delivery>,
     ) -> Result<(), ReliableError> {
-        // Grouped by endpoint (its command channel) and peer.
+        // Grouped by socket (its command channel) and peer.
         let mut groups: Vec<(mpsc::UnboundedSender<Command>, PeerId, Vec<u64>)> = Vec::new();
         for delivery in deliveries {
             let Some(acker) = delivery.acker else {

@@ -1,0 +1,124 @@
+//! Test support shared by msg's crates, so that each helper has one home.
+//!
+//! A dev-dependency of `msg-socket` and `msg-reliable` (never a normal one,
+//! and never published):
+//!
+//! - [`secure_transports`]: TLS and QUIC transports for a server and a
+//!   client that trusts it, on a development certificate;
+//! - [`unique`] and [`unique_inproc`]: names no other test in the process
+//!   uses, for `inproc://` endpoints and files;
+//! - [`next_matching`]: the next item of an event stream that a test is
+//!   waiting for, with a deadline;
+//! - [`Rng`]: a small seeded generator, so that a randomised test replays
+//!   from its seed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use msg_transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions, dev};
+
+mod rng;
+
+pub use rng::Rng;
+
+/// TLS and QUIC transports for a server and a client that trusts it.
+///
+/// Both sides also keep the transports [`AnyTransport::new`] has (TCP, IPC,
+/// inproc), so one pair serves every endpoint scheme. The server presents
+/// a development certificate for `localhost` and `127.0.0.1`; the client
+/// trusts exactly that certificate.
+///
+/// # Panics
+///
+/// If the certificate or a transport cannot be made: a broken test setup.
+pub fn secure_transports() -> (AnyTransport, AnyTransport) {
+    let cert = dev::self_signed(["localhost", "127.0.0.1"]).expect("dev cert");
+    let mut client_cfg = TlsClientConfig::new();
+    client_cfg.add_root(cert.certificate());
+
+    let mut tls_server = TlsOptions::new();
+    tls_server.server(cert.server_config());
+    let mut tls_client = TlsOptions::new();
+    tls_client.client(client_cfg.clone());
+    let mut quic_server = QuicOptions::new();
+    quic_server.server(cert.server_config());
+    let mut quic_client = QuicOptions::new();
+    quic_client.client(client_cfg);
+
+    let server = AnyTransport::new()
+        .with_tls(Tls::new(&tls_server).expect("tls server"))
+        .with_quic(Quic::new(&quic_server).expect("quic server"));
+    let client = AnyTransport::new()
+        .with_tls(Tls::new(&tls_client).expect("tls client"))
+        .with_quic(Quic::new(&quic_client).expect("quic client"));
+    (server, client)
+}
+
+/// A name no other caller in this process gets: `prefix`, the process id
+/// and a counter.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An `inproc://` endpoint string no other test uses, tagged `tag`.
+pub fn unique_inproc(tag: &str) -> String {
+    format!("inproc://{}", unique(tag))
+}
+
+/// How long [`next_matching`] waits: far longer than anything a test waits
+/// for, on a paused clock it costs nothing, and it still ends a hung test.
+pub const EVENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The first item of `events` that `pick` maps to `Some`, skipping the
+/// others.
+///
+/// # Panics
+///
+/// If the stream ends first, or nothing matches within
+/// [`EVENT_DEADLINE`] (of tokio time, so a paused clock reaches it at once
+/// when nothing else can happen).
+pub async fn next_matching<S, T>(events: &mut S, mut pick: impl FnMut(S::Item) -> Option<T>) -> T
+where
+    S: Stream + Unpin,
+{
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        loop {
+            let event = events.next().await.expect("the event stream ended");
+            if let Some(t) = pick(event) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("the expected event never came")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique("a"), unique("a"));
+        assert!(unique_inproc("t").starts_with("inproc://t-"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn next_matching_skips_what_it_does_not_want() {
+        let mut events = futures::stream::iter([1, 2, 3, 4]);
+        assert_eq!(
+            next_matching(&mut events, |n| (n % 2 == 0).then_some(n * 10)).await,
+            20
+        );
+        assert_eq!(
+            next_matching(&mut events, |n| (n > 3).then_some(n)).await,
+            4
+        );
+    }
+}
