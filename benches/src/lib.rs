@@ -51,9 +51,12 @@
 //! schedulers.
 
 mod error;
+mod interleave;
 mod machine;
 mod measure;
 pub mod msg_rows;
+mod placement;
+pub mod processes;
 pub mod reliable_rows;
 mod report;
 mod stats;
@@ -62,7 +65,10 @@ pub mod zmq_baseline;
 
 pub use error::BenchError;
 pub use machine::Machine;
-pub use measure::{Config, Experiment, Measurement, Metric, Suite, Transport, run};
+pub use measure::{
+    Config, Experiment, Interleaved, MULTI_THREAD_WORKERS, Measurement, Metric, Shape, Suite,
+    Transport, run,
+};
 pub use report::{json_lines, markdown};
 pub use stats::{median, percentile};
 

@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use msg_benches::{Config, Machine, experiments, json_lines, markdown, msg_rows, run};
+use msg_benches::{Config, Machine, experiments, json_lines, markdown, msg_rows, processes, run};
 
 const USAGE: &str = "\
 usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]...
@@ -66,6 +66,11 @@ fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.first().map(String::as_str) == Some(msg_rows::IDLE_SERVER_ARG) {
         let code = msg_rows::idle_server_main(&raw[1..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // So do the server ends of the processes shape.
+    if raw.first().map(String::as_str) == Some(processes::PEER_ARG) {
+        let code = processes::peer_main(&raw[1..]);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let args = match parse_args() {
