@@ -69,7 +69,7 @@ pub use measure::{
     Config, Experiment, Interleaved, MULTI_THREAD_WORKERS, Measurement, Metric, Shape, Suite,
     Transport, run,
 };
-pub use report::{json_lines, markdown};
+pub use report::{json_lines, markdown, shapes_table};
 pub use stats::{median, percentile};
 
 /// Every experiment this build knows, baselines first, in the order the

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::machine::Machine;
-use crate::measure::{Config, Interleaved, Measurement, Metric};
+use crate::measure::{Config, Interleaved, Measurement, Metric, Shape};
 
 /// The report as markdown: the machine, then one table row per
 /// measurement, with its ratios to the reference rows of the same run.
@@ -70,6 +70,92 @@ pub fn markdown(machine: &Machine, cfg: &Config, measurements: &[Measurement]) -
             m.transport,
             size_label(m.size),
             m.metric.name(),
+        );
+    }
+    out
+}
+
+/// The rows that ran in more than one shape, side by side: one line per
+/// row, transport, size and metric, one column per shape
+/// ([`Shape::CurrentThread`], [`Shape::MultiThread`],
+/// [`Shape::Processes`]), each cell holding the value and its ratio to the
+/// row's first reference in the same shape (named in the `vs` column), and
+/// the median interleaved ratio where there is one. libzmq rows, which
+/// have one shape, are left out. Empty when no row ran in two shapes.
+pub fn shapes_table(measurements: &[Measurement]) -> String {
+    const SHAPES: [Shape; 3] = [Shape::CurrentThread, Shape::MultiThread, Shape::Processes];
+    let mut keys: Vec<&Measurement> = Vec::new();
+    for m in measurements {
+        if SHAPES.contains(&m.shape)
+            && !keys.iter().any(|k| {
+                k.row == m.row
+                    && k.transport == m.transport
+                    && k.size == m.size
+                    && k.metric == m.metric
+            })
+        {
+            keys.push(m);
+        }
+    }
+    let mut out = String::new();
+    for key in keys {
+        let cells: Vec<Option<&Measurement>> = SHAPES
+            .iter()
+            .map(|&shape| {
+                measurements.iter().find(|m| {
+                    m.shape == shape
+                        && m.row == key.row
+                        && m.transport == key.transport
+                        && m.size == key.size
+                        && m.metric == key.metric
+                })
+            })
+            .collect();
+        if cells.iter().flatten().count() < 2 {
+            continue;
+        }
+        if out.is_empty() {
+            let _ = writeln!(
+                out,
+                "| row | transport | size | metric | vs | current-thread | multi-thread | processes |"
+            );
+            let _ = writeln!(out, "|---|---|--:|---|---|--:|--:|--:|");
+        }
+        let vs = cells
+            .iter()
+            .flatten()
+            .find_map(|m| m.ratios(measurements).first().map(|(r, _)| *r))
+            .unwrap_or("");
+        let over = key
+            .ref_transport
+            .filter(|_| !vs.is_empty())
+            .map(|t| format!(" over {t}"))
+            .unwrap_or_default();
+        let cells = cells
+            .iter()
+            .map(|m| match m {
+                None => "-".to_owned(),
+                Some(m) => {
+                    let (value, unit) = human(m.metric, m.value);
+                    let mut cell = format!("{value} {unit}");
+                    if let Some((_, r)) = m.ratios(measurements).iter().find(|(r, _)| *r == vs) {
+                        let _ = write!(cell, ", {}×", sig3(*r));
+                    }
+                    if let Some(i) = &m.interleaved {
+                        let _ = write!(cell, " (interleaved {}×)", sig3(i.median()));
+                    }
+                    cell
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {vs}{over} | {cells} |",
+            key.row,
+            key.transport,
+            size_label(key.size),
+            key.metric.name(),
         );
     }
     out
@@ -319,6 +405,30 @@ mod tests {
             "| row | processes | ipc | 64 B | rtt p50 | 15.0 | µs | 1.50× base; \
              interleaved 1.50× base (IQR 1.25–2.00, range 1.25–2.00, 3 rounds) |"
         ));
+    }
+
+    #[test]
+    fn shapes_side_by_side_pair_each_value_with_its_ratio_in_its_shape() {
+        use crate::measure::{Shape, Suite, Transport};
+        let m = |suite, row, shape, v| {
+            Measurement::new(suite, row, Transport::Tcp, 64, Metric::RttP50, v).on(shape)
+        };
+        let all = [
+            m(Suite::Tokio, "base", Shape::CurrentThread, 10.0),
+            m(Suite::Tokio, "base", Shape::MultiThread, 20.0),
+            m(Suite::Msg, "row", Shape::CurrentThread, 15.0).compared_with(&["base"]),
+            m(Suite::Msg, "row", Shape::MultiThread, 50.0)
+                .compared_with(&["base"])
+                .with_interleaved("base", vec![2.0, 3.0, 2.5]),
+            m(Suite::Msg, "alone", Shape::CurrentThread, 1.0),
+        ];
+        let table = shapes_table(&all);
+        assert_eq!(table.lines().count(), 4, "{table}");
+        assert!(table.contains("| base | tcp | 64 B | rtt p50 |  | 10.0 µs | 20.0 µs | - |"));
+        assert!(table.contains(
+            "| row | tcp | 64 B | rtt p50 | base | 15.0 µs, 1.50× | 50.0 µs, 2.50× (interleaved 2.50×) | - |"
+        ));
+        assert!(shapes_table(&all[4..]).is_empty());
     }
 
     #[test]

@@ -11,7 +11,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use msg_benches::{Config, Machine, experiments, json_lines, markdown, msg_rows, processes, run};
+use msg_benches::{
+    Config, Machine, experiments, json_lines, markdown, msg_rows, processes, run, shapes_table,
+};
 
 const USAGE: &str = "\
 usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]...
@@ -147,6 +149,19 @@ fn main() -> ExitCode {
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 
     print!("{}", markdown(&machine, &cfg, &measurements));
+    let side_by_side = shapes_table(&measurements);
+    if !side_by_side.is_empty() {
+        println!();
+        println!("### The shapes side by side");
+        println!();
+        println!(
+            "Rows that ran in more than one shape; each cell is the value and its ratio to \
+             the row named in `vs`, in the same shape and run (and the median interleaved \
+             ratio where there is one)."
+        );
+        println!();
+        print!("{side_by_side}");
+    }
     if let Some(path) = &args.json {
         if let Err(e) = std::fs::write(path, json_lines(&machine, &cfg, &measurements)) {
             eprintln!("compare: writing {path}: {e}");
