@@ -1,14 +1,18 @@
 //! msg's own rows: the same shapes as the baselines, through msg's sockets.
 //!
-//! Placement follows [`tokio_baseline`]: each side of a pattern gets its own
-//! OS thread with a current-thread tokio runtime, as two single-threaded
-//! processes would; the ten subscribers of the fan-out row share one thread
-//! and runtime, as the libzmq row's ten SUB sockets share one context. The
+//! Placement follows [`tokio_baseline`], shape by shape ([`Shape`]). In
+//! [`Shape::CurrentThread`] each side of a pattern gets its own OS thread
+//! with a current-thread tokio runtime, as two single-threaded processes
+//! would; the ten subscribers of the fan-out row share one thread and
+//! runtime, as the libzmq row's ten SUB sockets share one context. The
 //! Req/Rep sides and the subscribers run in spawned tasks, as an
 //! application's would (a runtime wakes its `block_on` future at the cost of
 //! an extra `epoll_wait`); the publisher, which is never woken by another
-//! task, runs in the `block_on` future. Every socket has its default options
-//! unless a row says otherwise.
+//! task, runs in the `block_on` future. In [`Shape::MultiThread`] both sides
+//! are spawned tasks of one multi-thread runtime. In [`Shape::Processes`]
+//! (the round trip over TCP and IPC, Pub/Sub at 64 B) the Rep socket or the
+//! publisher runs in a child process (see [`processes`]). Every socket has
+//! its default options unless a row says otherwise.
 //!
 //! The rows:
 //!

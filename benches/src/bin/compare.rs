@@ -5,8 +5,9 @@
 //! cargo run --release -p msg-benches --bin compare -- [--quick] [--runs N] [--json FILE] [--only TEXT]...
 //! ```
 //!
-//! Prints the machine and a markdown table to stdout, progress to stderr,
-//! and with `--json` writes JSON lines to FILE. See `benches/README.md`.
+//! Prints the machine, a markdown table and the rows that ran in more than
+//! one shape side by side to stdout, progress to stderr, and with `--json`
+//! writes JSON lines to FILE. See `benches/README.md`.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -21,7 +22,8 @@ usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]...
   --quick      smoke run: tiny counts, one run, a few seconds; numbers are not meaningful
   --runs N     report the median of N runs (default 3; 1 with --quick)
   --json FILE  also write the results as JSON lines to FILE
-  --only TEXT  run only the experiments whose name contains TEXT (e.g. \"tcp\", \"PUB/SUB\");
+  --only TEXT  run only the experiments whose name contains TEXT (e.g. \"tcp\", \"PUB/SUB\",
+               or a shape: \"current-thread\", \"multi-thread\", \"processes\");
                repeat it to run those that contain any of the TEXTs
 ";
 
