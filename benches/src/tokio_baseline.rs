@@ -7,9 +7,9 @@
 //! thread with a current-thread tokio runtime, as two single-threaded
 //! processes would be; in [`Shape::MultiThread`] both ends are tasks on one
 //! multi-thread runtime; in [`Shape::Processes`] (ping-pong, and the stream
-//! at 64 B) the server end runs in a child process (see
-//! [`processes`]). Both ends are written the way a
-//! careful hand-rolled protocol would be:
+//! at 64 B) the end that listens (the echo server, the stream's sender)
+//! runs in a child process (see [`processes`]). Both ends are written the
+//! way a careful hand-rolled protocol would be:
 //!
 //! - readers read into one `BytesMut` in large chunks, cut every whole frame
 //!   out of it as a `Bytes` (no copy; what tokio-util's length-delimited
@@ -643,8 +643,8 @@ impl Link for TcpStream {
     type Read = tcp::OwnedReadHalf;
     type Write = tcp::OwnedWriteHalf;
 
-    fn std_pair(_dir: &Path) -> io::Result<(Self::Std, Self::Std)> {
-        let (listener, addr) = Self::std_listen(_dir)?;
+    fn std_pair(dir: &Path) -> io::Result<(Self::Std, Self::Std)> {
+        let (listener, addr) = Self::std_listen(dir)?;
         let client = Self::std_connect(&addr)?;
         let server = Self::std_accept(&listener)?;
         Ok((server, client))
