@@ -10,9 +10,8 @@
 //! msg Req/Rep round trips, and again, for the configured number of rounds.
 //! Each round pair gives one ratio, msg over tokio, of the p50 and of the
 //! p99; the report shows the median of those ratios and their spread.
-//! Each round starts with a few unrecorded round trips
-//! (a twentieth, at most 100) and is bounded to a quarter of the time
-//! limit.
+//! Each round starts with a few unrecorded round trips (a twentieth of its
+//! count, at most 100) and is bounded to a quarter of the time limit.
 //!
 //! Both servers (the tokio echo and the msg Rep socket) run as spawned
 //! tasks of the server end, both clients in one spawned task of the client
