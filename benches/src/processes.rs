@@ -353,9 +353,14 @@ struct Peer {
 
 impl Peer {
     fn spawn(exe: &Path, args: &PeerArgs) -> Result<Peer, BenchError> {
-        let child = Command::new(exe)
-            .arg(PEER_ARG)
-            .args(args.to_args())
+        let mut command = Command::new(exe);
+        command.arg(PEER_ARG).args(args.to_args());
+        Peer::start(command)
+    }
+
+    /// Start `command` with piped standard input and output.
+    fn start(mut command: Command) -> Result<Peer, BenchError> {
+        let child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -583,5 +588,25 @@ mod tests {
         let mut bad = args.to_args();
         bad[1] = "quic".to_owned();
         assert!(PeerArgs::parse(&bad).is_err());
+    }
+
+    #[test]
+    fn a_child_that_ignores_its_closed_stdin_is_killed_and_reaped_even_on_panic() {
+        let pid = std::sync::Mutex::new(None);
+        let unwound = std::panic::catch_unwind(|| {
+            // `sleep` does not read its standard input, so closing it does
+            // not end it: the guard has to kill it.
+            let mut command = Command::new("sleep");
+            command.arg("30");
+            let peer = Peer::start(command).expect("sleep starts");
+            *pid.lock().unwrap() = Some(peer.child.id());
+            panic!("the row failed");
+        });
+        assert!(unwound.is_err());
+        let pid = pid.lock().unwrap().expect("the child had started");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} is still there"
+        );
     }
 }

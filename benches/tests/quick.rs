@@ -6,6 +6,20 @@ use msg_benches::{
     msg_rows, reliable_rows, run, tokio_baseline, zmq_baseline,
 };
 
+/// The process ids of this process's children that exist (running or not
+/// yet reaped), from `/proc/self/task/*/children`; empty where that is not
+/// available.
+fn live_children() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
 /// The measurement of `row` in `shape`, or a panic naming what is missing.
 fn find<'a>(
     all: &'a [Measurement],
@@ -226,6 +240,10 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
             m.transport
         );
     }
+
+    // Every child process (the idle-connection server, the processes
+    // shape's server ends) has exited and been reaped.
+    assert_eq!(live_children(), Vec::<String>::new());
 
     let machine = Machine::detect();
     let table = markdown(&machine, &cfg, &all);
