@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::measure::Transport;
+use crate::measure::{Shape, Transport};
 
 /// Why an experiment could not produce its measurements.
 ///
@@ -31,6 +31,9 @@ pub enum BenchError {
     /// only).
     #[error("transport {0} is not supported by this row")]
     Unsupported(Transport),
+    /// The row does not run in this shape.
+    #[error("shape {0} is not supported by this row")]
+    UnsupportedShape(Shape),
     /// A measurement thread panicked.
     #[error("a measurement thread panicked")]
     Panicked,

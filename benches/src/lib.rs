@@ -18,6 +18,8 @@
 //!   idle connection.
 //! - [`reliable_rows`]: the reliable layer, `send_to` to delivery on the
 //!   memory and the redb backends.
+//! - [`processes`]: the server ends of the [`Shape::Processes`] rows, run in
+//!   a child process.
 //!
 //! Everything runs on loopback: TCP on `127.0.0.1` with ports chosen by the
 //! OS, Unix sockets in a fresh temporary directory. Every loop is bounded in
@@ -45,15 +47,31 @@
 //! | reliable, memory backend, auto-ack, 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
 //! | reliable, redb backend (fsync), 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`reliable_rows::RELIABLE_MEMORY`] |
 //!
-//! The two peers of a msg row are placed like the baselines': each side on
-//! its own thread with a current-thread tokio runtime (see
-//! [`tokio_baseline`]), so that the ratios compare protocols, not
-//! schedulers.
+//! The two peers of a msg row are placed like the baselines' in each
+//! [`Shape`] (see [`tokio_baseline`]), so that the ratios compare
+//! protocols, not schedulers: each side on its own thread with a
+//! current-thread tokio runtime ([`Shape::CurrentThread`]), both sides as
+//! tasks of one multi-thread runtime ([`Shape::MultiThread`]), and, for the
+//! round trips and the 64 B one-way rows, the two sides in two processes
+//! ([`Shape::Processes`]). A ratio is only taken between rows of the same
+//! shape, or against a libzmq row ([`Shape::LibzmqThreads`]), which is the
+//! reference for every shape.
+//!
+//! # Round trips that hold still
+//!
+//! The msg Req/Rep rows over TCP and IPC also run alternating rounds of
+//! the tokio ping-pong and msg Req/Rep in their shape, on two connections
+//! open side by side, and report the per-round ratios
+//! ([`Measurement::interleaved`], [`Interleaved`]): a slow phase of the
+//! machine then touches both halves of each ratio alike.
 
 mod error;
+mod interleave;
 mod machine;
 mod measure;
 pub mod msg_rows;
+mod placement;
+pub mod processes;
 pub mod reliable_rows;
 mod report;
 mod stats;
@@ -62,8 +80,11 @@ pub mod zmq_baseline;
 
 pub use error::BenchError;
 pub use machine::Machine;
-pub use measure::{Config, Experiment, Measurement, Metric, Suite, Transport, run};
-pub use report::{json_lines, markdown};
+pub use measure::{
+    Config, Experiment, Interleaved, MULTI_THREAD_WORKERS, Measurement, Metric, Shape, Suite,
+    Transport, run,
+};
+pub use report::{json_lines, markdown, shapes_table};
 pub use stats::{median, percentile};
 
 /// Every experiment this build knows, baselines first, in the order the

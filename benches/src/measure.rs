@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
-use crate::stats::median;
+use crate::stats::{median, percentile};
 
 /// Which implementation a row measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,6 +56,117 @@ impl Transport {
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Where the two ends of a row run: the runtime shape.
+///
+/// The current-thread shape is the comparison's original one; the
+/// multi-thread shape is what most applications run (`#[tokio::main]`, both
+/// ends in one process); the processes shape is how two services are
+/// deployed. Ratios are only taken between rows of the same shape, except
+/// that the libzmq rows, which bring their own threads, are the reference
+/// for every shape (and are themselves compared with the current-thread
+/// tokio rows, as before the shapes existed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Shape {
+    /// Each end on its own OS thread with a current-thread tokio runtime,
+    /// like two single-threaded processes.
+    CurrentThread,
+    /// Both ends as tasks on one multi-thread tokio runtime with
+    /// [`MULTI_THREAD_WORKERS`] worker threads, in one process.
+    MultiThread,
+    /// Each end in its own OS process, each process on a multi-thread
+    /// runtime with tokio's default worker count (one per core), as
+    /// `#[tokio::main]` builds it.
+    Processes,
+    /// libzmq's own placement: each end on its own std thread, with the
+    /// I/O thread of its `zmq::Context`. These rows are the reference of
+    /// rows of every shape.
+    LibzmqThreads,
+}
+
+/// Worker threads of the runtime of [`Shape::MultiThread`].
+pub const MULTI_THREAD_WORKERS: usize = 2;
+
+impl Shape {
+    /// Name, as used in experiment names, the table and the JSON lines:
+    /// `"current-thread"`, `"multi-thread"`, `"processes"` or
+    /// `"libzmq threads"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Shape::CurrentThread => "current-thread",
+            Shape::MultiThread => "multi-thread",
+            Shape::Processes => "processes",
+            Shape::LibzmqThreads => "libzmq threads",
+        }
+    }
+
+    /// Whether a row of this shape may be the reference of a row of shape
+    /// `row`: the same shape, or libzmq's, which stands for every shape.
+    /// The libzmq rows themselves keep their references of the
+    /// current-thread shape.
+    pub const fn is_reference_for(self, row: Shape) -> bool {
+        matches!(
+            (self, row),
+            (Shape::LibzmqThreads, _)
+                | (
+                    Shape::CurrentThread,
+                    Shape::CurrentThread | Shape::LibzmqThreads
+                )
+                | (Shape::MultiThread, Shape::MultiThread)
+                | (Shape::Processes, Shape::Processes)
+        )
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Ratios of a round-trip row to its baseline taken round by round: the
+/// baseline and the row ran in alternating rounds in the same run
+/// (baseline, row, baseline, row, ...), each round giving one ratio of the
+/// row's percentile to the baseline's. A slow phase of the machine then
+/// touches both sides of a ratio alike.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interleaved {
+    /// The baseline row of the rounds, such as
+    /// [`tokio_baseline::PING_PONG`](crate::tokio_baseline::PING_PONG).
+    pub vs: &'static str,
+    /// One ratio per round, `row / baseline`, every run's rounds in order.
+    pub ratios: Vec<f64>,
+}
+
+impl Interleaved {
+    /// The median of the per-round ratios.
+    pub fn median(&self) -> f64 {
+        median(&self.ratios)
+    }
+
+    /// The first and third quartiles of the per-round ratios (nearest
+    /// rank).
+    pub fn quartiles(&self) -> (f64, f64) {
+        let sorted = self.sorted();
+        (percentile(&sorted, 0.25), percentile(&sorted, 0.75))
+    }
+
+    /// The smallest and the largest per-round ratio.
+    pub fn range(&self) -> (f64, f64) {
+        let sorted = self.sorted();
+        (
+            sorted.first().copied().unwrap_or(0.0),
+            sorted.last().copied().unwrap_or(0.0),
+        )
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.ratios.clone();
+        v.sort_by(f64::total_cmp);
+        v
     }
 }
 
@@ -126,6 +237,8 @@ pub struct Measurement {
     pub suite: Suite,
     /// Row name, such as [`tokio_baseline::STREAM`](crate::tokio_baseline::STREAM).
     pub row: &'static str,
+    /// Where the two ends ran.
+    pub shape: Shape,
     /// Transport.
     pub transport: Transport,
     /// Payload size of each message, in bytes.
@@ -144,10 +257,15 @@ pub struct Measurement {
     /// The transport of the reference rows when it is not this row's own
     /// (msg over QUIC is compared with msg over TCP); `None` for the same.
     pub ref_transport: Option<Transport>,
+    /// Per-round ratios to a baseline measured in alternating rounds (the
+    /// Req/Rep round-trip rows over TCP and IPC); `None` for other rows.
+    pub interleaved: Option<Interleaved>,
 }
 
 impl Measurement {
-    /// A measurement from a single run.
+    /// A measurement from a single run, of [`Shape::LibzmqThreads`] for
+    /// the libzmq suite and of [`Shape::CurrentThread`] for the others
+    /// (see [`Measurement::on`]).
     pub fn new(
         suite: Suite,
         row: &'static str,
@@ -156,9 +274,14 @@ impl Measurement {
         metric: Metric,
         value: f64,
     ) -> Self {
+        let shape = match suite {
+            Suite::Libzmq => Shape::LibzmqThreads,
+            Suite::Tokio | Suite::Msg => Shape::CurrentThread,
+        };
         Measurement {
             suite,
             row,
+            shape,
             transport,
             size,
             metric,
@@ -166,7 +289,23 @@ impl Measurement {
             samples: vec![value],
             refs: Vec::new(),
             ref_transport: None,
+            interleaved: None,
         }
+    }
+
+    /// Set the shape the row ran in (see [`Measurement::shape`]).
+    #[must_use]
+    pub fn on(mut self, shape: Shape) -> Self {
+        self.shape = shape;
+        self
+    }
+
+    /// Attach per-round ratios to a baseline (see
+    /// [`Measurement::interleaved`]).
+    #[must_use]
+    pub fn with_interleaved(mut self, vs: &'static str, ratios: Vec<f64>) -> Self {
+        self.interleaved = Some(Interleaved { vs, ratios });
+        self
     }
 
     /// Add rows to compare with (see [`Measurement::refs`]).
@@ -184,10 +323,11 @@ impl Measurement {
         self
     }
 
-    /// Whether `other` measures the same thing (row, transport, size and
-    /// metric), possibly in another run.
+    /// Whether `other` measures the same thing (row, shape, transport, size
+    /// and metric), possibly in another run.
     pub fn same_key(&self, other: &Measurement) -> bool {
         self.row == other.row
+            && self.shape == other.shape
             && self.transport == other.transport
             && self.size == other.size
             && self.metric == other.metric
@@ -195,7 +335,9 @@ impl Measurement {
 
     /// The ratios of this measurement to its reference rows found in
     /// `all`, as `(reference row, value / reference value)`, in the order of
-    /// [`Measurement::refs`]. References that did not run are left out.
+    /// [`Measurement::refs`]. A reference must be of the same shape, or a
+    /// libzmq row (see [`Shape::is_reference_for`]). References that did
+    /// not run are left out.
     pub fn ratios(&self, all: &[Measurement]) -> Vec<(&'static str, f64)> {
         let transport = self.ref_transport.unwrap_or(self.transport);
         self.refs
@@ -204,6 +346,7 @@ impl Measurement {
                 all.iter()
                     .find(|m| {
                         m.row == r
+                            && m.shape.is_reference_for(self.shape)
                             && m.transport == transport
                             && m.size == self.size
                             && m.metric == self.metric
@@ -235,6 +378,8 @@ pub struct Config {
     pub(crate) join_timeout: Duration,
     pub(crate) idle_connections: usize,
     pub(crate) helper_exe: Option<std::path::PathBuf>,
+    pub(crate) interleave_rounds: usize,
+    pub(crate) interleave_count: usize,
 }
 
 impl Config {
@@ -254,6 +399,8 @@ impl Config {
             join_timeout: Duration::from_secs(5),
             idle_connections: 10_000,
             helper_exe: None,
+            interleave_rounds: 9,
+            interleave_count: 2000,
         }
     }
 
@@ -273,6 +420,8 @@ impl Config {
             join_timeout: Duration::from_secs(5),
             idle_connections: 200,
             helper_exe: None,
+            interleave_rounds: 3,
+            interleave_count: 40,
         }
     }
 
@@ -307,6 +456,15 @@ impl Config {
         self
     }
 
+    /// Rounds of each side of an interleaved round-trip comparison (see
+    /// [`Interleaved`]), and round trips per round. Default: 9 rounds of
+    /// 2000 ([`Config::full`]), 3 of 40 ([`Config::quick`]).
+    pub fn interleave(&mut self, rounds: usize, count: usize) -> &mut Self {
+        self.interleave_rounds = rounds.max(1);
+        self.interleave_count = count.max(1);
+        self
+    }
+
     /// Whether this is the quick smoke configuration.
     pub fn is_quick(&self) -> bool {
         self.quick
@@ -333,6 +491,24 @@ impl Config {
     /// most 1000.
     pub(crate) fn rtt_warmup(&self) -> usize {
         (self.rtt_count / 10).min(1000)
+    }
+
+    /// Round trips to discard at the start of each interleaved round: a
+    /// twentieth of the round, at most 100.
+    pub(crate) fn interleave_warmup(&self) -> usize {
+        (self.interleave_count / 20).min(100)
+    }
+
+    /// Upper bound on one interleaved round: a quarter of the time limit.
+    pub(crate) fn interleave_round_limit(&self) -> Duration {
+        self.time_limit / 4
+    }
+
+    /// Upper bound on any blocking wait of an interleaved comparison: every
+    /// round at its bound, plus ten seconds.
+    pub(crate) fn interleave_hard_limit(&self) -> Duration {
+        let rounds = u32::try_from(2 * self.interleave_rounds).unwrap_or(u32::MAX);
+        self.interleave_round_limit().saturating_mul(rounds) + Duration::from_secs(10)
     }
 }
 
@@ -392,7 +568,8 @@ impl fmt::Debug for Experiment {
 /// affects all rows alike instead of the last ones. `progress` is called
 /// before each experiment with `(round, experiment)`, rounds counted from 1.
 /// The result holds one [`Measurement`] per key, in first-seen order, with
-/// every round's value in `samples` and the median in `value`.
+/// every round's value in `samples` and the median in `value` (and, for
+/// rows with [`Measurement::interleaved`], every run's per-round ratios).
 ///
 /// # Errors
 ///
@@ -408,7 +585,14 @@ pub fn run(
             progress(round, exp);
             for m in exp.run_once(cfg)? {
                 match merged.iter_mut().find(|seen| seen.same_key(&m)) {
-                    Some(seen) => seen.samples.extend_from_slice(&m.samples),
+                    Some(seen) => {
+                        seen.samples.extend_from_slice(&m.samples);
+                        match (&mut seen.interleaved, m.interleaved) {
+                            (Some(seen), Some(new)) => seen.ratios.extend(new.ratios),
+                            (seen @ None, new) => *seen = new,
+                            (Some(_), None) => {}
+                        }
+                    }
                     None => merged.push(m),
                 }
             }
@@ -437,6 +621,56 @@ mod tests {
         let row = m("row", Metric::MsgsPerSec, 50.0).compared_with(&["ref", "absent"]);
         let all = [other_metric, other_size, reference, row.clone()];
         assert_eq!(row.ratios(&all), vec![("ref", 0.25)]);
+    }
+
+    #[test]
+    fn ratios_stay_within_a_shape_and_libzmq_stands_for_every_shape() {
+        let tokio_ct = m("tokio", Metric::RttP50, 10.0);
+        let tokio_mt = m("tokio", Metric::RttP50, 20.0).on(Shape::MultiThread);
+        let mut zmq = m("zmq", Metric::RttP50, 40.0);
+        zmq.suite = Suite::Libzmq;
+        zmq.shape = Shape::LibzmqThreads;
+        let zmq = zmq.compared_with(&["tokio"]);
+        let row = m("row", Metric::RttP50, 30.0)
+            .on(Shape::MultiThread)
+            .compared_with(&["tokio", "zmq"]);
+        let procs = m("row", Metric::RttP50, 30.0)
+            .on(Shape::Processes)
+            .compared_with(&["tokio", "zmq"]);
+        let all = [tokio_ct, tokio_mt, zmq.clone(), row.clone(), procs.clone()];
+        assert_eq!(row.ratios(&all), vec![("tokio", 1.5), ("zmq", 0.75)]);
+        assert_eq!(procs.ratios(&all), vec![("zmq", 0.75)]);
+        assert_eq!(zmq.ratios(&all), vec![("tokio", 4.0)]);
+        assert!(!row.same_key(&procs));
+    }
+
+    #[test]
+    fn interleaved_ratios_report_median_quartiles_and_range() {
+        let i = Interleaved {
+            vs: "base",
+            ratios: vec![1.4, 1.0, 1.2, 3.0, 1.1, 1.3, 1.2, 0.9],
+        };
+        assert_eq!(i.median(), 1.2);
+        assert_eq!(i.quartiles(), (1.0, 1.3));
+        assert_eq!(i.range(), (0.9, 3.0));
+    }
+
+    #[test]
+    fn run_pools_the_interleaved_rounds_of_every_run() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = std::sync::Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let exp = Experiment::new("rounds", move |_| {
+            let n = f64::from(c.fetch_add(1, Ordering::Relaxed));
+            Ok(vec![
+                m("row", Metric::RttP50, n).with_interleaved("base", vec![n, n + 0.5]),
+            ])
+        });
+        let mut cfg = Config::quick();
+        cfg.runs(2);
+        let out = run(&cfg, &[exp], |_, _| {}).unwrap();
+        let i = out[0].interleaved.as_ref().unwrap();
+        assert_eq!(i.ratios, vec![0.0, 0.5, 1.0, 1.5]);
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! msg's own rows: the same shapes as the baselines, through msg's sockets.
 //!
-//! Placement follows [`tokio_baseline`]: each side of a pattern gets its own
-//! OS thread with a current-thread tokio runtime, as two single-threaded
-//! processes would; the ten subscribers of the fan-out row share one thread
-//! and runtime, as the libzmq row's ten SUB sockets share one context. The
+//! Placement follows [`tokio_baseline`], shape by shape ([`Shape`]). In
+//! [`Shape::CurrentThread`] each side of a pattern gets its own OS thread
+//! with a current-thread tokio runtime, as two single-threaded processes
+//! would; the ten subscribers of the fan-out row share one thread and
+//! runtime, as the libzmq row's ten SUB sockets share one context. The
 //! Req/Rep sides and the subscribers run in spawned tasks, as an
 //! application's would (a runtime wakes its `block_on` future at the cost of
 //! an extra `epoll_wait`); the publisher, which is never woken by another
-//! task, runs in the `block_on` future. Every socket has its default options
-//! unless a row says otherwise.
+//! task, runs in the `block_on` future. In [`Shape::MultiThread`] both sides
+//! are spawned tasks of one multi-thread runtime. In [`Shape::Processes`]
+//! (the round trip over TCP and IPC, Pub/Sub at 64 B) the Rep socket or the
+//! publisher runs in a child process (see [`processes`]). Every socket has
+//! its default options unless a row says otherwise.
 //!
 //! The rows:
 //!
@@ -60,11 +64,13 @@ use bytes::Bytes;
 use futures::FutureExt;
 use msg::transport::{AnyTransport, Quic, QuicOptions, TlsClientConfig, dev};
 use msg::{PubSocket, RepSocket, ReqSocket, SocketOptions, SubSocket};
+use tokio::sync::oneshot;
 
 use crate::error::BenchError;
-use crate::measure::{Config, Experiment, Measurement, Metric, Suite, Transport, deadline};
+use crate::measure::{Config, Experiment, Measurement, Metric, Shape, Suite, Transport, deadline};
+use crate::placement::{self, two_ends};
 use crate::stats::{per_sec, rtt_percentiles};
-use crate::{tokio_baseline, zmq_baseline};
+use crate::{interleave, processes, tokio_baseline, zmq_baseline};
 
 /// Row name of the Req/Rep round trip.
 pub const REQ_REP: &str = "msg Req/Rep";
@@ -98,6 +104,12 @@ pub const BIG_HWM: usize = 100_000;
 pub const PUBLISH_BURST: u64 = 32;
 /// Transports of the rows that the baselines also have.
 pub const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Ipc];
+/// The shapes in which every row runs; [`Shape::Processes`] has only the
+/// Req/Rep round trip over TCP and IPC and Pub/Sub at
+/// [`PROCESSES_PUB_SUB_SIZE`].
+pub const SHAPES: [Shape; 2] = [Shape::CurrentThread, Shape::MultiThread];
+/// Payload size of the Pub/Sub row in [`Shape::Processes`], in bytes.
+pub const PROCESSES_PUB_SUB_SIZE: usize = 64;
 
 /// The command-line argument that makes a binary run
 /// [`idle_server_main`] instead of its own main.
@@ -106,50 +118,72 @@ pub const IDLE_SERVER_ARG: &str = "--msg-idle-rep-server";
 /// How long a subscriber's receive waits before it looks at the stop flag.
 const SUB_POLL: Duration = Duration::from_millis(20);
 /// Interval of the publisher's end markers.
-const MARKER_INTERVAL: Duration = Duration::from_millis(1);
+pub(crate) const MARKER_INTERVAL: Duration = Duration::from_millis(1);
 /// How long the publisher keeps sending end markers.
-const END_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const END_GRACE: Duration = Duration::from_secs(1);
 /// File descriptors kept free for everything but the idle connections.
 const SPARE_FDS: usize = 256;
 
-/// Every msg experiment, in table order.
+/// Every msg experiment, in table order: shape by shape ([`SHAPES`], then
+/// [`Shape::Processes`]), each name ending with its shape in parentheses,
+/// such as `"msg Req/Rep tcp (multi-thread)"`.
 pub fn experiments() -> Vec<Experiment> {
     let mut all = Vec::new();
-    for t in [Transport::Tcp, Transport::Ipc, Transport::Quic] {
-        all.push(Experiment::new(format!("{REQ_REP} {t}"), move |cfg| {
-            req_rep(cfg, t)
-        }));
-    }
-    for t in TRANSPORTS {
-        all.push(Experiment::new(format!("{PIPELINED} {t}"), move |cfg| {
-            pipelined(cfg, t)
-        }));
-    }
-    for t in TRANSPORTS {
-        for size in PUB_SUB_SIZES {
+    for shape in SHAPES {
+        for t in [Transport::Tcp, Transport::Ipc, Transport::Quic] {
             all.push(Experiment::new(
-                format!("{PUB_SUB} {t} {size} B"),
-                move |cfg| pub_sub(cfg, t, size, 1, None),
+                format!("{REQ_REP} {t} ({shape})"),
+                move |cfg| req_rep(cfg, t, shape),
             ));
         }
+        for t in TRANSPORTS {
+            all.push(Experiment::new(
+                format!("{PIPELINED} {t} ({shape})"),
+                move |cfg| pipelined(cfg, t, shape),
+            ));
+        }
+        for t in TRANSPORTS {
+            for size in PUB_SUB_SIZES {
+                all.push(Experiment::new(
+                    format!("{PUB_SUB} {t} {size} B ({shape})"),
+                    move |cfg| pub_sub(cfg, t, size, 1, None, shape),
+                ));
+            }
+        }
+        all.push(Experiment::new(
+            format!("{PUB_SUB} quic {QUIC_PUB_SUB_SIZE} B ({shape})"),
+            move |cfg| pub_sub(cfg, Transport::Quic, QUIC_PUB_SUB_SIZE, 1, None, shape),
+        ));
+        for t in TRANSPORTS {
+            all.push(Experiment::new(
+                format!("{PUB_SUB_BIG_HWM} {t} ({shape})"),
+                move |cfg| pub_sub(cfg, t, PUB_SUB_SIZES[0], 1, Some(BIG_HWM), shape),
+            ));
+        }
+        for t in TRANSPORTS {
+            all.push(Experiment::new(
+                format!("{PUB_SUB_FAN_OUT} {t} ({shape})"),
+                move |cfg| pub_sub(cfg, t, FAN_OUT_SIZE, FAN_OUT, None, shape),
+            ));
+        }
+        all.push(Experiment::new(format!("{IDLE} ({shape})"), move |cfg| {
+            idle_connections(cfg, shape)
+        }));
     }
-    all.push(Experiment::new(
-        format!("{PUB_SUB} quic {QUIC_PUB_SUB_SIZE} B"),
-        |cfg| pub_sub(cfg, Transport::Quic, QUIC_PUB_SUB_SIZE, 1, None),
-    ));
+    let shape = Shape::Processes;
     for t in TRANSPORTS {
         all.push(Experiment::new(
-            format!("{PUB_SUB_BIG_HWM} {t}"),
-            move |cfg| pub_sub(cfg, t, PUB_SUB_SIZES[0], 1, Some(BIG_HWM)),
+            format!("{REQ_REP} {t} ({shape})"),
+            move |cfg| req_rep(cfg, t, shape),
         ));
     }
     for t in TRANSPORTS {
+        let size = PROCESSES_PUB_SUB_SIZE;
         all.push(Experiment::new(
-            format!("{PUB_SUB_FAN_OUT} {t}"),
-            move |cfg| pub_sub(cfg, t, FAN_OUT_SIZE, FAN_OUT, None),
+            format!("{PUB_SUB} {t} {size} B ({shape})"),
+            move |cfg| pub_sub(cfg, t, size, 1, None, shape),
         ));
     }
-    all.push(Experiment::new(IDLE, idle_connections));
     all
 }
 
@@ -159,46 +193,93 @@ pub fn experiments() -> Vec<Experiment> {
 /// Round trips of [`REQ_REP_SIZE`] bytes, one in flight: [`Metric::RttP50`]
 /// and [`Metric::RttP99`].
 ///
+/// Over TCP and IPC the row then runs alternating rounds of
+/// [`tokio_baseline::PING_PONG`] and msg Req/Rep in the same shape, and
+/// attaches their per-round ratios to both measurements (see
+/// [`Measurement::interleaved`] and [`Interleaved`](crate::Interleaved)).
+///
 /// # Errors
 ///
 /// Socket errors, or a peer that stops answering.
-pub fn req_rep(cfg: &Config, transport: Transport) -> Result<Vec<Measurement>, BenchError> {
-    let (count, warmup, limit) = (cfg.rtt_count, cfg.rtt_warmup(), cfg.time_limit);
-    let payload = Bytes::from(vec![0xA5; REQ_REP_SIZE]);
-    let rtts = with_rep_server(cfg, transport, move |req| async move {
-        let mut rtts = Vec::with_capacity(count);
-        let deadline = deadline(limit);
-        let mut done = 0usize;
-        while rtts.len() < count {
-            let t0 = Instant::now();
-            if t0 >= deadline && !rtts.is_empty() {
-                break;
+pub fn req_rep(
+    cfg: &Config,
+    transport: Transport,
+    shape: Shape,
+) -> Result<Vec<Measurement>, BenchError> {
+    let (rtts, rounds) = match (transport, shape) {
+        (Transport::Tcp | Transport::Ipc, Shape::Processes) => {
+            match processes::req_rep(cfg, transport)? {
+                Some((rtts, rounds)) => (rtts, Some(rounds)),
+                None => return Ok(Vec::new()),
             }
-            let reply = req.request(payload.clone()).await.map_err(other)?;
-            let rtt = t0.elapsed();
-            if reply.len() != REQ_REP_SIZE {
-                return Err(BenchError::Inconsistent("reply of the wrong size".into()));
-            }
-            if done >= warmup {
-                rtts.push(rtt);
-            }
-            done += 1;
         }
-        Ok(rtts)
-    })?;
+        (_, Shape::Processes) => return Err(BenchError::Unsupported(transport)),
+        _ => {
+            let (count, warmup, limit) = (cfg.rtt_count, cfg.rtt_warmup(), cfg.time_limit);
+            let payload = Bytes::from(vec![0xA5; REQ_REP_SIZE]);
+            let rtts = with_rep_server(cfg, transport, shape, move |req| async move {
+                req_round(&req, &payload, count, warmup, limit).await
+            })?;
+            let rounds = match transport {
+                Transport::Tcp | Transport::Ipc => {
+                    Some(interleave::in_process(cfg, transport, shape)?)
+                }
+                _ => None,
+            };
+            (rtts, rounds)
+        }
+    };
     if rtts.is_empty() {
         return Err(BenchError::Inconsistent("no round trip completed".into()));
     }
     let (p50, p99) = rtt_percentiles(&rtts);
     let m = |metric, v| {
-        let m = Measurement::new(Suite::Msg, REQ_REP, transport, REQ_REP_SIZE, metric, v);
+        let m = Measurement::new(Suite::Msg, REQ_REP, transport, REQ_REP_SIZE, metric, v).on(shape);
         if transport == Transport::Quic {
             m.compared_with(&[REQ_REP]).compared_over(Transport::Tcp)
         } else {
             m.compared_with(&[tokio_baseline::PING_PONG, zmq_baseline::REQ_REP])
         }
     };
-    Ok(vec![m(Metric::RttP50, p50), m(Metric::RttP99, p99)])
+    let (m50, m99) = (m(Metric::RttP50, p50), m(Metric::RttP99, p99));
+    Ok(match rounds {
+        Some(r) => vec![
+            m50.with_interleaved(tokio_baseline::PING_PONG, r.p50),
+            m99.with_interleaved(tokio_baseline::PING_PONG, r.p99),
+        ],
+        None => vec![m50, m99],
+    })
+}
+
+/// Round trips of `payload` through `req`, one in flight: `warmup`
+/// unrecorded, then up to `count` recorded or until `limit` has passed
+/// (with at least one recorded). Returns the recorded round-trip times.
+pub(crate) async fn req_round(
+    req: &ReqSocket,
+    payload: &Bytes,
+    count: usize,
+    warmup: usize,
+    limit: Duration,
+) -> Result<Vec<Duration>, BenchError> {
+    let mut rtts = Vec::with_capacity(count);
+    let deadline = deadline(limit);
+    let mut done = 0usize;
+    while rtts.len() < count {
+        let t0 = Instant::now();
+        if t0 >= deadline && !rtts.is_empty() {
+            break;
+        }
+        let reply = req.request(payload.clone()).await.map_err(other)?;
+        let rtt = t0.elapsed();
+        if reply.len() != payload.len() {
+            return Err(BenchError::Inconsistent("reply of the wrong size".into()));
+        }
+        if done >= warmup {
+            rtts.push(rtt);
+        }
+        done += 1;
+    }
+    Ok(rtts)
 }
 
 /// Requests of [`PIPELINED_SIZE`] bytes with up to the config's 1024 in
@@ -207,10 +288,14 @@ pub fn req_rep(cfg: &Config, transport: Transport) -> Result<Vec<Measurement>, B
 /// # Errors
 ///
 /// Socket errors, or a request that fails.
-pub fn pipelined(cfg: &Config, transport: Transport) -> Result<Vec<Measurement>, BenchError> {
+pub fn pipelined(
+    cfg: &Config,
+    transport: Transport,
+    shape: Shape,
+) -> Result<Vec<Measurement>, BenchError> {
     let (count, in_flight, limit) = (cfg.pipelined_count, cfg.in_flight, cfg.time_limit);
     let payload = Bytes::from(vec![0xA5; PIPELINED_SIZE]);
-    let (received, elapsed) = with_rep_server(cfg, transport, move |req| async move {
+    let (received, elapsed) = with_rep_server(cfg, transport, shape, move |req| async move {
         // One task per request in flight, each sending its next request as
         // soon as its reply is in: what 1024 concurrent callers sharing the
         // socket do. (A `FuturesUnordered` of 1024 requests in one task
@@ -251,92 +336,121 @@ pub fn pipelined(cfg: &Config, transport: Transport) -> Result<Vec<Measurement>,
             Metric::MsgsPerSec,
             per_sec(received, elapsed),
         )
+        .on(shape)
         .compared_with(&[tokio_baseline::PIPELINED]),
     ])
 }
 
-/// Runs a Rep socket that answers every request with its own payload on one
-/// thread, and `client` with a Req socket connected to it on another; the
-/// server stops when the client is done.
-fn with_rep_server<C, CF, T>(cfg: &Config, transport: Transport, client: C) -> Result<T, BenchError>
+/// Runs a Rep socket that answers every request with its own payload as
+/// one end and `client` with a Req socket connected to it as the other,
+/// placed as `shape` says; the server stops when the client is done.
+fn with_rep_server<C, CF, T>(
+    cfg: &Config,
+    transport: Transport,
+    shape: Shape,
+    client: C,
+) -> Result<T, BenchError>
 where
-    C: FnOnce(Arc<ReqSocket>) -> CF + Send,
+    C: FnOnce(Arc<ReqSocket>) -> CF + Send + 'static,
     CF: Future<Output = Result<T, BenchError>> + Send + 'static,
     T: Send + 'static,
 {
-    let place = Place::new(transport)?;
+    let place = Arc::new(Place::new(transport)?);
     let limit = cfg.hard_limit();
     let join = cfg.join_timeout;
-    let (endpoint_tx, endpoint_rx) = std::sync::mpsc::channel::<Result<String, BenchError>>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::scope(|scope| {
-        let place = &place;
-        let server = scope.spawn(move || {
-            on_runtime(limit, async move {
-                let bound = async {
-                    let rep = RepSocket::with_options(place.server_options()?).map_err(other)?;
-                    let endpoint = rep.bind(&place.bind_endpoint()).await.map_err(other)?;
-                    Ok::<_, BenchError>((rep, endpoint.to_string()))
-                }
-                .await;
-                let mut rep = match bound {
-                    Ok((rep, endpoint)) => {
-                        let _ = endpoint_tx.send(Ok(endpoint));
-                        rep
-                    }
-                    Err(e) => {
-                        let _ = endpoint_tx.send(Err(BenchError::Inconsistent(e.to_string())));
-                        return Err(e);
-                    }
-                };
-                // Served from a task of its own, as the client's requests
-                // are: a runtime wakes a spawned task more cheaply than the
-                // future its `block_on` runs.
-                let serve = tokio::spawn(async move {
-                    let serve = async {
-                        while let Some(request) = rep.recv().await {
-                            let payload = request.payload().clone();
-                            let _ = request.reply(payload).await;
-                        }
-                    };
-                    tokio::select! {
-                        () = serve => {}
-                        _ = stop_rx => {}
-                    }
-                    rep.close(Duration::ZERO).await;
-                });
-                serve.await.map_err(|_| BenchError::Panicked)?;
-                Ok(())
-            })
-        });
-        let client = scope.spawn(move || {
-            let endpoint = endpoint_rx
-                .recv_timeout(limit)
-                .map_err(|_| BenchError::Timeout("rep socket binding"))??;
-            let result = on_runtime(limit, async move {
-                let req =
-                    Arc::new(ReqSocket::with_options(place.client_options()?).map_err(other)?);
-                req.connect(&endpoint).map_err(other)?;
-                if !req.wait_for_peers(1, join).await {
-                    return Err(BenchError::Timeout("req connecting"));
-                }
-                let out = tokio::spawn(client(req.clone()))
-                    .await
-                    .map_err(|_| BenchError::Panicked)?;
-                if let Ok(req) = Arc::try_unwrap(req) {
-                    req.close(Duration::ZERO).await;
-                }
-                out
-            });
-            let _ = stop_tx.send(());
-            result
-        });
-        let client = client.join().map_err(|_| BenchError::Panicked)?;
-        let server = server.join().map_err(|_| BenchError::Panicked)?;
-        let out = client?;
-        server?;
-        Ok(out)
-    })
+    let (endpoint_tx, endpoint_rx) = oneshot::channel::<Result<String, String>>();
+    // Dropped when the client is done (or fails): the server stops.
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = {
+        let place = place.clone();
+        async move {
+            let rep = bind_rep(&place, endpoint_tx).await?;
+            // Served from a task of its own, as the client's requests
+            // are: a runtime wakes a spawned task more cheaply than the
+            // future its `block_on` runs.
+            tokio::spawn(rep_echo(rep, async move {
+                let _ = stop_rx.await;
+            }))
+            .await
+            .map_err(|_| BenchError::Panicked)
+        }
+    };
+    let client = async move {
+        let _stop = stop_tx;
+        let endpoint = bound_endpoint(limit, endpoint_rx, "rep socket binding").await?;
+        let req = Arc::new(ReqSocket::with_options(place.client_options()?).map_err(other)?);
+        req.connect(&endpoint).map_err(other)?;
+        if !req.wait_for_peers(1, join).await {
+            return Err(BenchError::Timeout("req connecting"));
+        }
+        let out = tokio::spawn(client(req.clone()))
+            .await
+            .map_err(|_| BenchError::Panicked)?;
+        close_shared_req(req).await;
+        out
+    };
+    let ((), out) = two_ends(shape, limit, "msg peer", server, client)?;
+    Ok(out)
+}
+
+/// Close `req` if no one else holds it any more.
+pub(crate) async fn close_shared_req(req: Arc<ReqSocket>) {
+    if let Ok(req) = Arc::try_unwrap(req) {
+        req.close(Duration::ZERO).await;
+    }
+}
+
+/// A Rep socket with `place`'s server options, bound at its endpoint. The
+/// bound endpoint, or the error, goes to `endpoint`.
+pub(crate) async fn bind_rep(
+    place: &Place,
+    endpoint: oneshot::Sender<Result<String, String>>,
+) -> Result<RepSocket, BenchError> {
+    let bound = async {
+        let rep = RepSocket::with_options(place.server_options()?).map_err(other)?;
+        let at = rep.bind(&place.bind_endpoint()).await.map_err(other)?;
+        Ok::<_, BenchError>((rep, at.to_string()))
+    }
+    .await;
+    match bound {
+        Ok((rep, at)) => {
+            let _ = endpoint.send(Ok(at));
+            Ok(rep)
+        }
+        Err(e) => {
+            let _ = endpoint.send(Err(e.to_string()));
+            Err(e)
+        }
+    }
+}
+
+/// Wait, at most `limit`, for the endpoint the other end bound.
+pub(crate) async fn bound_endpoint(
+    limit: Duration,
+    endpoint: oneshot::Receiver<Result<String, String>>,
+    what: &'static str,
+) -> Result<String, BenchError> {
+    match tokio::time::timeout(limit, endpoint).await {
+        Ok(Ok(Ok(endpoint))) => Ok(endpoint),
+        Ok(Ok(Err(e))) => Err(BenchError::Inconsistent(e)),
+        Ok(Err(_)) | Err(_) => Err(BenchError::Timeout(what)),
+    }
+}
+
+/// Answer every request on `rep` with its own payload until `stop`
+/// resolves or the socket closes; then close it.
+pub(crate) async fn rep_echo(mut rep: RepSocket, stop: impl Future<Output = ()>) {
+    let serve = async {
+        while let Some(request) = rep.recv().await {
+            let payload = request.payload().clone();
+            let _ = request.reply(payload).await;
+        }
+    };
+    tokio::select! {
+        () = serve => {}
+        () = stop => {}
+    }
+    rep.close(Duration::ZERO).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -345,6 +459,9 @@ where
 /// Pub/Sub of `size`-byte messages to `subscribers` subscribers:
 /// [`Metric::MsgsPerSec`] and [`Metric::BytesPerSec`] delivered, summed
 /// over the subscribers. `send_hwm` replaces the default high-water mark.
+/// In [`Shape::Processes`] (one subscriber, default high-water mark) the
+/// publisher is a child process, and the window runs from the first
+/// message delivered to the last.
 ///
 /// # Errors
 ///
@@ -356,8 +473,34 @@ pub fn pub_sub(
     size: usize,
     subscribers: usize,
     send_hwm: Option<usize>,
+    shape: Shape,
 ) -> Result<Vec<Measurement>, BenchError> {
-    let place = Place::new(transport)?;
+    let (total, elapsed) = if shape == Shape::Processes {
+        if subscribers != 1 || send_hwm.is_some() || transport == Transport::Quic {
+            return Err(BenchError::UnsupportedShape(shape));
+        }
+        match processes::pub_sub(cfg, transport, size)? {
+            Some(out) => out,
+            None => return Ok(Vec::new()),
+        }
+    } else {
+        pub_sub_in_process(cfg, transport, size, subscribers, send_hwm, shape)?
+    };
+    let rate = per_sec(total, elapsed);
+    pub_sub_measurements(transport, size, subscribers, send_hwm, shape, rate)
+}
+
+/// [`pub_sub`] with both ends in this process: messages delivered and the
+/// window from the first published to the last delivered.
+fn pub_sub_in_process(
+    cfg: &Config,
+    transport: Transport,
+    size: usize,
+    subscribers: usize,
+    send_hwm: Option<usize>,
+    shape: Shape,
+) -> Result<(u64, Duration), BenchError> {
+    let place = Arc::new(Place::new(transport)?);
     let limit = cfg.hard_limit();
     let (join, time_limit) = (cfg.join_timeout, cfg.time_limit);
     let count = if size <= 64 {
@@ -367,102 +510,105 @@ pub fn pub_sub(
     };
     let ended = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let (endpoint_tx, endpoint_rx) = std::sync::mpsc::channel::<Result<String, BenchError>>();
+    let (endpoint_tx, endpoint_rx) = oneshot::channel::<Result<String, String>>();
 
-    let (start, deliveries) = std::thread::scope(|scope| {
-        let (place, ended, stop) = (&place, &ended, &stop);
-        let publisher = scope.spawn(move || {
-            on_runtime(limit, async move {
-                let bound = async {
-                    let mut opts = place.server_options()?;
-                    if let Some(hwm) = send_hwm {
-                        opts.send_hwm(hwm);
-                    }
-                    let publisher = PubSocket::with_options(opts).map_err(other)?;
-                    let endpoint = publisher
-                        .bind(&place.bind_endpoint())
-                        .await
-                        .map_err(other)?;
-                    Ok::<_, BenchError>((publisher, endpoint.to_string()))
+    let publisher = {
+        let (place, ended, stop) = (place.clone(), ended.clone(), stop.clone());
+        async move {
+            let bound = async {
+                let mut opts = place.server_options()?;
+                if let Some(hwm) = send_hwm {
+                    opts.send_hwm(hwm);
                 }
-                .await;
-                let publisher = match bound {
-                    Ok((p, endpoint)) => {
-                        let _ = endpoint_tx.send(Ok(endpoint));
-                        p
-                    }
-                    Err(e) => {
-                        let _ = endpoint_tx.send(Err(BenchError::Inconsistent(e.to_string())));
-                        return Err(e);
-                    }
-                };
-                let result = publish(&publisher, subscribers, size, count, join, time_limit).await;
-                stop.store(true, Ordering::Release);
-                let grace = deadline(END_GRACE);
-                while ended.load(Ordering::Acquire) < subscribers && Instant::now() < grace {
-                    let _ = publisher.publish(Bytes::new(), Bytes::new());
-                    tokio::time::sleep(MARKER_INTERVAL).await;
+                let publisher = PubSocket::with_options(opts).map_err(other)?;
+                let endpoint = publisher
+                    .bind(&place.bind_endpoint())
+                    .await
+                    .map_err(other)?;
+                Ok::<_, BenchError>((publisher, endpoint.to_string()))
+            }
+            .await;
+            let publisher = match bound {
+                Ok((p, endpoint)) => {
+                    let _ = endpoint_tx.send(Ok(endpoint));
+                    p
                 }
-                publisher.close(Duration::ZERO).await;
-                result
+                Err(e) => {
+                    let _ = endpoint_tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            let result = publish(&publisher, subscribers, size, count, join, time_limit).await;
+            stop.store(true, Ordering::Release);
+            let grace = deadline(END_GRACE);
+            while ended.load(Ordering::Acquire) < subscribers && Instant::now() < grace {
+                let _ = publisher.publish(Bytes::new(), Bytes::new());
+                tokio::time::sleep(MARKER_INTERVAL).await;
+            }
+            publisher.close(Duration::ZERO).await;
+            result
+        }
+    };
+    let subs = async move {
+        let endpoint = bound_endpoint(limit, endpoint_rx, "pub socket binding").await?;
+        let hard_deadline = deadline(limit);
+        let mut sockets = Vec::with_capacity(subscribers);
+        for _ in 0..subscribers {
+            let sub = SubSocket::with_options(place.client_options()?).map_err(other)?;
+            sub.subscribe(Bytes::new()).await;
+            sub.connect(&endpoint).map_err(other)?;
+            sockets.push(sub);
+        }
+        // A task per subscriber, as an application would have: a
+        // message wakes only the task it is for.
+        let tasks: Vec<_> = sockets
+            .into_iter()
+            .map(|sub| {
+                let (stop, ended) = (stop.clone(), ended.clone());
+                tokio::spawn(async move {
+                    let r = subscribe(sub, size, &stop, hard_deadline).await;
+                    ended.fetch_add(1, Ordering::Release);
+                    r
+                })
             })
-        });
-        let subs = scope.spawn(move || {
-            let endpoint = endpoint_rx
-                .recv_timeout(limit)
-                .map_err(|_| BenchError::Timeout("pub socket binding"))??;
-            on_runtime(limit, async move {
-                let hard_deadline = deadline(limit);
-                let mut sockets = Vec::with_capacity(subscribers);
-                for _ in 0..subscribers {
-                    let sub = SubSocket::with_options(place.client_options()?).map_err(other)?;
-                    sub.subscribe(Bytes::new()).await;
-                    sub.connect(&endpoint).map_err(other)?;
-                    sockets.push(sub);
-                }
-                // A task per subscriber, as an application would have: a
-                // message wakes only the task it is for.
-                let tasks: Vec<_> = sockets
-                    .into_iter()
-                    .map(|sub| {
-                        let (stop, ended) = (stop.clone(), ended.clone());
-                        tokio::spawn(async move {
-                            let r = subscribe(sub, size, &stop, hard_deadline).await;
-                            ended.fetch_add(1, Ordering::Release);
-                            r
-                        })
-                    })
-                    .collect();
-                let mut counted = Vec::with_capacity(tasks.len());
-                for t in tasks {
-                    counted.push(t.await.map_err(|_| BenchError::Panicked)??);
-                }
-                Ok(counted)
-            })
-        });
-        let subs = subs.join().map_err(|_| BenchError::Panicked)?;
-        // A subscriber side that failed never ends the publisher's markers by
-        // itself; it stops at its grace time.
-        let publisher = publisher.join().map_err(|_| BenchError::Panicked)?;
-        Ok::<_, BenchError>((publisher?, subs?))
-    })?;
+            .collect();
+        let mut counted = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            counted.push(t.await.map_err(|_| BenchError::Panicked)??);
+        }
+        Ok(counted)
+    };
+    // A subscriber side that fails never ends the publisher's markers by
+    // itself; it stops at its grace time.
+    let (start, deliveries) = two_ends(shape, limit, "msg peer", publisher, subs)?;
 
     let (mut total, mut last) = (0u64, None::<Instant>);
-    for (n, at) in deliveries {
+    for (n, _, at) in deliveries {
         total += n;
         last = last.max(at);
     }
     let Some(end) = last.filter(|_| total > 0) else {
         return Err(BenchError::Inconsistent("no message delivered".into()));
     };
-    let rate = per_sec(total, end.saturating_duration_since(start));
+    Ok((total, end.saturating_duration_since(start)))
+}
+
+/// The measurements of a Pub/Sub row delivering `rate` messages per second.
+fn pub_sub_measurements(
+    transport: Transport,
+    size: usize,
+    subscribers: usize,
+    send_hwm: Option<usize>,
+    shape: Shape,
+    rate: f64,
+) -> Result<Vec<Measurement>, BenchError> {
     let row = match (subscribers, send_hwm) {
         (1, None) => PUB_SUB,
         (1, Some(_)) => PUB_SUB_BIG_HWM,
         _ => PUB_SUB_FAN_OUT,
     };
     let m = |metric, v| {
-        let m = Measurement::new(Suite::Msg, row, transport, size, metric, v);
+        let m = Measurement::new(Suite::Msg, row, transport, size, metric, v).on(shape);
         if transport == Transport::Quic {
             return m.compared_with(&[PUB_SUB]).compared_over(Transport::Tcp);
         }
@@ -487,7 +633,7 @@ pub fn pub_sub(
 /// The publisher: wait for every subscription, then publish until the count
 /// or the time limit, yielding every [`PUBLISH_BURST`] messages. Returns
 /// when publishing started.
-async fn publish(
+pub(crate) async fn publish(
     publisher: &PubSocket,
     subscribers: usize,
     size: usize,
@@ -520,14 +666,14 @@ async fn publish(
 
 /// A subscriber: count `size`-byte messages until an end marker arrives or,
 /// once `stop` is set, a receive times out. Returns the count and when the
-/// last one arrived.
-async fn subscribe(
+/// first and the last one arrived.
+pub(crate) async fn subscribe(
     mut sub: SubSocket,
     size: usize,
     stop: &AtomicBool,
     hard_deadline: Instant,
-) -> Result<(u64, Option<Instant>), BenchError> {
-    let (mut count, mut last) = (0u64, None);
+) -> Result<(u64, Option<Instant>, Option<Instant>), BenchError> {
+    let (mut count, mut first, mut last) = (0u64, None, None);
     loop {
         // A message already queued is taken without arming a timer (the
         // libzmq rows' receive timeout is a socket option, not a timer per
@@ -543,6 +689,9 @@ async fn subscribe(
                 n if n == size => {
                     count += 1;
                     last = Some(Instant::now());
+                    if first.is_none() {
+                        first = last;
+                    }
                 }
                 _ => return Err(BenchError::Inconsistent("message of the wrong size".into())),
             },
@@ -558,7 +707,7 @@ async fn subscribe(
         }
     }
     sub.close(Duration::ZERO).await;
-    Ok((count, last))
+    Ok((count, first, last))
 }
 
 // ---------------------------------------------------------------------------
@@ -581,7 +730,7 @@ async fn subscribe(
 ///
 /// A helper that fails to start or answer, or connections that do not all
 /// come up within the hard limit.
-pub fn idle_connections(cfg: &Config) -> Result<Vec<Measurement>, BenchError> {
+pub fn idle_connections(cfg: &Config, shape: Shape) -> Result<Vec<Measurement>, BenchError> {
     let Some(exe) = cfg.helper_exe.clone() else {
         eprintln!("msg idle connections: skipped, no helper program configured");
         return Ok(Vec::new());
@@ -592,29 +741,31 @@ pub fn idle_connections(cfg: &Config) -> Result<Vec<Measurement>, BenchError> {
     if n < want {
         eprintln!("msg idle connections: open files limited to {fds}; measuring {n} of {want}");
     }
-    let mut helper = Helper::spawn(&exe, n)?;
-    let result = idle_measure(cfg, &mut helper, n);
+    let mut helper = Helper::spawn(&exe, n, shape)?;
+    let result = idle_measure(cfg, &mut helper, n, shape);
     helper.quit();
     let (held, before, after) = result?;
     let per_conn = after.saturating_sub(before) as f64 / held.max(1) as f64;
-    let m = |metric, v| Measurement::new(Suite::Msg, IDLE, Transport::Tcp, 0, metric, v);
+    let m = |metric, v| Measurement::new(Suite::Msg, IDLE, Transport::Tcp, 0, metric, v).on(shape);
     Ok(vec![
         m(Metric::Connections, held as f64),
         m(Metric::MemoryPerConn, per_conn),
     ])
 }
 
-/// Connects `n` clients to the helper's Rep socket and returns how many it
-/// held, and its RSS in bytes before and after.
+/// Connects `n` clients to the helper's Rep socket from a runtime of
+/// `shape` and returns how many it held, and its RSS in bytes before and
+/// after.
 fn idle_measure(
     cfg: &Config,
     helper: &mut Helper,
     n: usize,
+    shape: Shape,
 ) -> Result<(usize, u64, u64), BenchError> {
     let endpoint = helper.ask("endpoint")?;
     let before: u64 = parse(&helper.ask("rss")?)?;
     let limit = cfg.hard_limit() + Duration::from_secs(20);
-    on_runtime(limit, async {
+    placement::block_on(shape, limit, "msg peer", async {
         let mut opts = SocketOptions::new();
         opts.max_connections(n + 16);
         let req = ReqSocket::with_options(opts).map_err(other)?;
@@ -650,10 +801,11 @@ struct Helper {
 }
 
 impl Helper {
-    fn spawn(exe: &Path, n: usize) -> Result<Helper, BenchError> {
+    fn spawn(exe: &Path, n: usize, shape: Shape) -> Result<Helper, BenchError> {
         let mut child = Command::new(exe)
             .arg(IDLE_SERVER_ARG)
             .arg(n.to_string())
+            .arg(shape.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -706,9 +858,15 @@ impl Helper {
 /// bytes) and `peers` (connections with a finished handshake).
 ///
 /// Binaries call it when started with [`IDLE_SERVER_ARG`] followed by the
-/// connection count. Returns the process's exit code.
+/// connection count and, optionally, the [`Shape`] name of the runtime to
+/// serve from (`multi-thread`; default `current-thread`). Returns the
+/// process's exit code.
 pub fn idle_server_main(args: &[String]) -> i32 {
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let shape = match args.get(1).map(String::as_str) {
+        Some(name) if name == Shape::MultiThread.name() => Shape::MultiThread,
+        _ => Shape::CurrentThread,
+    };
     raise_fd_limit();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
@@ -719,10 +877,7 @@ pub fn idle_server_main(args: &[String]) -> i32 {
             }
         }
     });
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(rt) = placement::runtime(shape) else {
         return 1;
     };
     rt.block_on(async move {
@@ -844,22 +999,6 @@ impl Place {
         }
         Ok(opts)
     }
-}
-
-/// Run `fut` to completion on a new current-thread runtime, for at most
-/// `limit`.
-pub(crate) fn on_runtime<T>(
-    limit: Duration,
-    fut: impl Future<Output = Result<T, BenchError>>,
-) -> Result<T, BenchError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        tokio::time::timeout(limit, fut)
-            .await
-            .map_err(|_| BenchError::Timeout("msg peer"))?
-    })
 }
 
 /// A msg error as a [`BenchError`].

@@ -1,9 +1,11 @@
 //! The reliable layer's rows: `ReliableSocket::send_to` to delivery, on the
 //! in-memory backend and on redb with an fsync per commit.
 //!
-//! Placement follows [`msg_rows`]: the sending endpoint and the receiving
-//! endpoint each get their own OS thread with a current-thread tokio runtime
-//! (a [`RedbBackend`] adds its own committer thread per store). The receiver binds, the sender connects; both use default
+//! Placement follows [`msg_rows`]: in [`Shape::CurrentThread`] the sending
+//! endpoint and the receiving endpoint each get their own OS thread with a
+//! current-thread tokio runtime, in [`Shape::MultiThread`] both are tasks
+//! on one multi-thread runtime (a [`RedbBackend`] adds its own committer
+//! thread per store). The receiver binds, the sender connects; both use default
 //! [`ReliableOptions`] (window 256, manual acknowledgement) and default
 //! socket options.
 //!
@@ -43,6 +45,7 @@
 //! Before the window, [`WARMUP`] empty messages go through both ends, so the
 //! connection is up and the stores' tables exist.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,8 +61,9 @@ use msg::reliable::{
 use tokio::sync::{oneshot, watch};
 
 use crate::error::BenchError;
-use crate::measure::{Config, Experiment, Measurement, Metric, Suite, Transport};
-use crate::msg_rows::{self, Place, TRANSPORTS, on_runtime, other};
+use crate::measure::{Config, Experiment, Measurement, Metric, Shape, Suite, Transport};
+use crate::msg_rows::{self, Place, SHAPES, TRANSPORTS, bound_endpoint, other};
+use crate::placement::two_ends;
 use crate::stats::per_sec;
 
 /// Row name of reliable delivery between two in-memory stores, the
@@ -95,39 +99,43 @@ enum Acking {
     Auto,
 }
 
-/// Every reliable experiment, in table order.
+/// Every reliable experiment, in table order: shape by shape
+/// ([`msg_rows::SHAPES`]), each name ending with its shape in parentheses.
 pub fn experiments() -> Vec<Experiment> {
     let mut all = Vec::new();
-    for (name, acking) in [
-        (RELIABLE_MEMORY, Acking::Batch),
-        (RELIABLE_MEMORY_EACH, Acking::Each),
-        (RELIABLE_MEMORY_AUTO, Acking::Auto),
-    ] {
-        for t in TRANSPORTS {
-            all.push(Experiment::new(format!("{name} {t}"), move |cfg| {
-                reliable::<MemoryBackend>(cfg, t, name, acking)
-            }));
+    for shape in SHAPES {
+        for (name, acking) in [
+            (RELIABLE_MEMORY, Acking::Batch),
+            (RELIABLE_MEMORY_EACH, Acking::Each),
+            (RELIABLE_MEMORY_AUTO, Acking::Auto),
+        ] {
+            for t in TRANSPORTS {
+                all.push(Experiment::new(
+                    format!("{name} {t} ({shape})"),
+                    move |cfg| reliable::<MemoryBackend>(cfg, t, name, acking, shape),
+                ));
+            }
         }
-    }
-    for t in TRANSPORTS {
-        all.push(Experiment::new(
-            format!("{RELIABLE_REDB} {t}"),
-            move |cfg| reliable::<RedbBackend>(cfg, t, RELIABLE_REDB, Acking::Batch),
-        ));
+        for t in TRANSPORTS {
+            all.push(Experiment::new(
+                format!("{RELIABLE_REDB} {t} ({shape})"),
+                move |cfg| reliable::<RedbBackend>(cfg, t, RELIABLE_REDB, Acking::Batch, shape),
+            ));
+        }
     }
     all
 }
 
 /// A backend a reliable row can run on.
-trait BenchStore: Backend + Clone {
+trait BenchStore: Backend + Clone + Send + Sync + 'static {
     /// The rows its rows are compared with.
     const REFS: &'static [&'static str];
 
     /// Opens a fresh store called `name`, in `dir` if it needs files.
-    async fn open(dir: &Path, name: &str) -> Result<Self, BenchError>;
+    fn open(dir: &Path, name: &str) -> impl Future<Output = Result<Self, BenchError>> + Send;
 
     /// Releases the store (for a file, waits until it is closed).
-    async fn close(&self);
+    fn close(&self) -> impl Future<Output = ()> + Send;
 }
 
 impl BenchStore for MemoryBackend {
@@ -143,10 +151,9 @@ impl BenchStore for MemoryBackend {
 impl BenchStore for RedbBackend {
     const REFS: &'static [&'static str] = &[RELIABLE_MEMORY];
 
-    async fn open(dir: &Path, name: &str) -> Result<Self, BenchError> {
-        RedbBackend::open(dir.join(format!("{name}.redb")))
-            .await
-            .map_err(other)
+    fn open(dir: &Path, name: &str) -> impl Future<Output = Result<Self, BenchError>> + Send {
+        let path = dir.join(format!("{name}.redb"));
+        async move { RedbBackend::open(path).await.map_err(other) }
     }
 
     async fn close(&self) {
@@ -167,101 +174,87 @@ fn reliable<S: BenchStore>(
     transport: Transport,
     row: &'static str,
     acking: Acking,
+    shape: Shape,
 ) -> Result<Vec<Measurement>, BenchError> {
     let refs = S::REFS;
     let acks = match acking {
         Acking::Auto => AckMode::Auto,
         Acking::Batch | Acking::Each => AckMode::Manual,
     };
-    let place = Place::new(transport)?;
+    let place = Arc::new(Place::new(transport)?);
     let limit = cfg.hard_limit();
     let (join, time_limit, count) = (cfg.join_timeout, cfg.time_limit, cfg.pubsub_count);
     let sender_id: PeerId = "bench-sender".parse().map_err(other)?;
     let receiver_id: PeerId = "bench-receiver".parse().map_err(other)?;
-    let (endpoint_tx, endpoint_rx) = std::sync::mpsc::channel::<Result<String, BenchError>>();
+    let (endpoint_tx, endpoint_rx) = oneshot::channel::<Result<String, String>>();
     // The last sequence number of the run, once the senders are done.
     let (last_tx, last_rx) = watch::channel(u64::MAX);
     // The sender holds the last acknowledgement: the receiver may go.
     let (finished_tx, finished_rx) = oneshot::channel::<()>();
 
-    let (sent, start, (delivered, end)) = std::thread::scope(|scope| {
-        let place = &place;
-        let (sender_id, receiver_id) = (&sender_id, &receiver_id);
-        let receiver = scope.spawn(move || {
-            on_runtime(limit, async move {
-                let bound = async {
-                    let backend = S::open(place.dir(), "receiver").await?;
-                    let endpoint = ReliableSocket::open_with_socket_options(
-                        receiver_id.clone(),
-                        ReliableOptions::new().ack_mode(acks).clone(),
-                        place.server_options()?,
-                        backend.clone(),
-                    )
-                    .await
-                    .map_err(other)?;
-                    let bound = endpoint.bind(&place.bind_endpoint()).await.map_err(other)?;
-                    Ok::<_, BenchError>((endpoint, backend, bound.to_string()))
-                }
-                .await;
-                let (endpoint, backend) = match bound {
-                    Ok((endpoint, backend, bound)) => {
-                        let _ = endpoint_tx.send(Ok(bound));
-                        (endpoint, backend)
-                    }
-                    Err(e) => {
-                        let _ = endpoint_tx.send(Err(BenchError::Inconsistent(e.to_string())));
-                        return Err(e);
-                    }
-                };
-                let endpoint = Arc::new(endpoint);
-                // A task of its own, as an application's receiver would be.
-                let received = tokio::spawn(receive(
-                    endpoint.clone(),
-                    sender_id.clone(),
-                    last_rx,
-                    acking,
-                ))
-                .await
-                .map_err(|_| BenchError::Panicked)?;
-                // Stay up until the sender has the acknowledgement of the
-                // last message (or has given up).
-                let _ = finished_rx.await;
-                close(endpoint, backend).await?;
-                received
-            })
-        });
-        let sender = scope.spawn(move || {
-            let endpoint = endpoint_rx
-                .recv_timeout(limit)
-                .map_err(|_| BenchError::Timeout("reliable receiver binding"))??;
-            // `last_tx` moves into the future: dropped without a value, it
-            // tells the receiver that the sender gave up.
-            let result = on_runtime(limit, async move {
-                let backend = S::open(place.dir(), "sender").await?;
-                let socket = ReliableSocket::open_with_socket_options(
-                    sender_id.clone(),
-                    ReliableOptions::new(),
-                    place.client_options()?,
+    let receiver = {
+        let (place, sender_id, receiver_id) =
+            (place.clone(), sender_id.clone(), receiver_id.clone());
+        async move {
+            let bound = async {
+                let backend = S::open(place.dir(), "receiver").await?;
+                let endpoint = ReliableSocket::open_with_socket_options(
+                    receiver_id,
+                    ReliableOptions::new().ack_mode(acks).clone(),
+                    place.server_options()?,
                     backend.clone(),
                 )
                 .await
                 .map_err(other)?;
-                socket.connect(&endpoint).map_err(other)?;
-                let socket = Arc::new(socket);
-                let sent = send(&socket, receiver_id, count, join, time_limit, &last_tx).await;
-                if sent.is_ok() {
-                    close(socket, backend).await?;
+                let bound = endpoint.bind(&place.bind_endpoint()).await.map_err(other)?;
+                Ok::<_, BenchError>((endpoint, backend, bound.to_string()))
+            }
+            .await;
+            let (endpoint, backend) = match bound {
+                Ok((endpoint, backend, bound)) => {
+                    let _ = endpoint_tx.send(Ok(bound));
+                    (endpoint, backend)
                 }
-                sent
-            });
-            let _ = finished_tx.send(());
-            result
-        });
-        let sender = sender.join().map_err(|_| BenchError::Panicked)?;
-        let receiver = receiver.join().map_err(|_| BenchError::Panicked)?;
-        let (sent, start) = sender?;
-        Ok::<_, BenchError>((sent, start, receiver?))
-    })?;
+                Err(e) => {
+                    let _ = endpoint_tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            let endpoint = Arc::new(endpoint);
+            // A task of its own, as an application's receiver would be.
+            let received = tokio::spawn(receive(endpoint.clone(), sender_id, last_rx, acking))
+                .await
+                .map_err(|_| BenchError::Panicked)?;
+            // Stay up until the sender has the acknowledgement of the
+            // last message (or has given up).
+            let _ = finished_rx.await;
+            close(endpoint, backend).await?;
+            received
+        }
+    };
+    // `last_tx` and `finished_tx` move into the sender: dropped without a
+    // value, they tell the receiver that the sender gave up.
+    let sender = async move {
+        let _finished = finished_tx;
+        let endpoint = bound_endpoint(limit, endpoint_rx, "reliable receiver binding").await?;
+        let backend = S::open(place.dir(), "sender").await?;
+        let socket = ReliableSocket::open_with_socket_options(
+            sender_id,
+            ReliableOptions::new(),
+            place.client_options()?,
+            backend.clone(),
+        )
+        .await
+        .map_err(other)?;
+        socket.connect(&endpoint).map_err(other)?;
+        let socket = Arc::new(socket);
+        let sent = send(&socket, &receiver_id, count, join, time_limit, &last_tx).await;
+        if sent.is_ok() {
+            close(socket, backend).await?;
+        }
+        sent
+    };
+    let ((delivered, end), (sent, start)) = two_ends(shape, limit, "msg peer", receiver, sender)?;
 
     if delivered != sent {
         return Err(BenchError::Inconsistent(format!(
@@ -281,6 +274,7 @@ fn reliable<S: BenchStore>(
             Metric::MsgsPerSec,
             rate,
         )
+        .on(shape)
         .compared_with(refs),
     ])
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::machine::Machine;
-use crate::measure::{Config, Measurement, Metric};
+use crate::measure::{Config, Interleaved, Measurement, Metric, Shape};
 
 /// The report as markdown: the machine, then one table row per
 /// measurement, with its ratios to the reference rows of the same run.
@@ -35,32 +35,38 @@ pub fn markdown(machine: &Machine, cfg: &Config, measurements: &[Measurement]) -
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Ratios are this row's value divided by the reference row's, same transport, size \
-         and metric, same run: for round trips below 1 is faster than the reference, for \
-         throughput above 1 is."
+        "Ratios are this row's value divided by the reference row's, same shape, transport, \
+         size and metric, same run (libzmq rows are the reference for every shape): for round \
+         trips below 1 is faster than the reference, for throughput above 1 is. \"interleaved\" \
+         ratios come from alternating rounds of the row and its baseline in one run: the \
+         median of the per-round ratios, their interquartile range and their range."
     );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| row | transport | size | metric | value | unit | ratio |"
+        "| row | shape | transport | size | metric | value | unit | ratio |"
     );
-    let _ = writeln!(out, "|---|---|--:|---|--:|---|---|");
+    let _ = writeln!(out, "|---|---|---|--:|---|--:|---|---|");
     for m in measurements {
         let (value, unit) = human(m.metric, m.value);
         let over = m
             .ref_transport
             .map(|t| format!(" over {t}"))
             .unwrap_or_default();
-        let ratios = m
+        let mut ratios = m
             .ratios(measurements)
             .iter()
             .map(|(row, r)| format!("{}× {row}{over}", sig3(*r)))
-            .collect::<Vec<_>>()
-            .join("; ");
+            .collect::<Vec<_>>();
+        if let Some(i) = &m.interleaved {
+            ratios.push(interleaved_text(i));
+        }
+        let ratios = ratios.join("; ");
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {value} | {unit} | {ratios} |",
+            "| {} | {} | {} | {} | {} | {value} | {unit} | {ratios} |",
             m.row,
+            m.shape,
             m.transport,
             size_label(m.size),
             m.metric.name(),
@@ -69,11 +75,116 @@ pub fn markdown(machine: &Machine, cfg: &Config, measurements: &[Measurement]) -
     out
 }
 
+/// The rows that ran in more than one shape, side by side: one line per
+/// row, transport, size and metric, one column per shape
+/// ([`Shape::CurrentThread`], [`Shape::MultiThread`],
+/// [`Shape::Processes`]), each cell holding the value and its ratio to the
+/// row's first reference in the same shape (named in the `vs` column), and
+/// the median interleaved ratio where there is one. libzmq rows, which
+/// have one shape, are left out. Empty when no row ran in two shapes.
+pub fn shapes_table(measurements: &[Measurement]) -> String {
+    const SHAPES: [Shape; 3] = [Shape::CurrentThread, Shape::MultiThread, Shape::Processes];
+    let mut keys: Vec<&Measurement> = Vec::new();
+    for m in measurements {
+        if SHAPES.contains(&m.shape)
+            && !keys.iter().any(|k| {
+                k.row == m.row
+                    && k.transport == m.transport
+                    && k.size == m.size
+                    && k.metric == m.metric
+            })
+        {
+            keys.push(m);
+        }
+    }
+    let mut out = String::new();
+    for key in keys {
+        let cells: Vec<Option<&Measurement>> = SHAPES
+            .iter()
+            .map(|&shape| {
+                measurements.iter().find(|m| {
+                    m.shape == shape
+                        && m.row == key.row
+                        && m.transport == key.transport
+                        && m.size == key.size
+                        && m.metric == key.metric
+                })
+            })
+            .collect();
+        if cells.iter().flatten().count() < 2 {
+            continue;
+        }
+        if out.is_empty() {
+            let _ = writeln!(
+                out,
+                "| row | transport | size | metric | vs | current-thread | multi-thread | processes |"
+            );
+            let _ = writeln!(out, "|---|---|--:|---|---|--:|--:|--:|");
+        }
+        let vs = cells
+            .iter()
+            .flatten()
+            .find_map(|m| m.ratios(measurements).first().map(|(r, _)| *r))
+            .unwrap_or("");
+        let over = key
+            .ref_transport
+            .filter(|_| !vs.is_empty())
+            .map(|t| format!(" over {t}"))
+            .unwrap_or_default();
+        let cells = cells
+            .iter()
+            .map(|m| match m {
+                None => "-".to_owned(),
+                Some(m) => {
+                    let (value, unit) = human(m.metric, m.value);
+                    let mut cell = format!("{value} {unit}");
+                    if let Some((_, r)) = m.ratios(measurements).iter().find(|(r, _)| *r == vs) {
+                        let _ = write!(cell, ", {}×", sig3(*r));
+                    }
+                    if let Some(i) = &m.interleaved {
+                        let _ = write!(cell, " (interleaved {}×)", sig3(i.median()));
+                    }
+                    cell
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {vs}{over} | {cells} |",
+            key.row,
+            key.transport,
+            size_label(key.size),
+            key.metric.name(),
+        );
+    }
+    out
+}
+
+/// An interleaved comparison in the table: `interleaved 1.31× tokio
+/// ping-pong (IQR 1.25–1.40, range 1.10–1.62, 27 rounds)`.
+fn interleaved_text(i: &Interleaved) -> String {
+    let (q1, q3) = i.quartiles();
+    let (min, max) = i.range();
+    format!(
+        "interleaved {}× {} (IQR {}–{}, range {}–{}, {} rounds)",
+        sig3(i.median()),
+        i.vs,
+        sig3(q1),
+        sig3(q3),
+        sig3(min),
+        sig3(max),
+        i.ratios.len()
+    )
+}
+
 /// The report as JSON lines: first one object with `"kind":"machine"`, then
 /// one with `"kind":"measurement"` per measurement. Values are in
-/// [`Metric::unit`]; `samples` has each run's value; `ratios` has
-/// `{"vs": row, "ratio": value / reference}` for each reference row
-/// present.
+/// [`Metric::unit`]; `shape` is the [`Shape`](crate::Shape)'s name;
+/// `samples` has each run's value; `ratios` has `{"vs": row, "ratio": value
+/// / reference}` for each reference row present; rows with interleaved
+/// rounds add `"interleaved": {"vs", "rounds", "median", "q1", "q3", "min",
+/// "max", "ratios"}`, `ratios` holding every round's ratio.
 pub fn json_lines(machine: &Machine, cfg: &Config, measurements: &[Measurement]) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -113,11 +224,36 @@ pub fn json_lines(machine: &Machine, cfg: &Config, measurements: &[Measurement])
             })
             .collect::<Vec<_>>()
             .join(",");
+        let interleaved = m
+            .interleaved
+            .as_ref()
+            .map(|i| {
+                let (q1, q3) = i.quartiles();
+                let (min, max) = i.range();
+                let all = i
+                    .ratios
+                    .iter()
+                    .map(|&r| json_num(r))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                format!(
+                    ",\"interleaved\":{{\"vs\":{},\"rounds\":{},\"median\":{},\"q1\":{},\"q3\":{},\"min\":{},\"max\":{},\"ratios\":[{all}]}}",
+                    json_str(i.vs),
+                    i.ratios.len(),
+                    json_num(i.median()),
+                    json_num(q1),
+                    json_num(q3),
+                    json_num(min),
+                    json_num(max),
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{{\"kind\":\"measurement\",\"suite\":{},\"row\":{},\"transport\":{},\"size\":{},\"metric\":{},\"unit\":{},\"value\":{},\"samples\":[{samples}],\"ratios\":[{ratios}]}}",
+            "{{\"kind\":\"measurement\",\"suite\":{},\"row\":{},\"shape\":{},\"transport\":{},\"size\":{},\"metric\":{},\"unit\":{},\"value\":{},\"samples\":[{samples}],\"ratios\":[{ratios}]{interleaved}}}",
             json_str(m.suite.name()),
             json_str(m.row),
+            json_str(m.shape.name()),
             json_str(m.transport.name()),
             m.size,
             json_str(m.metric.name()),
@@ -237,6 +373,62 @@ mod tests {
         assert_eq!(human(Metric::RttP99, 1234.0), ("1.23".into(), "ms"));
         assert_eq!(sig3(0.0712), "0.0712");
         assert_eq!(sig3(123_456.0), "123456");
+    }
+
+    #[test]
+    fn json_lines_carry_the_shape_and_the_interleaved_rounds() {
+        use crate::measure::{Shape, Suite, Transport};
+        let base = Measurement::new(
+            Suite::Tokio,
+            "base",
+            Transport::Ipc,
+            64,
+            Metric::RttP50,
+            10.0,
+        )
+        .on(Shape::Processes);
+        let row = Measurement::new(Suite::Msg, "row", Transport::Ipc, 64, Metric::RttP50, 15.0)
+            .on(Shape::Processes)
+            .compared_with(&["base"])
+            .with_interleaved("base", vec![1.5, 1.25, 2.0]);
+        let all = [base, row];
+        let machine = Machine::detect();
+        let json = json_lines(&machine, &Config::quick(), &all);
+        let line = json.lines().nth(2).unwrap();
+        assert!(line.contains(r#""row":"row","shape":"processes","transport":"ipc""#));
+        assert!(line.contains(r#""ratios":[{"vs":"base","ratio":1.5}]"#));
+        assert!(line.contains(
+            r#""interleaved":{"vs":"base","rounds":3,"median":1.5,"q1":1.25,"q3":2,"min":1.25,"max":2,"ratios":[1.5,1.25,2]}"#
+        ));
+        let table = markdown(&machine, &Config::quick(), &all);
+        assert!(table.contains(
+            "| row | processes | ipc | 64 B | rtt p50 | 15.0 | µs | 1.50× base; \
+             interleaved 1.50× base (IQR 1.25–2.00, range 1.25–2.00, 3 rounds) |"
+        ));
+    }
+
+    #[test]
+    fn shapes_side_by_side_pair_each_value_with_its_ratio_in_its_shape() {
+        use crate::measure::{Shape, Suite, Transport};
+        let m = |suite, row, shape, v| {
+            Measurement::new(suite, row, Transport::Tcp, 64, Metric::RttP50, v).on(shape)
+        };
+        let all = [
+            m(Suite::Tokio, "base", Shape::CurrentThread, 10.0),
+            m(Suite::Tokio, "base", Shape::MultiThread, 20.0),
+            m(Suite::Msg, "row", Shape::CurrentThread, 15.0).compared_with(&["base"]),
+            m(Suite::Msg, "row", Shape::MultiThread, 50.0)
+                .compared_with(&["base"])
+                .with_interleaved("base", vec![2.0, 3.0, 2.5]),
+            m(Suite::Msg, "alone", Shape::CurrentThread, 1.0),
+        ];
+        let table = shapes_table(&all);
+        assert_eq!(table.lines().count(), 4, "{table}");
+        assert!(table.contains("| base | tcp | 64 B | rtt p50 |  | 10.0 µs | 20.0 µs | - |"));
+        assert!(table.contains(
+            "| row | tcp | 64 B | rtt p50 | base | 15.0 µs, 1.50× | 50.0 µs, 2.50× (interleaved 2.50×) | - |"
+        ));
+        assert!(shapes_table(&all[4..]).is_empty());
     }
 
     #[test]

@@ -2,10 +2,14 @@
 //!
 //! Frames are a 4-byte big-endian length, then the payload. Each experiment
 //! connects one pair of sockets (TCP on 127.0.0.1 with `TCP_NODELAY`, or a
-//! Unix socket in a temporary directory) and gives each end its own OS
+//! Unix socket in a temporary directory) and places the two ends as its
+//! [`Shape`] says: in [`Shape::CurrentThread`] each end has its own OS
 //! thread with a current-thread tokio runtime, as two single-threaded
-//! processes would be. Both ends are written the way a careful hand-rolled
-//! protocol would be:
+//! processes would be; in [`Shape::MultiThread`] both ends are tasks on one
+//! multi-thread runtime; in [`Shape::Processes`] (ping-pong, and the stream
+//! at 64 B) the end that listens (the echo server, the stream's sender)
+//! runs in a child process (see [`processes`]). Both ends are written the
+//! way a careful hand-rolled protocol would be:
 //!
 //! - readers read into one `BytesMut` in large chunks, cut every whole frame
 //!   out of it as a `Bytes` (no copy; what tokio-util's length-delimited
@@ -35,7 +39,9 @@ use tokio::net::{TcpStream, UnixStream, tcp, unix};
 use tokio::sync::Semaphore;
 
 use crate::error::BenchError;
-use crate::measure::{Config, Experiment, Measurement, Metric, Suite, Transport, deadline};
+use crate::measure::{Config, Experiment, Measurement, Metric, Shape, Suite, Transport, deadline};
+use crate::placement::two_ends;
+use crate::processes;
 use crate::stats::{per_sec, rtt_percentiles};
 
 /// Row name of the ping-pong round trip.
@@ -53,9 +59,14 @@ pub const PIPELINED_SIZE: usize = 512;
 pub const STREAM_SIZES: [usize; 4] = [64, 1024, 64 * 1024, 1024 * 1024];
 /// Transports the baselines run over.
 pub const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Ipc];
+/// The shapes in which every row runs; [`Shape::Processes`] has only the
+/// ping-pong and the stream at [`PROCESSES_STREAM_SIZE`].
+pub const SHAPES: [Shape; 2] = [Shape::CurrentThread, Shape::MultiThread];
+/// The stream's payload size in [`Shape::Processes`], in bytes.
+pub const PROCESSES_STREAM_SIZE: usize = 64;
 
 /// Bytes the readers ask the kernel for at least, per read.
-const READ_CHUNK: usize = 256 * 1024;
+pub(crate) const READ_CHUNK: usize = 256 * 1024;
 /// The writers' batch buffer is written out once it holds this much.
 const WRITE_BATCH: usize = 64 * 1024;
 /// Frames at least this large are not copied into the batch buffer but
@@ -64,27 +75,47 @@ const DIRECT_WRITE: usize = 16 * 1024;
 /// Most frames the pipelined client writes in one batch.
 const PIPELINE_BATCH: usize = 256;
 
-/// Every tokio experiment: ping-pong and pipelined echo on each transport,
-/// then the stream at each size on each transport.
+/// Every tokio experiment, shape by shape ([`SHAPES`], then
+/// [`Shape::Processes`]): ping-pong and pipelined echo on each transport,
+/// then the stream at each size on each transport. Each name ends with its
+/// shape in parentheses, such as `"tokio ping-pong tcp (multi-thread)"`.
 pub fn experiments() -> Vec<Experiment> {
     let mut all = Vec::new();
-    for t in TRANSPORTS {
-        all.push(Experiment::new(format!("{PING_PONG} {t}"), move |cfg| {
-            ping_pong(cfg, t)
-        }));
-    }
-    for t in TRANSPORTS {
-        all.push(Experiment::new(format!("{PIPELINED} {t}"), move |cfg| {
-            pipelined_echo(cfg, t)
-        }));
-    }
-    for t in TRANSPORTS {
-        for size in STREAM_SIZES {
+    for shape in SHAPES {
+        for t in TRANSPORTS {
             all.push(Experiment::new(
-                format!("{STREAM} {t} {size} B"),
-                move |cfg| stream(cfg, t, size),
+                format!("{PING_PONG} {t} ({shape})"),
+                move |cfg| ping_pong(cfg, t, shape),
             ));
         }
+        for t in TRANSPORTS {
+            all.push(Experiment::new(
+                format!("{PIPELINED} {t} ({shape})"),
+                move |cfg| pipelined_echo(cfg, t, shape),
+            ));
+        }
+        for t in TRANSPORTS {
+            for size in STREAM_SIZES {
+                all.push(Experiment::new(
+                    format!("{STREAM} {t} {size} B ({shape})"),
+                    move |cfg| stream(cfg, t, size, shape),
+                ));
+            }
+        }
+    }
+    let shape = Shape::Processes;
+    for t in TRANSPORTS {
+        all.push(Experiment::new(
+            format!("{PING_PONG} {t} ({shape})"),
+            move |cfg| ping_pong(cfg, t, shape),
+        ));
+    }
+    for t in TRANSPORTS {
+        let size = PROCESSES_STREAM_SIZE;
+        all.push(Experiment::new(
+            format!("{STREAM} {t} {size} B ({shape})"),
+            move |cfg| stream(cfg, t, size, shape),
+        ));
     }
     all
 }
@@ -95,12 +126,25 @@ pub fn experiments() -> Vec<Experiment> {
 /// # Errors
 ///
 /// Socket errors, or a peer that stops answering (see [`BenchError`]).
-pub fn ping_pong(cfg: &Config, transport: Transport) -> Result<Vec<Measurement>, BenchError> {
-    let rtts = match transport {
-        Transport::Tcp => ping_pong_on::<TcpStream>(cfg)?,
-        Transport::Ipc => ping_pong_on::<UnixStream>(cfg)?,
-        other => return Err(BenchError::Unsupported(other)),
+pub fn ping_pong(
+    cfg: &Config,
+    transport: Transport,
+    shape: Shape,
+) -> Result<Vec<Measurement>, BenchError> {
+    let rtts = match (transport, shape) {
+        (Transport::Tcp | Transport::Ipc, Shape::Processes) => {
+            match processes::tokio_ping_pong(cfg, transport)? {
+                Some(rtts) => rtts,
+                None => return Ok(Vec::new()),
+            }
+        }
+        (Transport::Tcp, _) => ping_pong_on::<TcpStream>(cfg, shape)?,
+        (Transport::Ipc, _) => ping_pong_on::<UnixStream>(cfg, shape)?,
+        (other, _) => return Err(BenchError::Unsupported(other)),
     };
+    if rtts.is_empty() {
+        return Err(BenchError::Inconsistent("no round trip completed".into()));
+    }
     let (p50, p99) = rtt_percentiles(&rtts);
     let m = |metric, v| {
         Measurement::new(
@@ -111,18 +155,16 @@ pub fn ping_pong(cfg: &Config, transport: Transport) -> Result<Vec<Measurement>,
             metric,
             v,
         )
+        .on(shape)
     };
     Ok(vec![m(Metric::RttP50, p50), m(Metric::RttP99, p99)])
 }
 
-fn ping_pong_on<L: Link>(cfg: &Config) -> Result<Vec<Duration>, BenchError> {
+fn ping_pong_on<L: Link>(cfg: &Config, shape: Shape) -> Result<Vec<Duration>, BenchError> {
     let (count, warmup, limit) = (cfg.rtt_count, cfg.rtt_warmup(), cfg.time_limit);
-    let (_, rtts) = two_sides::<L, _, _, _, _, _, _>(cfg, echo_server, move |io| {
+    let (_, rtts) = two_sides::<L, _, _, _, _, _, _>(cfg, shape, echo_server, move |io| {
         ping_client(io, count, warmup, limit)
     })?;
-    if rtts.is_empty() {
-        return Err(BenchError::Inconsistent("no round trip completed".into()));
-    }
     Ok(rtts)
 }
 
@@ -132,32 +174,41 @@ fn ping_pong_on<L: Link>(cfg: &Config) -> Result<Vec<Duration>, BenchError> {
 /// # Errors
 ///
 /// Socket errors, a peer that stops answering, or a lost echo.
-pub fn pipelined_echo(cfg: &Config, transport: Transport) -> Result<Vec<Measurement>, BenchError> {
+pub fn pipelined_echo(
+    cfg: &Config,
+    transport: Transport,
+    shape: Shape,
+) -> Result<Vec<Measurement>, BenchError> {
     let (received, elapsed) = match transport {
-        Transport::Tcp => pipelined_on::<TcpStream>(cfg)?,
-        Transport::Ipc => pipelined_on::<UnixStream>(cfg)?,
+        Transport::Tcp => pipelined_on::<TcpStream>(cfg, shape)?,
+        Transport::Ipc => pipelined_on::<UnixStream>(cfg, shape)?,
         other => return Err(BenchError::Unsupported(other)),
     };
-    Ok(vec![Measurement::new(
-        Suite::Tokio,
-        PIPELINED,
-        transport,
-        PIPELINED_SIZE,
-        Metric::MsgsPerSec,
-        per_sec(received, elapsed),
-    )])
+    Ok(vec![
+        Measurement::new(
+            Suite::Tokio,
+            PIPELINED,
+            transport,
+            PIPELINED_SIZE,
+            Metric::MsgsPerSec,
+            per_sec(received, elapsed),
+        )
+        .on(shape),
+    ])
 }
 
-fn pipelined_on<L: Link>(cfg: &Config) -> Result<(u64, Duration), BenchError> {
+fn pipelined_on<L: Link>(cfg: &Config, shape: Shape) -> Result<(u64, Duration), BenchError> {
     let (count, in_flight, limit) = (cfg.pipelined_count, cfg.in_flight, cfg.time_limit);
-    let (_, result) = two_sides::<L, _, _, _, _, _, _>(cfg, echo_server, move |io| {
+    let (_, result) = two_sides::<L, _, _, _, _, _, _>(cfg, shape, echo_server, move |io| {
         pipelined_client(io, count, in_flight, limit)
     })?;
     Ok(result)
 }
 
 /// One-way stream of `size`-byte frames: [`Metric::MsgsPerSec`] and
-/// [`Metric::BytesPerSec`] at the receiver.
+/// [`Metric::BytesPerSec`] at the receiver. In [`Shape::Processes`] the
+/// sender is a child process, and the window runs from the first frame
+/// received to the last.
 ///
 /// # Errors
 ///
@@ -166,24 +217,37 @@ pub fn stream(
     cfg: &Config,
     transport: Transport,
     size: usize,
+    shape: Shape,
 ) -> Result<Vec<Measurement>, BenchError> {
-    let (received, elapsed) = match transport {
-        Transport::Tcp => stream_on::<TcpStream>(cfg, size)?,
-        Transport::Ipc => stream_on::<UnixStream>(cfg, size)?,
-        other => return Err(BenchError::Unsupported(other)),
+    let (received, elapsed) = match (transport, shape) {
+        (Transport::Tcp | Transport::Ipc, Shape::Processes) => {
+            match processes::tokio_stream(cfg, transport, size)? {
+                Some(out) => out,
+                None => return Ok(Vec::new()),
+            }
+        }
+        (Transport::Tcp, _) => stream_on::<TcpStream>(cfg, size, shape)?,
+        (Transport::Ipc, _) => stream_on::<UnixStream>(cfg, size, shape)?,
+        (other, _) => return Err(BenchError::Unsupported(other)),
     };
     let rate = per_sec(received, elapsed);
-    let m = |metric, v| Measurement::new(Suite::Tokio, STREAM, transport, size, metric, v);
+    let m =
+        |metric, v| Measurement::new(Suite::Tokio, STREAM, transport, size, metric, v).on(shape);
     Ok(vec![
         m(Metric::MsgsPerSec, rate),
         m(Metric::BytesPerSec, rate * size as f64),
     ])
 }
 
-fn stream_on<L: Link>(cfg: &Config, size: usize) -> Result<(u64, Duration), BenchError> {
+fn stream_on<L: Link>(
+    cfg: &Config,
+    size: usize,
+    shape: Shape,
+) -> Result<(u64, Duration), BenchError> {
     let (count, limit) = (cfg.stream_count_for(size), cfg.time_limit);
-    let ((received, end), (sent, start)) = two_sides::<L, _, _, _, _, _, _>(
+    let ((received, _, end), (sent, start)) = two_sides::<L, _, _, _, _, _, _>(
         cfg,
+        shape,
         move |io| stream_receiver(io, size),
         move |io| stream_sender(io, size, count, limit),
     )?;
@@ -201,7 +265,7 @@ fn stream_on<L: Link>(cfg: &Config, size: usize) -> Result<(u64, Duration), Benc
 /// Echo every whole frame back, in one write per read, until EOF; then
 /// close the write side so the client's reader sees EOF too. Returns the
 /// number of frames echoed.
-async fn echo_server<L: Link>(mut io: L) -> Result<u64, BenchError> {
+pub(crate) async fn echo_server<L: Link>(mut io: L) -> Result<u64, BenchError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut echoed = 0;
     loop {
@@ -226,14 +290,30 @@ async fn echo_server<L: Link>(mut io: L) -> Result<u64, BenchError> {
 /// Send one frame, wait for its echo, record the time; `warmup` round
 /// trips first are not recorded. Stops after `count` recorded round trips
 /// or once `limit` has passed (with at least one recorded).
-async fn ping_client<L: Link>(
+pub(crate) async fn ping_client<L: Link>(
     mut io: L,
     count: usize,
     warmup: usize,
     limit: Duration,
 ) -> Result<Vec<Duration>, BenchError> {
-    let frame = frame_bytes(PING_PONG_SIZE);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let rtts = ping_round(&mut io, &mut buf, count, warmup, limit).await?;
+    io.shutdown().await?;
+    Ok(rtts)
+}
+
+/// The round trips of [`ping_client`] on a connection that stays open:
+/// `warmup` unrecorded, then up to `count` recorded or until `limit` has
+/// passed (with at least one recorded). `buf` is the connection's read
+/// buffer, kept from round to round.
+pub(crate) async fn ping_round<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    count: usize,
+    warmup: usize,
+    limit: Duration,
+) -> Result<Vec<Duration>, BenchError> {
+    let frame = frame_bytes(PING_PONG_SIZE);
     let mut rtts = Vec::with_capacity(count);
     let deadline = deadline(limit);
     let mut done = 0usize;
@@ -243,7 +323,7 @@ async fn ping_client<L: Link>(
             break;
         }
         io.write_all(&frame).await?;
-        let echo = read_frame(&mut io, &mut buf).await?;
+        let echo = read_frame(io, buf).await?;
         let rtt = t0.elapsed();
         if echo.len() != PING_PONG_SIZE {
             return Err(BenchError::Inconsistent("echo of the wrong size".into()));
@@ -253,7 +333,6 @@ async fn ping_client<L: Link>(
         }
         done += 1;
     }
-    io.shutdown().await?;
     Ok(rtts)
 }
 
@@ -338,7 +417,7 @@ async fn pipelined_client<L: Link>(
 
 /// Send `size`-byte frames until `count` are sent or `limit` has passed,
 /// then close. Returns the number sent and when sending started.
-async fn stream_sender<L: Link>(
+pub(crate) async fn stream_sender<L: Link>(
     io: L,
     size: usize,
     count: u64,
@@ -364,14 +443,22 @@ async fn stream_sender<L: Link>(
 }
 
 /// Cut frames out of the stream until EOF, checking their size. Returns
-/// the number received and when the last one was.
-async fn stream_receiver<L: Link>(mut io: L, size: usize) -> Result<(u64, Instant), BenchError> {
+/// the number received, when the first read with data returned, and when
+/// the last frame was received.
+pub(crate) async fn stream_receiver<L: Link>(
+    mut io: L,
+    size: usize,
+) -> Result<(u64, Option<Instant>, Instant), BenchError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut received = 0u64;
+    let mut first = None;
     loop {
         make_room(&mut buf);
         if io.read_buf(&mut buf).await? == 0 {
             break;
+        }
+        if first.is_none() {
+            first = Some(Instant::now());
         }
         while let Some(frame) = next_frame(&mut buf) {
             if frame.len() != size {
@@ -381,7 +468,7 @@ async fn stream_receiver<L: Link>(mut io: L, size: usize) -> Result<(u64, Instan
             received += 1;
         }
     }
-    Ok((received, Instant::now()))
+    Ok((received, first, Instant::now()))
 }
 
 // ---------------------------------------------------------------------------
@@ -518,20 +605,32 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(
 }
 
 // ---------------------------------------------------------------------------
-// Two ends, two threads.
+// The two ends' sockets and their placement.
 
 /// A tokio stream type the baselines run over, and how to get a connected
-/// pair of them.
-trait Link: AsyncRead + AsyncWrite + Unpin + Sized + 'static {
+/// pair of them, or to listen and connect across processes.
+pub(crate) trait Link: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'static {
     /// The std socket, which (unlike the tokio one) can cross threads
     /// before a runtime exists.
     type Std: Send + 'static;
-    type Read: AsyncRead + Unpin;
-    type Write: AsyncWrite + Unpin;
+    /// The std listener.
+    type Listener: Send + 'static;
+    /// The read half of [`Link::split`].
+    type Read: AsyncRead + Unpin + Send;
+    /// The write half of [`Link::split`].
+    type Write: AsyncWrite + Unpin + Send;
 
     /// A connected pair, `(server, client)`, using `dir` for any socket
     /// file.
     fn std_pair(dir: &Path) -> io::Result<(Self::Std, Self::Std)>;
+    /// A listener on loopback (TCP, port chosen by the OS) or in `dir`
+    /// (Unix), and the address to give [`Link::std_connect`].
+    fn std_listen(dir: &Path) -> io::Result<(Self::Listener, String)>;
+    /// Accept one connection (blocking), set up as in [`Link::std_pair`].
+    fn std_accept(listener: &Self::Listener) -> io::Result<Self::Std>;
+    /// Connect to `addr` from [`Link::std_listen`] (blocking), set up as in
+    /// [`Link::std_pair`].
+    fn std_connect(addr: &str) -> io::Result<Self::Std>;
     /// Register with the current runtime.
     fn from_std(s: Self::Std) -> io::Result<Self>;
     /// Owned read and write halves.
@@ -540,18 +639,35 @@ trait Link: AsyncRead + AsyncWrite + Unpin + Sized + 'static {
 
 impl Link for TcpStream {
     type Std = std::net::TcpStream;
+    type Listener = std::net::TcpListener;
     type Read = tcp::OwnedReadHalf;
     type Write = tcp::OwnedWriteHalf;
 
-    fn std_pair(_dir: &Path) -> io::Result<(Self::Std, Self::Std)> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
-        let (server, _) = listener.accept()?;
-        for s in [&server, &client] {
-            s.set_nodelay(true)?;
-            s.set_nonblocking(true)?;
-        }
+    fn std_pair(dir: &Path) -> io::Result<(Self::Std, Self::Std)> {
+        let (listener, addr) = Self::std_listen(dir)?;
+        let client = Self::std_connect(&addr)?;
+        let server = Self::std_accept(&listener)?;
         Ok((server, client))
+    }
+
+    fn std_listen(_dir: &Path) -> io::Result<(Self::Listener, String)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        Ok((listener, addr))
+    }
+
+    fn std_accept(listener: &Self::Listener) -> io::Result<Self::Std> {
+        let (s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    }
+
+    fn std_connect(addr: &str) -> io::Result<Self::Std> {
+        let s = std::net::TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
     }
 
     fn from_std(s: Self::Std) -> io::Result<Self> {
@@ -565,20 +681,35 @@ impl Link for TcpStream {
 
 impl Link for UnixStream {
     type Std = std::os::unix::net::UnixStream;
+    type Listener = std::os::unix::net::UnixListener;
     type Read = unix::OwnedReadHalf;
     type Write = unix::OwnedWriteHalf;
 
     fn std_pair(dir: &Path) -> io::Result<(Self::Std, Self::Std)> {
+        let (listener, addr) = Self::std_listen(dir)?;
+        let client = Self::std_connect(&addr)?;
+        let server = Self::std_accept(&listener)?;
+        drop(listener);
+        std::fs::remove_file(&addr)?;
+        Ok((server, client))
+    }
+
+    fn std_listen(dir: &Path) -> io::Result<(Self::Listener, String)> {
         let path = dir.join("tokio.sock");
         let listener = std::os::unix::net::UnixListener::bind(&path)?;
-        let client = std::os::unix::net::UnixStream::connect(&path)?;
-        let (server, _) = listener.accept()?;
-        drop(listener);
-        std::fs::remove_file(&path)?;
-        for s in [&server, &client] {
-            s.set_nonblocking(true)?;
-        }
-        Ok((server, client))
+        Ok((listener, path.display().to_string()))
+    }
+
+    fn std_accept(listener: &Self::Listener) -> io::Result<Self::Std> {
+        let (s, _) = listener.accept()?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    }
+
+    fn std_connect(addr: &str) -> io::Result<Self::Std> {
+        let s = std::os::unix::net::UnixStream::connect(addr)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
     }
 
     fn from_std(s: Self::Std) -> io::Result<Self> {
@@ -591,53 +722,33 @@ impl Link for UnixStream {
 }
 
 /// Connect a pair of `L`, run `server` on one end and `client` on the
-/// other, each on its own thread and current-thread runtime, and return
-/// both results. Each side is cut off after the config's hard limit; when
-/// one side fails, its socket closes, so the other ends too.
+/// other, placed as `shape` says (see [`two_ends`]), and return both
+/// results. Each side is cut off after the config's hard limit; when one
+/// side fails, its socket closes, so the other ends too.
 fn two_sides<L, S, SF, A, C, CF, B>(
     cfg: &Config,
+    shape: Shape,
     server: S,
     client: C,
 ) -> Result<(A, B), BenchError>
 where
     L: Link,
-    S: FnOnce(L) -> SF + Send,
-    SF: Future<Output = Result<A, BenchError>>,
-    A: Send,
-    C: FnOnce(L) -> CF + Send,
-    CF: Future<Output = Result<B, BenchError>>,
-    B: Send,
+    S: FnOnce(L) -> SF + Send + 'static,
+    SF: Future<Output = Result<A, BenchError>> + Send,
+    A: Send + 'static,
+    C: FnOnce(L) -> CF + Send + 'static,
+    CF: Future<Output = Result<B, BenchError>> + Send,
+    B: Send + 'static,
 {
     let dir = tempfile::Builder::new().prefix("msg-bench").tempdir()?;
     let (server_end, client_end) = L::std_pair(dir.path())?;
-    let limit = cfg.hard_limit();
-    std::thread::scope(|scope| {
-        let s = scope.spawn(move || {
-            on_runtime(limit, async move { server(L::from_std(server_end)?).await })
-        });
-        let c = scope.spawn(move || {
-            on_runtime(limit, async move { client(L::from_std(client_end)?).await })
-        });
-        let c = c.join().map_err(|_| BenchError::Panicked)?;
-        let s = s.join().map_err(|_| BenchError::Panicked)?;
-        Ok((s?, c?))
-    })
-}
-
-/// Run `fut` to completion on a new current-thread runtime, for at most
-/// `limit`.
-fn on_runtime<T>(
-    limit: Duration,
-    fut: impl Future<Output = Result<T, BenchError>>,
-) -> Result<T, BenchError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        tokio::time::timeout(limit, fut)
-            .await
-            .map_err(|_| BenchError::Timeout("tokio baseline peer"))?
-    })
+    two_ends(
+        shape,
+        cfg.hard_limit(),
+        "tokio baseline peer",
+        async move { server(L::from_std(server_end)?).await },
+        async move { client(L::from_std(client_end)?).await },
+    )
 }
 
 #[cfg(test)]

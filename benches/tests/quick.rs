@@ -2,19 +2,61 @@
 //! finite, positive number. Nothing about speed is asserted.
 
 use msg_benches::{
-    Config, Machine, Measurement, Metric, Transport, experiments, json_lines, markdown, msg_rows,
-    reliable_rows, run, tokio_baseline, zmq_baseline,
+    Config, Machine, Measurement, Metric, Shape, Transport, experiments, json_lines, markdown,
+    msg_rows, reliable_rows, run, tokio_baseline, zmq_baseline,
 };
 
-fn expect_row(all: &[Measurement], row: &str, transport: Transport, size: usize, metric: Metric) {
-    assert!(
-        all.iter().any(|m| m.row == row
-            && m.transport == transport
-            && m.size == size
-            && m.metric == metric),
-        "missing {row} {transport} {size} B {}",
-        metric.name()
-    );
+/// The process ids of this process's children that exist (running or not
+/// yet reaped), from `/proc/self/task/*/children`; empty where that is not
+/// available.
+fn live_children() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The measurement of `row` in `shape`, or a panic naming what is missing.
+fn find<'a>(
+    all: &'a [Measurement],
+    row: &str,
+    shape: Shape,
+    transport: Transport,
+    size: usize,
+    metric: Metric,
+) -> &'a Measurement {
+    all.iter()
+        .find(|m| {
+            m.row == row
+                && m.shape == shape
+                && m.transport == transport
+                && m.size == size
+                && m.metric == metric
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "missing {row} ({shape}) {transport} {size} B {}",
+                metric.name()
+            )
+        })
+}
+
+/// `row` is there in every shape of `shapes`.
+fn expect_row_in(
+    all: &[Measurement],
+    shapes: &[Shape],
+    row: &str,
+    transport: Transport,
+    size: usize,
+    metric: Metric,
+) {
+    for &shape in shapes {
+        find(all, row, shape, transport, size, metric);
+    }
 }
 
 #[test]
@@ -37,7 +79,49 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         assert_eq!(m.samples.len(), 1);
     }
 
+    // In-process shapes: every tokio and msg row. All shapes: the round
+    // trips and the 64 B one-way rows. libzmq: its own.
+    let ct = Shape::CurrentThread;
+    let in_process = [ct, Shape::MultiThread];
+    let every = [ct, Shape::MultiThread, Shape::Processes];
+    let zmq = [Shape::LibzmqThreads];
+    let expect_row = |all: &[Measurement], row: &str, t, size, metric| {
+        let shapes: &[Shape] = if row.starts_with("libzmq") {
+            &zmq
+        } else {
+            &in_process
+        };
+        expect_row_in(all, shapes, row, t, size, metric);
+    };
     for t in [Transport::Tcp, Transport::Ipc] {
+        expect_row_in(
+            &all,
+            &every,
+            tokio_baseline::PING_PONG,
+            t,
+            64,
+            Metric::RttP50,
+        );
+        expect_row_in(
+            &all,
+            &every,
+            tokio_baseline::PING_PONG,
+            t,
+            64,
+            Metric::RttP99,
+        );
+        expect_row_in(
+            &all,
+            &every,
+            tokio_baseline::STREAM,
+            t,
+            64,
+            Metric::MsgsPerSec,
+        );
+        expect_row_in(&all, &every, msg_rows::REQ_REP, t, 64, Metric::RttP50);
+        expect_row_in(&all, &every, msg_rows::REQ_REP, t, 64, Metric::RttP99);
+        expect_row_in(&all, &every, msg_rows::PUB_SUB, t, 64, Metric::MsgsPerSec);
+        expect_row_in(&all, &every, msg_rows::PUB_SUB, t, 64, Metric::BytesPerSec);
         expect_row(&all, tokio_baseline::PING_PONG, t, 64, Metric::RttP50);
         expect_row(&all, tokio_baseline::PING_PONG, t, 64, Metric::RttP99);
         expect_row(&all, tokio_baseline::PIPELINED, t, 512, Metric::MsgsPerSec);
@@ -103,6 +187,48 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         Metric::MemoryPerConn,
     );
 
+    // The Req/Rep round trips over TCP and IPC carry their interleaved
+    // rounds against the tokio ping-pong of the same shape, in every shape.
+    for shape in every {
+        for t in [Transport::Tcp, Transport::Ipc] {
+            for metric in [Metric::RttP50, Metric::RttP99] {
+                let m = find(&all, msg_rows::REQ_REP, shape, t, 64, metric);
+                let i = m
+                    .interleaved
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{} ({shape}) {t}: no rounds", m.row));
+                assert_eq!(i.vs, tokio_baseline::PING_PONG);
+                assert_eq!(i.ratios.len(), 3, "quick mode runs 3 rounds");
+                assert!(i.ratios.iter().all(|r| r.is_finite() && *r > 0.0));
+            }
+        }
+    }
+
+    // A ratio is taken only against a reference of the same shape (or a
+    // libzmq row): msg in processes against tokio in processes.
+    let rtt = find(
+        &all,
+        msg_rows::REQ_REP,
+        Shape::Processes,
+        Transport::Tcp,
+        64,
+        Metric::RttP50,
+    );
+    let tokio_rtt = find(
+        &all,
+        tokio_baseline::PING_PONG,
+        Shape::Processes,
+        Transport::Tcp,
+        64,
+        Metric::RttP50,
+    );
+    let ratios = rtt.ratios(&all);
+    assert_eq!(
+        ratios[0],
+        (tokio_baseline::PING_PONG, rtt.value / tokio_rtt.value)
+    );
+    assert_eq!(ratios[1].0, zmq_baseline::REQ_REP);
+
     // Every libzmq and msg row found its reference in the same run.
     for m in all.iter().filter(|m| {
         m.row.starts_with("libzmq") || (m.row.starts_with("msg") && m.row != msg_rows::IDLE)
@@ -115,6 +241,10 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         );
     }
 
+    // Every child process (the idle-connection server, the processes
+    // shape's server ends) has exited and been reaped.
+    assert_eq!(live_children(), Vec::<String>::new());
+
     let machine = Machine::detect();
     let table = markdown(&machine, &cfg, &all);
     assert_eq!(
@@ -122,7 +252,12 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         all.len() + 1,
         "one table line per measurement, plus the header:\n{table}"
     );
+    assert!(table.contains("| msg Req/Rep | multi-thread | tcp |"));
+    assert!(table.contains("| msg Pub/Sub | processes | ipc |"));
     let json = json_lines(&machine, &cfg, &all);
     assert_eq!(json.lines().count(), all.len() + 1);
     assert!(json.lines().all(|l| l.starts_with('{') && l.ends_with('}')));
+    assert!(json.lines().skip(1).all(|l| l.contains("\"shape\":\"")));
+    assert!(json.contains("\"shape\":\"processes\""));
+    assert!(json.contains("\"interleaved\":{\"vs\":\"tokio ping-pong\",\"rounds\":3,"));
 }

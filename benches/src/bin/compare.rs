@@ -5,13 +5,16 @@
 //! cargo run --release -p msg-benches --bin compare -- [--quick] [--runs N] [--json FILE] [--only TEXT]...
 //! ```
 //!
-//! Prints the machine and a markdown table to stdout, progress to stderr,
-//! and with `--json` writes JSON lines to FILE. See `benches/README.md`.
+//! Prints the machine, a markdown table and the rows that ran in more than
+//! one shape side by side to stdout, progress to stderr, and with `--json`
+//! writes JSON lines to FILE. See `benches/README.md`.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use msg_benches::{Config, Machine, experiments, json_lines, markdown, msg_rows, run};
+use msg_benches::{
+    Config, Machine, experiments, json_lines, markdown, msg_rows, processes, run, shapes_table,
+};
 
 const USAGE: &str = "\
 usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]...
@@ -19,7 +22,8 @@ usage: compare [--quick] [--runs N] [--json FILE] [--only TEXT]...
   --quick      smoke run: tiny counts, one run, a few seconds; numbers are not meaningful
   --runs N     report the median of N runs (default 3; 1 with --quick)
   --json FILE  also write the results as JSON lines to FILE
-  --only TEXT  run only the experiments whose name contains TEXT (e.g. \"tcp\", \"PUB/SUB\");
+  --only TEXT  run only the experiments whose name contains TEXT (e.g. \"tcp\", \"PUB/SUB\",
+               or a shape: \"current-thread\", \"multi-thread\", \"processes\");
                repeat it to run those that contain any of the TEXTs
 ";
 
@@ -66,6 +70,11 @@ fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.first().map(String::as_str) == Some(msg_rows::IDLE_SERVER_ARG) {
         let code = msg_rows::idle_server_main(&raw[1..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // So do the server ends of the processes shape.
+    if raw.first().map(String::as_str) == Some(processes::PEER_ARG) {
+        let code = processes::peer_main(&raw[1..]);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let args = match parse_args() {
@@ -142,6 +151,19 @@ fn main() -> ExitCode {
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 
     print!("{}", markdown(&machine, &cfg, &measurements));
+    let side_by_side = shapes_table(&measurements);
+    if !side_by_side.is_empty() {
+        println!();
+        println!("### The shapes side by side");
+        println!();
+        println!(
+            "Rows that ran in more than one shape; each cell is the value and its ratio to \
+             the row named in `vs`, in the same shape and run (and the median interleaved \
+             ratio where there is one)."
+        );
+        println!();
+        print!("{side_by_side}");
+    }
     if let Some(path) = &args.json {
         if let Err(e) = std::fs::write(path, json_lines(&machine, &cfg, &measurements)) {
             eprintln!("compare: writing {path}: {e}");
