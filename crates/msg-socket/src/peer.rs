@@ -1,23 +1,22 @@
 //! The symmetric PEER socket: frames routed by the peer's identity.
+//!
+//! [`PeerProto`] decides which connection carries frames to each identity
+//! (the newer connection wins) and keeps the ordered queue of events for
+//! the application; this module is the thin handle over it.
 
-use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
-use msg_transport::{Endpoint, Transport};
-use msg_wire::{Frame, Reason, SocketType};
-use tokio::sync::Notify;
+use msg_wire::{EncodedFrame, Frame};
 
-use crate::driver::conn::{ConnHandle, Pattern, PeerInfo, QueueError};
-use crate::driver::core::Core;
-use crate::error::{ConfigError, PeerSendError, SocketError};
-use crate::monitor::{SocketEvents, SocketStats};
-use crate::options::SocketOptions;
-use crate::socket::{CloseReport, impl_common};
+use crate::driver::conn::PeerInfo;
+use crate::error::PeerSendError;
+use crate::proto::conns::ConnId;
+use crate::proto::peer::{PeerProto, SendStatus};
+use crate::socket::Socket;
 
 /// Something that happened on a [`PeerSocket`], from
 /// [`recv`](PeerSocket::recv) or its [`Stream`].
@@ -55,7 +54,7 @@ pub enum PeerEvent {
 /// Frames are sent to an identity, not to a connection:
 /// [`send`](Self::send) picks the connection currently up for that
 /// identity. So every PEER socket needs a non-empty identity (set it with
-/// [`SocketOptions::identity`]; by default it is random), and a peer that
+/// [`SocketOptions::identity`](crate::SocketOptions::identity); by default it is random), and a peer that
 /// announces an empty one is refused in the handshake.
 ///
 /// **The newer connection wins.** When a second connection with an
@@ -70,11 +69,11 @@ pub enum PeerEvent {
 /// # High-water marks: backpressure, never drop
 ///
 /// Outgoing, each connection's queue holds
-/// [`send_hwm`](SocketOptions::send_hwm) frames; [`send`](Self::send) waits
+/// [`send_hwm`](crate::SocketOptions::send_hwm) frames; [`send`](Self::send) waits
 /// for room, [`try_send`](Self::try_send) returns
 /// [`PeerSendError::Full`]. Incoming, at most
-/// [`recv_hwm`](SocketOptions::recv_hwm) frames (and
-/// [`recv_hwm_bytes`](SocketOptions::recv_hwm_bytes) of payload) wait for
+/// [`recv_hwm`](crate::SocketOptions::recv_hwm) frames (and
+/// [`recv_hwm_bytes`](crate::SocketOptions::recv_hwm_bytes) of payload) wait for
 /// the application; past that the socket stops reading from its
 /// connections, so peers feel backpressure through the transport. Nothing
 /// is dropped at either mark. `Up` and `Down` events never wait (there is
@@ -105,49 +104,9 @@ pub enum PeerEvent {
 /// assert_eq!(frame, Frame::Data { seq: 1, payload: "hello".into() });
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct PeerSocket {
-    core: Arc<Core>,
-    state: Arc<PeerState>,
-}
+pub type PeerSocket = Socket<PeerProto>;
 
-#[derive(Debug)]
-struct PeerState {
-    /// The connection frames to each identity go on.
-    routes: Mutex<HashMap<Bytes, Arc<ConnHandle>>>,
-    events: EventQueue,
-}
-
-impl PeerSocket {
-    /// A socket with default options (and a random identity).
-    pub fn new() -> Self {
-        Self::with_options(SocketOptions::default()).expect("default options are valid")
-    }
-
-    /// A socket with these options.
-    ///
-    /// # Errors
-    ///
-    /// [`SocketError::Config`] when the options contradict each other, or
-    /// the identity is set but empty.
-    pub fn with_options(options: SocketOptions) -> Result<Self, SocketError> {
-        if options.identity.as_ref().is_some_and(Bytes::is_empty) {
-            return Err(ConfigError {
-                what: "a PEER socket needs a non-empty identity",
-            }
-            .into());
-        }
-        let core = Core::new(SocketType::Peer, options)?;
-        let events = EventQueue::new(core.opts.recv_hwm, core.opts.recv_hwm_bytes);
-        Ok(Self {
-            state: Arc::new(PeerState {
-                routes: Mutex::new(HashMap::new()),
-                events,
-            }),
-            core,
-        })
-    }
-
+impl Socket<PeerProto> {
     /// Sends `frame` (`Data` or `Ack`) to the peer with this identity, on
     /// its current connection, waiting while that connection's queue is at
     /// its high-water mark.
@@ -162,12 +121,9 @@ impl PeerSocket {
     /// [`PeerSendError::UnsupportedFrame`] for frames other than `Data` and
     /// `Ack`, [`PeerSendError::Encode`] for a frame over the size limit.
     pub async fn send(&self, identity: &[u8], frame: Frame) -> Result<(), PeerSendError> {
-        let (conn, encoded) = self.prepare(identity, &frame)?;
-        conn.send(encoded)
-            .await
-            .map_err(|_| PeerSendError::Disconnected)?;
-        self.sent(&frame);
-        Ok(())
+        let conn = self.route(identity, &frame)?;
+        let encoded = self.encode(&frame)?;
+        self.queue(conn, encoded, msgs(&frame)).await
     }
 
     /// Sends several `Data`/`Ack` frames to the peer with this identity, in
@@ -189,7 +145,9 @@ impl PeerSocket {
         identity: &[u8],
         frames: impl IntoIterator<Item = Frame>,
     ) -> Result<(), PeerSendError> {
-        let mut route: Option<Arc<ConnHandle>> = None;
+        let core = &self.shared.core;
+        let compression = core.opts.wire.get_compression();
+        let mut route: Option<ConnId> = None;
         // Small frames are encoded back to back into `run` and queued as one
         // item of up to RUN_BYTES: one queue operation, one allocation and
         // one slice for the writer instead of one each per frame. A larger
@@ -199,10 +157,10 @@ impl PeerSocket {
         let mut headers = BytesMut::new();
         let mut failed = None;
         for frame in frames {
-            let conn = match route.take() {
+            let conn = match route {
                 Some(conn) => conn,
                 None => match self.route(identity, &frame) {
-                    Ok(conn) => conn,
+                    Ok(conn) => *route.insert(conn),
                     Err(e) => {
                         failed = Some(e);
                         break;
@@ -211,37 +169,34 @@ impl PeerSocket {
             };
             if let Err(e) = check_kind(&frame) {
                 failed = Some(e);
-                route = Some(conn);
                 break;
             }
             if frame.payload().is_none_or(|p| p.len() < RUN_BELOW) {
                 if run.is_empty() {
                     run.reserve(RUN_BYTES);
                 }
-                if let Err(e) = conn.encode_append(&frame, &mut run) {
+                if let Err(e) = core.codec.encode_append(&frame, compression, &mut run) {
                     failed = Some(PeerSendError::Encode(e));
-                    route = Some(conn);
                     break;
                 }
-                run_msgs += u64::from(frame.payload().is_some());
+                run_msgs += msgs(&frame);
                 if run.len() >= RUN_BYTES {
-                    self.flush_run(&conn, &mut run, &mut run_msgs).await?;
+                    self.flush_run(conn, &mut run, &mut run_msgs).await?;
                 }
             } else {
-                self.flush_run(&conn, &mut run, &mut run_msgs).await?;
+                self.flush_run(conn, &mut run, &mut run_msgs).await?;
                 if headers.capacity() == 0 {
                     headers.reserve(8 * HEADER_ROOM);
                 }
-                let encoded = encode_in(&conn, &frame, &mut headers)?;
-                conn.send(encoded)
-                    .await
-                    .map_err(|_| PeerSendError::Disconnected)?;
-                self.sent(&frame);
+                let encoded = core
+                    .codec
+                    .encode_parts_in(&frame, compression, &mut headers)
+                    .map_err(PeerSendError::Encode)?;
+                self.queue(conn, encoded, 1).await?;
             }
-            route = Some(conn);
         }
         // The frames before a failure go out.
-        if let Some(conn) = &route {
+        if let Some(conn) = route {
             self.flush_run(conn, &mut run, &mut run_msgs).await?;
         }
         match failed {
@@ -254,22 +209,15 @@ impl PeerSocket {
     /// payload) as one item.
     async fn flush_run(
         &self,
-        conn: &ConnHandle,
+        conn: ConnId,
         run: &mut BytesMut,
         msgs: &mut u64,
     ) -> Result<(), PeerSendError> {
         if run.is_empty() {
             return Ok(());
         }
-        let frames = msg_wire::EncodedFrame::from_encoded(run.split().freeze());
-        conn.send(frames)
-            .await
-            .map_err(|_| PeerSendError::Disconnected)?;
-        self.core
-            .counters
-            .msgs_sent
-            .fetch_add(std::mem::take(msgs), Relaxed);
-        Ok(())
+        let frames = EncodedFrame::from_encoded(run.split().freeze());
+        self.queue(conn, frames, std::mem::take(msgs)).await
     }
 
     /// Like [`send`](Self::send), without waiting.
@@ -279,13 +227,16 @@ impl PeerSocket {
     /// As [`send`](Self::send), and [`PeerSendError::Full`] when the
     /// connection's queue is at its high-water mark.
     pub fn try_send(&self, identity: &[u8], frame: Frame) -> Result<(), PeerSendError> {
-        let (conn, encoded) = self.prepare(identity, &frame)?;
-        conn.try_send(encoded).map_err(|e| match e {
-            QueueError::Full => PeerSendError::Full,
-            QueueError::Closed => PeerSendError::Disconnected,
-        })?;
-        self.sent(&frame);
-        Ok(())
+        let conn = self.route(identity, &frame)?;
+        let encoded = self.encode(&frame)?;
+        match self
+            .shared
+            .with(|proto| proto.send(conn, &encoded, msgs(&frame)))
+        {
+            SendStatus::Queued => Ok(()),
+            SendStatus::Full => Err(PeerSendError::Full),
+            SendStatus::Gone => Err(PeerSendError::Disconnected),
+        }
     }
 
     /// Sends `Data { seq, payload }` to the peer with this identity; see
@@ -316,50 +267,82 @@ impl PeerSocket {
 
     /// Whether a connection to the peer with this identity is up.
     pub fn is_connected(&self, identity: &[u8]) -> bool {
-        self.state.routes().contains_key(identity)
+        self.shared.with(|proto| proto.route(identity).is_some())
     }
 
     /// The identities of the peers connected right now.
     pub fn connected_peers(&self) -> Vec<Bytes> {
-        self.state.routes().keys().cloned().collect()
+        self.shared
+            .with(|proto| proto.identities().cloned().collect())
     }
 
     /// The next event; `None` once the socket is closed.
     ///
     /// Several tasks may wait at once; each event goes to one of them.
     pub async fn recv(&self) -> Option<PeerEvent> {
-        std::future::poll_fn(|cx| self.state.events.poll_recv(cx)).await
+        poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    fn prepare(
-        &self,
-        identity: &[u8],
-        frame: &Frame,
-    ) -> Result<(Arc<ConnHandle>, msg_wire::EncodedFrame), PeerSendError> {
-        let conn = self.route(identity, frame)?;
-        let encoded = encode_on(&conn, frame)?;
-        Ok((conn, encoded))
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<PeerEvent>> {
+        self.shared.with_state(|state| {
+            if let Some(event) = state.proto.poll_event() {
+                return Poll::Ready(Some(event));
+            }
+            if self.shared.core.is_closing() {
+                return Poll::Ready(None);
+            }
+            state.wait_for_delivery(cx.waker());
+            Poll::Pending
+        })
     }
 
     /// The connection of `identity`, once `frame` is known to be one a
     /// PEER socket sends and the socket is open.
-    fn route(&self, identity: &[u8], frame: &Frame) -> Result<Arc<ConnHandle>, PeerSendError> {
+    fn route(&self, identity: &[u8], frame: &Frame) -> Result<ConnId, PeerSendError> {
         check_kind(frame)?;
-        if self.core.cancel.is_cancelled() {
+        if self.shared.core.is_closing() {
             return Err(PeerSendError::Closed);
         }
-        self.state
-            .routes()
-            .get(identity)
-            .cloned()
+        self.shared
+            .with(|proto| proto.route(identity))
             .ok_or(PeerSendError::NotConnected)
     }
 
-    fn sent(&self, frame: &Frame) {
-        if frame.payload().is_some() {
-            self.core.counters.msgs_sent.fetch_add(1, Relaxed);
-        }
+    fn encode(&self, frame: &Frame) -> Result<EncodedFrame, PeerSendError> {
+        let core = &self.shared.core;
+        core.codec
+            .encode_parts(frame, core.opts.wire.get_compression())
+            .map_err(PeerSendError::Encode)
     }
+
+    /// Queues `frame` on `conn`, waiting for room.
+    async fn queue(
+        &self,
+        conn: ConnId,
+        frame: EncodedFrame,
+        msgs: u64,
+    ) -> Result<(), PeerSendError> {
+        poll_fn(|cx| {
+            if self.shared.core.is_closing() {
+                return Poll::Ready(Err(PeerSendError::Disconnected));
+            }
+            self.shared
+                .with_state(|state| match state.proto.send(conn, &frame, msgs) {
+                    SendStatus::Queued => Poll::Ready(Ok(())),
+                    SendStatus::Gone => Poll::Ready(Err(PeerSendError::Disconnected)),
+                    SendStatus::Full => {
+                        state.wait_for_room(cx.waker());
+                        Poll::Pending
+                    }
+                })
+        })
+        .await
+    }
+}
+
+/// Frames of `frame` that carry a payload, for the message counters.
+fn msgs(frame: &Frame) -> u64 {
+    u64::from(frame.payload().is_some())
 }
 
 /// Header bytes set aside per frame in [`PeerSocket::send_all`]: a `Data`
@@ -381,216 +364,9 @@ fn check_kind(frame: &Frame) -> Result<(), PeerSendError> {
     }
 }
 
-/// `frame`, checked and encoded for `conn`.
-fn encode_on(conn: &ConnHandle, frame: &Frame) -> Result<msg_wire::EncodedFrame, PeerSendError> {
-    check_kind(frame)?;
-    conn.encode(frame).map_err(PeerSendError::Encode)
-}
-
-/// As [`encode_on`], the header split off `scratch`.
-fn encode_in(
-    conn: &ConnHandle,
-    frame: &Frame,
-    scratch: &mut BytesMut,
-) -> Result<msg_wire::EncodedFrame, PeerSendError> {
-    check_kind(frame)?;
-    conn.encode_in(frame, scratch)
-        .map_err(PeerSendError::Encode)
-}
-
-impl Default for PeerSocket {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Stream for PeerSocket {
+impl Stream for Socket<PeerProto> {
     type Item = PeerEvent;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PeerEvent>> {
-        self.state.events.poll_recv(cx)
+        self.poll_recv(cx)
     }
 }
-
-impl PeerState {
-    fn routes(&self) -> MutexGuard<'_, HashMap<Bytes, Arc<ConnHandle>>> {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether `conn` is the current connection of its identity.
-    fn is_current(&self, conn: &ConnHandle) -> bool {
-        self.routes()
-            .get(&conn.peer.identity)
-            .is_some_and(|c| c.peer.conn_id == conn.peer.conn_id)
-    }
-}
-
-impl Pattern for PeerState {
-    async fn connected(&self, conn: &Arc<ConnHandle>) {
-        let identity = conn.peer.identity.clone();
-        // The route and the `Up` event change under one lock, so that for
-        // one identity the order of events is the order of connections.
-        let mut routes = self.routes();
-        if let Some(old) = routes.insert(identity.clone(), conn.clone()) {
-            tracing::debug!(
-                identity = %identity.escape_ascii(),
-                old = old.peer.conn_id,
-                new = conn.peer.conn_id,
-                "a newer connection replaces the old one"
-            );
-            old.close(Reason::Normal, "replaced by a newer connection");
-        }
-        self.events
-            .push_control(PeerEvent::Up(identity, (*conn.peer).clone()));
-    }
-
-    async fn frame(
-        &self,
-        conn: &Arc<ConnHandle>,
-        frame: Frame,
-    ) -> Result<(), (Reason, &'static str)> {
-        match frame {
-            Frame::Data { .. } | Frame::Ack { .. } => {
-                if !self.is_current(conn) {
-                    // A replaced connection on its way out: its frames are
-                    // as lost as those in flight when it was cut.
-                    return Ok(());
-                }
-                let size = frame.payload().map_or(0, Bytes::len);
-                let event = PeerEvent::Frame(conn.peer.identity.clone(), frame);
-                // Waits while the queue is full: backpressure, never a drop.
-                self.events.push(event, size).await;
-                Ok(())
-            }
-            _ => Err((
-                Reason::ProtocolError,
-                "a PEER socket only accepts data and ack frames",
-            )),
-        }
-    }
-
-    fn disconnected(&self, conn: &Arc<ConnHandle>) {
-        let identity = &conn.peer.identity;
-        let mut routes = self.routes();
-        if routes
-            .get(identity)
-            .is_some_and(|c| c.peer.conn_id == conn.peer.conn_id)
-        {
-            routes.remove(identity);
-            self.events.push_control(PeerEvent::Down(identity.clone()));
-        }
-    }
-}
-
-impl Drop for PeerState {
-    fn drop(&mut self) {
-        self.events.close();
-    }
-}
-
-/// The socket's incoming events: frames bounded in number and bytes (a
-/// full queue makes connections wait), `Up`/`Down` always admitted, all in
-/// one order.
-#[derive(Debug)]
-struct EventQueue {
-    inner: Mutex<Queue>,
-    /// Connections waiting for room.
-    room: Notify,
-    max_frames: usize,
-    max_bytes: usize,
-}
-
-#[derive(Debug, Default)]
-struct Queue {
-    items: VecDeque<(PeerEvent, usize)>,
-    frames: usize,
-    bytes: usize,
-    closed: bool,
-    readers: Vec<Waker>,
-}
-
-impl EventQueue {
-    fn new(max_frames: usize, max_bytes: usize) -> Self {
-        Self {
-            inner: Mutex::new(Queue::default()),
-            room: Notify::new(),
-            max_frames,
-            max_bytes,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues `Up` or `Down` at once.
-    fn push_control(&self, event: PeerEvent) {
-        let mut q = self.lock();
-        if q.closed {
-            return;
-        }
-        q.items.push_back((event, usize::MAX));
-        wake_readers(&mut q);
-    }
-
-    /// Queues a frame event of `size` payload bytes, waiting for room; drops
-    /// it if the socket is closed.
-    async fn push(&self, event: PeerEvent, size: usize) {
-        loop {
-            let room = self.room.notified();
-            {
-                let mut q = self.lock();
-                if q.closed {
-                    return;
-                }
-                // One frame larger than the whole bytes mark still goes into
-                // an empty queue.
-                let fits = q.frames < self.max_frames
-                    && (q.bytes == 0 || q.bytes.saturating_add(size) <= self.max_bytes);
-                if fits {
-                    q.frames += 1;
-                    q.bytes += size;
-                    q.items.push_back((event, size));
-                    wake_readers(&mut q);
-                    return;
-                }
-            }
-            room.await;
-        }
-    }
-
-    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<PeerEvent>> {
-        let mut q = self.lock();
-        if let Some((event, size)) = q.items.pop_front() {
-            if size != usize::MAX {
-                q.frames -= 1;
-                q.bytes -= size;
-                drop(q);
-                self.room.notify_waiters();
-            }
-            return Poll::Ready(Some(event));
-        }
-        if q.closed {
-            return Poll::Ready(None);
-        }
-        if !q.readers.iter().any(|w| w.will_wake(cx.waker())) {
-            q.readers.push(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-
-    fn close(&self) {
-        let mut q = self.lock();
-        q.closed = true;
-        wake_readers(&mut q);
-        drop(q);
-        self.room.notify_waiters();
-    }
-}
-
-fn wake_readers(q: &mut Queue) {
-    for w in q.readers.drain(..) {
-        w.wake();
-    }
-}
-
-impl_common!(PeerSocket);

@@ -30,7 +30,7 @@ use crate::socket::Socket;
 /// many tasks through an `Arc<ReqSocket>`); replies are matched by id, in
 /// whatever order they come.
 ///
-/// Each request has a deadline ([`SocketOptions::request_timeout`]) that
+/// Each request has a deadline ([`SocketOptions::request_timeout`](crate::SocketOptions::request_timeout)) that
 /// runs from the call, whether or not a connection is up: while no peer is
 /// connected, requests wait for one. A request in flight on a connection that
 /// drops fails with [`ReqError::ConnectionLost`] and is never re-sent behind

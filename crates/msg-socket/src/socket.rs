@@ -1,8 +1,7 @@
 //! What every socket type offers: bind, connect, stats, events, close.
 //!
-//! [`Socket`] carries them once for every pattern whose state machine is a
-//! [`Protocol`]; the patterns still on the callback driver get them from
-//! `impl_common!` until they move.
+//! [`Socket`] carries them once for every pattern: its type parameter is
+//! the pattern's state machine (a [`Protocol`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,54 +37,6 @@ impl CloseReport {
     }
 }
 
-/// Waits until every connection's queue is written out or `linger` passes,
-/// then stops the socket's tasks and waits for them.
-///
-/// "Written" means handed to the transport (the kernel's socket buffer, the
-/// inproc pipe), not read by the peer. Once the linger is over, a writer
-/// stuck on a peer that does not read gives up at once, so closing never
-/// takes much longer than `linger`.
-pub(crate) async fn close_core(core: &Core, linger: Duration) -> CloseReport {
-    let deadline = tokio::time::Instant::now() + linger;
-    loop {
-        let progress = core.progress.notified();
-        let (frames, bytes) = core.queued();
-        if (frames == 0 && bytes == 0) || tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        tokio::select! {
-            _ = progress => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
-    let (frames, bytes) = core.queued();
-    core.shutdown();
-    core.wait_stopped().await;
-    CloseReport {
-        undelivered_frames: frames,
-        undelivered_bytes: bytes,
-    }
-}
-
-/// Drop: linger in the background (when a runtime is there), then stop.
-pub(crate) fn drop_core(core: &std::sync::Arc<Core>) {
-    if core.cancel.is_cancelled() {
-        return;
-    }
-    let linger = core.opts.linger;
-    let (frames, bytes) = core.queued();
-    let idle = frames == 0 && bytes == 0;
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) if !linger.is_zero() && !idle => {
-            let core = core.clone();
-            rt.spawn(async move {
-                close_core(&core, linger).await;
-            });
-        }
-        _ => core.shutdown(),
-    }
-}
-
 pub(crate) fn active_peers(core: &Core) -> usize {
     core.counters.active_peers.load(Relaxed)
 }
@@ -115,6 +66,7 @@ impl<P: Protocol> Socket<P> {
     ///
     /// [`SocketError::Config`] when the options contradict each other.
     pub fn with_options(options: SocketOptions) -> Result<Self, SocketError> {
+        P::check(&options)?;
         let proto = P::new(&options);
         let core = Core::new(P::SOCKET_TYPE, options)?;
         Ok(Self {
@@ -295,148 +247,3 @@ async fn close_shared<P: Protocol>(shared: &Shared<P>, linger: Duration) -> Clos
         undelivered_bytes: bytes,
     }
 }
-
-/// The methods every socket type shares, written once.
-macro_rules! impl_common {
-    ($ty:ident) => {
-        impl $ty {
-            /// Binds `endpoint` (for example `tcp://127.0.0.1:0`) and serves
-            /// every peer that connects to it, until the socket closes.
-            ///
-            /// Returns the bound endpoint, with the real port when bound to
-            /// port 0. A socket may be bound to several endpoints, and may
-            /// bind and connect at once.
-            ///
-            /// # Errors
-            ///
-            /// A bad endpoint string, an address in use, a missing TLS or
-            /// QUIC configuration (see [`SocketOptions::transport`]), or a
-            /// closed socket.
-            ///
-            /// [`SocketOptions::transport`]: crate::SocketOptions::transport
-            pub async fn bind(&self, endpoint: &str) -> Result<Endpoint, SocketError> {
-                let endpoint: Endpoint = endpoint.parse()?;
-                let transport = self.core.opts.transport.clone();
-                self.core
-                    .bind(self.state.clone(), transport, &endpoint)
-                    .await
-            }
-
-            /// Binds with a transport of your own (a [`Faulty`] wrapper, a
-            /// differently configured [`Tcp`], ...) instead of the one from
-            /// the options.
-            ///
-            /// # Errors
-            ///
-            /// As for [`bind`](Self::bind).
-            ///
-            /// [`Faulty`]: msg_transport::Faulty
-            /// [`Tcp`]: msg_transport::Tcp
-            pub async fn bind_with<T: Transport>(
-                &self,
-                transport: T,
-                endpoint: &Endpoint,
-            ) -> Result<Endpoint, SocketError> {
-                self.core
-                    .bind(self.state.clone(), transport, endpoint)
-                    .await
-            }
-
-            /// Connects to `endpoint` in the background and keeps the
-            /// connection up: after a failure or a lost connection it
-            /// reconnects with capped exponential backoff and jitter (forever
-            /// by default; see
-            /// [`SocketOptions::reconnect_give_up_after`]).
-            ///
-            /// Returns at once; watch [`events`](Self::events) or
-            /// [`peers`](Self::peers) to see the connection come up. A
-            /// socket may connect to several endpoints.
-            ///
-            /// # Errors
-            ///
-            /// A bad endpoint string or a closed socket. Connection failures
-            /// are not errors here: they are retried and reported as events.
-            ///
-            /// [`SocketOptions::reconnect_give_up_after`]: crate::SocketOptions::reconnect_give_up_after
-            pub fn connect(&self, endpoint: &str) -> Result<(), SocketError> {
-                let endpoint: Endpoint = endpoint.parse()?;
-                let transport = self.core.opts.transport.clone();
-                self.core.connect(self.state.clone(), transport, endpoint)
-            }
-
-            /// Connects with a transport of your own instead of the one from
-            /// the options.
-            ///
-            /// # Errors
-            ///
-            /// As for [`connect`](Self::connect).
-            pub fn connect_with<T: Transport>(
-                &self,
-                transport: T,
-                endpoint: &Endpoint,
-            ) -> Result<(), SocketError> {
-                self.core
-                    .connect(self.state.clone(), transport, endpoint.clone())
-            }
-
-            /// Waits until at least `n` peers are connected (handshake
-            /// done), or `timeout` passes; returns whether they are.
-            pub async fn wait_for_peers(&self, n: usize, timeout: std::time::Duration) -> bool {
-                self.core.wait_for_peers(n, timeout).await
-            }
-
-            /// Connected peers right now.
-            pub fn peers(&self) -> usize {
-                crate::socket::active_peers(&self.core)
-            }
-
-            /// The identity this socket announces to its peers.
-            pub fn identity(&self) -> &bytes::Bytes {
-                &self.core.identity
-            }
-
-            /// A snapshot of this socket's counters.
-            pub fn stats(&self) -> SocketStats {
-                self.core.counters.snapshot()
-            }
-
-            /// A stream of connection events (connected, disconnected,
-            /// reconnecting, handshake failed, auth rejected, ...), from now
-            /// on. Each call gives an independent stream.
-            pub fn events(&self) -> SocketEvents {
-                self.core.events()
-            }
-
-            /// Closes the socket: delivers what is queued for up to `linger`,
-            /// then stops every connection (telling each peer with a `Close`
-            /// frame where the stream allows) and listener, freeing ports and
-            /// socket files before it returns, and reports what was not
-            /// delivered.
-            ///
-            /// Delivered means written to the transport; with `linger` zero,
-            /// whatever is still queued is dropped and reported.
-            ///
-            /// A QUIC connection's UDP socket (a listener's, or the one a
-            /// client connection binds) closes only after the peer has
-            /// acknowledged what was written, up to the transport's linger
-            /// time (`QuicOptions::linger`), and the connection has drained:
-            /// about 80 ms on loopback. Closing waits for that too.
-            pub async fn close(self, linger: std::time::Duration) -> CloseReport {
-                crate::socket::close_core(&self.core, linger).await
-            }
-        }
-
-        impl Drop for $ty {
-            /// Stops the socket's tasks, freeing its ports and socket files as
-            /// they end. With messages still queued (and a tokio runtime
-            /// around), it first keeps delivering them in the background for
-            /// up to the configured [`linger`](crate::SocketOptions::linger)
-            /// time; [`close`](Self::close) is the way to wait for that.
-            fn drop(&mut self) {
-                crate::socket::drop_core(&self.core);
-            }
-        }
-    };
-}
-
-pub(crate) use impl_common;

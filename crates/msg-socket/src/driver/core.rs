@@ -10,11 +10,10 @@
 //! authenticator) and in memory (the handshake codec refuses a bad field as
 //! soon as it arrives and never buffers more than one maximal Hello).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -30,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::auth::{AuthRejection, AuthRequest};
-use crate::driver::conn::{self, ConnHandle, Pattern, PeerInfo};
+use crate::driver::conn::PeerInfo;
 use crate::driver::link;
 use crate::driver::shared::Shared;
 use crate::error::{HandshakeError, SocketError};
@@ -62,10 +61,9 @@ pub(crate) struct Core {
     /// takes a lock.
     closing: AtomicBool,
     pub(crate) tasks: TaskTracker,
-    /// Signalled whenever a writer finished a batch or a peer came or went.
+    /// Signalled whenever a connection's queue emptied or a peer came or
+    /// went (or subscribed), for tasks waiting for either.
     pub(crate) progress: Notify,
-    /// Connections with a finished handshake, by id.
-    live: Mutex<HashMap<u64, Arc<ConnHandle>>>,
     /// Accepted connections that are still open (in their handshake or
     /// established), against `max_connections`.
     accepted: AtomicUsize,
@@ -94,7 +92,6 @@ impl Core {
             closing: AtomicBool::new(false),
             tasks: TaskTracker::new(),
             progress: Notify::new(),
-            live: Mutex::new(HashMap::new()),
             accepted: AtomicUsize::new(0),
         }))
     }
@@ -106,29 +103,6 @@ impl Core {
 
     pub(crate) fn events(&self) -> SocketEvents {
         SocketEvents::new(self.events.subscribe())
-    }
-
-    pub(crate) fn register(&self, conn: &Arc<ConnHandle>) {
-        self.live
-            .lock()
-            .expect("live lock")
-            .insert(conn.peer.conn_id, conn.clone());
-        self.progress.notify_waiters();
-    }
-
-    pub(crate) fn unregister(&self, conn: &ConnHandle) {
-        self.live
-            .lock()
-            .expect("live lock")
-            .remove(&conn.peer.conn_id);
-        self.progress.notify_waiters();
-    }
-
-    /// Frames and bytes queued on all connections and not yet written.
-    pub(crate) fn queued(&self) -> (usize, usize) {
-        let live = self.live.lock().expect("live lock");
-        live.values()
-            .fold((0, 0), |(f, b), c| (f + c.queued(), b + c.queued_bytes()))
     }
 
     /// Waits until `n` peers are connected or `timeout` passes.
@@ -171,9 +145,9 @@ impl Core {
 
     /// Binds `endpoint` with `transport` and serves connections from it until
     /// the socket closes. Returns the bound endpoint (with the real port).
-    pub(crate) async fn bind<T: Transport, P: Serve>(
+    pub(crate) async fn bind<T: Transport, P: Protocol>(
         self: &Arc<Self>,
-        pattern: Arc<P>,
+        shared: Arc<Shared<P>>,
         transport: T,
         endpoint: &Endpoint,
     ) -> Result<Endpoint, SocketError> {
@@ -186,15 +160,15 @@ impl Core {
         self.emit(SocketEvent::Listening(bound.clone()));
         let span = tracing::debug_span!("listener", socket = %self.socket_type, endpoint = %bound);
         self.tasks
-            .spawn(accept_loop(self.clone(), pattern, listener).instrument(span));
+            .spawn(accept_loop(self.clone(), shared, listener).instrument(span));
         Ok(bound)
     }
 
     /// Connects to `endpoint` with `transport` in the background, forever
     /// reconnecting with backoff (or until the give-up limit).
-    pub(crate) fn connect<T: Transport, P: Serve>(
+    pub(crate) fn connect<T: Transport, P: Protocol>(
         self: &Arc<Self>,
-        pattern: Arc<P>,
+        shared: Arc<Shared<P>>,
         transport: T,
         endpoint: Endpoint,
     ) -> Result<(), SocketError> {
@@ -204,45 +178,8 @@ impl Core {
         let seed = NEXT_CONN_ID.load(Relaxed) ^ random_seed();
         let span = tracing::debug_span!("connect", socket = %self.socket_type, %endpoint);
         self.tasks
-            .spawn(connect_loop(self.clone(), pattern, transport, endpoint, seed).instrument(span));
+            .spawn(connect_loop(self.clone(), shared, transport, endpoint, seed).instrument(span));
         Ok(())
-    }
-}
-
-/// What runs a connection after its handshake: a pattern's callbacks
-/// (`conn.rs`) or a protocol's shim (`link.rs`).
-pub(crate) trait Serve: Send + Sync + 'static {
-    /// Runs the connection until it ends and gives it back.
-    fn serve<C: Conn>(
-        self: &Arc<Self>,
-        core: Arc<Core>,
-        conn: C,
-        peer: PeerInfo,
-        buf: BytesMut,
-    ) -> impl Future<Output = C> + Send;
-}
-
-impl<P: Pattern> Serve for P {
-    fn serve<C: Conn>(
-        self: &Arc<Self>,
-        core: Arc<Core>,
-        conn: C,
-        peer: PeerInfo,
-        buf: BytesMut,
-    ) -> impl Future<Output = C> + Send {
-        conn::run(core, self.clone(), conn, peer, buf)
-    }
-}
-
-impl<P: Protocol> Serve for Shared<P> {
-    fn serve<C: Conn>(
-        self: &Arc<Self>,
-        _core: Arc<Core>,
-        conn: C,
-        peer: PeerInfo,
-        buf: BytesMut,
-    ) -> impl Future<Output = C> + Send {
-        link::run(self.clone(), conn, peer, buf)
     }
 }
 
@@ -272,7 +209,11 @@ impl Drop for Slot {
 /// waits for the socket's tasks, returns only once it is free (a QUIC
 /// listener's UDP socket closes only after its connections, ending in their
 /// own tasks meanwhile, have drained).
-async fn accept_loop<L: Listener, P: Serve>(core: Arc<Core>, pattern: Arc<P>, mut listener: L) {
+async fn accept_loop<L: Listener, P: Protocol>(
+    core: Arc<Core>,
+    shared: Arc<Shared<P>>,
+    mut listener: L,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -291,10 +232,10 @@ async fn accept_loop<L: Listener, P: Serve>(core: Arc<Core>, pattern: Arc<P>, mu
                     continue;
                 };
                 let core2 = core.clone();
-                let pattern = pattern.clone();
+                let shared = shared.clone();
                 core.tasks.spawn(async move {
                     let _slot = slot;
-                    serve_accepted(core2, pattern, conn, addr).await;
+                    serve_accepted(core2, shared, conn, addr).await;
                 });
             }
             Err(e) => {
@@ -331,9 +272,9 @@ enum Attempt<C> {
 
 /// Connects, runs the connection until it ends, and reconnects with backoff,
 /// until the socket closes or the give-up limit is reached.
-async fn connect_loop<T: Transport, P: Serve>(
+async fn connect_loop<T: Transport, P: Protocol>(
     core: Arc<Core>,
-    pattern: Arc<P>,
+    shared: Arc<Shared<P>>,
     transport: T,
     endpoint: Endpoint,
     seed: u64,
@@ -351,7 +292,7 @@ async fn connect_loop<T: Transport, P: Serve>(
         let extra_wait = match attempt {
             Attempt::Up(conn, peer, buf) => {
                 backoff.reset();
-                let conn = pattern.serve(core.clone(), conn, peer, buf).await;
+                let conn = link::run(shared.clone(), conn, peer, buf).await;
                 close_conn(&core, &transport, conn);
                 Duration::ZERO
             }
@@ -456,9 +397,9 @@ async fn attempt<T: Transport>(
 }
 
 /// Handshake and life of one accepted connection.
-async fn serve_accepted<P: Serve, C: Conn>(
+async fn serve_accepted<P: Protocol, C: Conn>(
     core: Arc<Core>,
-    pattern: Arc<P>,
+    shared: Arc<Shared<P>>,
     mut conn: C,
     addr: PeerAddr,
 ) {
@@ -470,7 +411,7 @@ async fn serve_accepted<P: Serve, C: Conn>(
         Ok((peer, buf)) => {
             // Dropped: a QUIC connection then closes in the background, and
             // the listener's close waits for it (see `accept_loop`).
-            drop(pattern.serve(core, conn, peer, buf).await);
+            drop(link::run(shared, conn, peer, buf).await);
         }
         Err(HandshakeError::Refused {
             code: Reason::AuthRejected,

@@ -53,8 +53,8 @@ pub(crate) struct State<P> {
     pub(crate) proto: P,
     /// The driver's side of each live connection.
     links: IdMap<Arc<Link>>,
-    /// The application task waiting for a delivery.
-    reader: Option<Waker>,
+    /// Application tasks waiting for a delivery.
+    readers: Vec<Waker>,
     /// Application tasks waiting for room in a queue.
     room: Vec<Waker>,
     /// Connections whose reader waits for the pattern to take frames again.
@@ -121,7 +121,7 @@ impl<P: Protocol> Shared<P> {
             state: Mutex::new(State {
                 proto,
                 links: IdMap::default(),
-                reader: None,
+                readers: Vec::new(),
                 room: Vec::new(),
                 paused: Vec::new(),
                 undelivered: (0, 0),
@@ -241,7 +241,7 @@ impl<P: Protocol> State<P> {
         let Self {
             proto,
             links,
-            reader,
+            readers,
             room,
             paused,
             ..
@@ -288,9 +288,7 @@ impl<P: Protocol> State<P> {
             });
         }
         if wake.deliveries {
-            if let Some(waker) = reader.take() {
-                wakes.wakers.push(waker);
-            }
+            wakes.wakers.append(readers);
         }
         if wake.changed {
             core.progress.notify_waiters();
@@ -298,10 +296,11 @@ impl<P: Protocol> State<P> {
     }
 
     /// Registers the task of `waker` to be woken by the next delivery.
+    /// Several tasks may wait; all are woken, and those that find nothing
+    /// wait again.
     pub(crate) fn wait_for_delivery(&mut self, waker: &Waker) {
-        match &self.reader {
-            Some(w) if w.will_wake(waker) => {}
-            _ => self.reader = Some(waker.clone()),
+        if !self.readers.iter().any(|w| w.will_wake(waker)) {
+            self.readers.push(waker.clone());
         }
     }
 

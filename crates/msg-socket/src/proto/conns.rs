@@ -207,14 +207,6 @@ impl<S> ConnTable<S> {
         &self.order
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the patterns still moving onto this table")
-    )]
-    pub(crate) fn len(&self) -> usize {
-        self.conns.len()
-    }
-
     pub(crate) fn limits(&self) -> SendLimits {
         self.limits
     }
@@ -337,10 +329,6 @@ impl<S> ConnTable<S> {
 
     /// Asks the driver to close `id`, telling the peer `code` and `text`.
     /// The connection takes no new frames; what is queued is dropped.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the patterns still moving onto this table")
-    )]
     pub(crate) fn close(&mut self, id: ConnId, code: Reason, text: &str, violation: bool) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -493,6 +481,5 @@ mod tests {
         }
         t.remove(3);
         assert_eq!(t.order(), &[5, 9]);
-        assert_eq!(t.len(), 2);
     }
 }

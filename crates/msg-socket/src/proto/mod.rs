@@ -16,12 +16,14 @@ use bytes::BytesMut;
 use msg_wire::{Frame, Reason, SocketType};
 
 use crate::driver::conn::PeerInfo;
+use crate::error::ConfigError;
 use crate::options::SocketOptions;
 
 pub(crate) mod backoff;
 pub(crate) mod conns;
 pub(crate) mod handshake;
 pub(crate) mod heartbeat;
+pub(crate) mod peer;
 pub(crate) mod pending;
 pub(crate) mod publish;
 pub(crate) mod rep;
@@ -82,6 +84,12 @@ pub trait Protocol: Send + 'static {
 
     /// The socket type announced in the handshake.
     const SOCKET_TYPE: SocketType;
+
+    /// Refuses options this pattern cannot work with (beyond what
+    /// [`SocketOptions`] checks for every socket).
+    fn check(_options: &SocketOptions) -> Result<(), ConfigError> {
+        Ok(())
+    }
 
     /// A state machine for a socket with these options (already valid).
     fn new(options: &SocketOptions) -> Self;

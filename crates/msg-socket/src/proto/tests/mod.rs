@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::ReqError;
 use crate::options::SocketOptions;
+use crate::peer::PeerEvent;
+use crate::proto::peer::{PeerProto, SendStatus};
 use crate::proto::pending::Key;
 use crate::proto::publish::{MAX_SUBSCRIPTIONS, PubProto};
 use crate::proto::rep::{RepProto, ReplyStatus};
@@ -667,4 +669,134 @@ fn the_harness_clock_only_moves_when_told() {
     start(&mut h, req, "x", LONG);
     h.run();
     assert_eq!(h.now, t0, "run() waits for no deadline");
+}
+
+// PEER.
+
+fn peer_node(h: &mut Harness, recv_hwm: usize) -> NodeId {
+    h.add(PeerProto::new(&options(1000, recv_hwm)))
+}
+
+fn events(h: &mut Harness, node: NodeId) -> Vec<PeerEvent> {
+    let proto = h.node::<PeerProto>(node);
+    std::iter::from_fn(|| proto.poll_event()).collect()
+}
+
+fn data(seq: u64) -> Frame {
+    Frame::Data {
+        seq,
+        payload: Bytes::from(format!("d{seq}")),
+    }
+}
+
+fn send_to(h: &mut Harness, from: NodeId, identity: &str, frame: &Frame) -> SendStatus {
+    let proto = h.node::<PeerProto>(from);
+    let Some(conn) = proto.route(identity.as_bytes()) else {
+        return SendStatus::Gone;
+    };
+    proto.send(conn, &encoded(frame), 1)
+}
+
+#[test]
+fn peers_route_by_identity_and_see_up_frames_down_in_order() {
+    let mut h = Harness::new();
+    let a = peer_node(&mut h, 100);
+    let b = peer_node(&mut h, 100);
+    let link = h.connect(a, b);
+    // The harness names node n "node-n".
+    assert_eq!(send_to(&mut h, a, "node-1", &data(1)), SendStatus::Queued);
+    assert_eq!(send_to(&mut h, a, "node-7", &data(2)), SendStatus::Gone);
+    h.run();
+    h.cut(link);
+    let got = events(&mut h, b);
+    assert!(matches!(&got[0], PeerEvent::Up(id, _) if id == "node-0"));
+    assert_eq!(got[1], PeerEvent::Frame(Bytes::from("node-0"), data(1)));
+    assert_eq!(got[2], PeerEvent::Down(Bytes::from("node-0")));
+    assert_eq!(got.len(), 3);
+}
+
+#[test]
+fn the_newer_connection_wins_and_the_old_one_is_closed() {
+    let mut h = Harness::new();
+    let server = peer_node(&mut h, 100);
+    let client = peer_node(&mut h, 100);
+    let old = h.connect(client, server);
+    h.run();
+    // Frames the old connection carries once it is replaced are dropped.
+    let new = h.connect(client, server);
+    h.run();
+    assert!(!h.is_up(old), "the server closed the replaced connection");
+    assert!(h.is_up(new));
+    let closed = &h.closed[0];
+    assert_eq!((closed.by, closed.code), (server, Reason::Normal));
+    assert_eq!(closed.text, "replaced by a newer connection");
+    let got = events(&mut h, server);
+    let ups = got
+        .iter()
+        .filter(|e| matches!(e, PeerEvent::Up(..)))
+        .count();
+    assert_eq!(ups, 2);
+    assert!(
+        !got.iter().any(|e| matches!(e, PeerEvent::Down(_))),
+        "the identity never went down: {got:?}"
+    );
+    assert_eq!(
+        send_to(&mut h, server, "node-1", &data(5)),
+        SendStatus::Queued
+    );
+    h.run();
+    let at_client: Vec<PeerEvent> = events(&mut h, client)
+        .into_iter()
+        .filter(|e| matches!(e, PeerEvent::Frame(..)))
+        .collect();
+    assert_eq!(
+        at_client,
+        [PeerEvent::Frame(Bytes::from("node-0"), data(5))]
+    );
+}
+
+#[test]
+fn peer_holds_back_connections_while_its_queue_is_full_and_loses_nothing() {
+    let mut h = Harness::new();
+    let a = peer_node(&mut h, 100);
+    let b = peer_node(&mut h, 2);
+    let link = h.connect(a, b);
+    h.run();
+    let conn = h.conn_of(link, b);
+    let _ = events(&mut h, b);
+    for seq in 1..=2 {
+        send_to(&mut h, a, "node-1", &data(seq));
+    }
+    h.run();
+    let proto = h.node::<PeerProto>(b);
+    assert!(!proto.can_read(conn, Some(2)), "two frames waiting: full");
+    assert!(proto.poll_event().is_some());
+    assert!(proto.poll_wake().readable);
+    assert!(proto.can_read(conn, Some(2)));
+    // Up and Down never wait.
+    h.cut(link);
+    let got = events(&mut h, b);
+    assert_eq!(got.last(), Some(&PeerEvent::Down(Bytes::from("node-0"))));
+}
+
+#[test]
+fn a_peer_socket_needs_a_non_empty_identity_and_refuses_other_frames() {
+    let mut o = SocketOptions::new();
+    o.identity(Bytes::new());
+    assert!(PeerProto::check(&o).is_err());
+    o.identity("x");
+    assert!(PeerProto::check(&o).is_ok());
+    let mut h = Harness::new();
+    let a = peer_node(&mut h, 10);
+    let b = peer_node(&mut h, 10);
+    let link = h.connect(a, b);
+    let (now, conn) = (h.now, h.conn_of(link, b));
+    assert_eq!(
+        h.node::<PeerProto>(b)
+            .handle_frame(now, conn, Frame::Ping { nonce: 1 }),
+        Err((
+            Reason::ProtocolError,
+            "a PEER socket only accepts data and ack frames"
+        ))
+    );
 }

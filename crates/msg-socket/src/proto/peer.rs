@@ -1,0 +1,224 @@
+//! The PEER socket's state machine: which connection carries frames to each
+//! identity (the newer connection wins), and the one ordered queue of `Up`,
+//! `Down` and frame events for the application, bounded for frames
+//! (connections are held back while it is full: backpressure, never a
+//! drop).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use msg_wire::{EncodedFrame, Frame, Reason, SocketType};
+
+use crate::driver::conn::PeerInfo;
+use crate::error::ConfigError;
+use crate::options::SocketOptions;
+use crate::peer::PeerEvent;
+use crate::proto::conns::{ConnId, ConnTable, SendLimits, fits};
+use crate::proto::subscribe::RecvLimits;
+use crate::proto::{ProtoStats, Protocol, Violation, Wake};
+
+/// Where a frame for a peer stands after [`PeerProto::send`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SendStatus {
+    /// Queued on the connection.
+    Queued,
+    /// The connection is at its mark: try again when room opens.
+    Full,
+    /// The connection is gone (or going).
+    Gone,
+}
+
+/// The PEER socket's state machine: the type parameter of
+/// [`PeerSocket`](crate::PeerSocket), opaque outside the crate.
+#[derive(Debug)]
+pub struct PeerProto {
+    conns: ConnTable<()>,
+    /// The connection frames to each identity go on.
+    routes: HashMap<Bytes, ConnId>,
+    /// Events for the application, each with its payload size (`None` for
+    /// `Up` and `Down`, which never wait and do not count).
+    events: VecDeque<(PeerEvent, Option<usize>)>,
+    /// Frame events in `events`, and their payload bytes.
+    frames: usize,
+    bytes: usize,
+    recv: RecvLimits,
+    stats: ProtoStats,
+    delivered: bool,
+    readable: bool,
+}
+
+impl PeerProto {
+    pub(crate) fn with_limits(send: SendLimits, recv: RecvLimits) -> Self {
+        Self {
+            conns: ConnTable::new(send),
+            routes: HashMap::new(),
+            events: VecDeque::new(),
+            frames: 0,
+            bytes: 0,
+            recv,
+            stats: ProtoStats::default(),
+            delivered: false,
+            readable: false,
+        }
+    }
+
+    /// The connection currently up for `identity`.
+    pub(crate) fn route(&self, identity: &[u8]) -> Option<ConnId> {
+        self.routes.get(identity).copied()
+    }
+
+    /// The identities of the peers connected now.
+    pub(crate) fn identities(&self) -> impl Iterator<Item = &Bytes> {
+        self.routes.keys()
+    }
+
+    /// Queues `frame` (`msgs` of the frames in it carry a payload) on
+    /// `conn` if it has room under its marks.
+    pub(crate) fn send(&mut self, conn: ConnId, frame: &EncodedFrame, msgs: u64) -> SendStatus {
+        let Some(c) = self.conns.get(conn) else {
+            return SendStatus::Gone;
+        };
+        if c.is_closing() {
+            return SendStatus::Gone;
+        }
+        if !fits(c, self.conns.limits(), frame.len()) {
+            return SendStatus::Full;
+        }
+        self.conns.push(conn, frame.clone());
+        self.stats.msgs_sent += msgs;
+        SendStatus::Queued
+    }
+
+    /// The next event for the application.
+    pub(crate) fn poll_event(&mut self) -> Option<PeerEvent> {
+        let (event, size) = self.events.pop_front()?;
+        if let Some(size) = size {
+            self.frames -= 1;
+            self.bytes -= size;
+            self.readable = true;
+        }
+        Some(event)
+    }
+
+    fn push_control(&mut self, event: PeerEvent) {
+        self.events.push_back((event, None));
+        self.delivered = true;
+    }
+}
+
+impl Protocol for PeerProto {
+    type ConnState = ();
+
+    const SOCKET_TYPE: SocketType = SocketType::Peer;
+
+    fn check(options: &SocketOptions) -> Result<(), ConfigError> {
+        if options.identity.as_ref().is_some_and(Bytes::is_empty) {
+            return Err(ConfigError {
+                what: "a PEER socket needs a non-empty identity",
+            });
+        }
+        Ok(())
+    }
+
+    fn new(options: &SocketOptions) -> Self {
+        Self::with_limits(
+            options.send_limits(),
+            RecvLimits {
+                messages: options.recv_hwm,
+                bytes: options.recv_hwm_bytes,
+            },
+        )
+    }
+
+    fn conns(&self) -> &ConnTable<()> {
+        &self.conns
+    }
+
+    fn conns_mut(&mut self) -> &mut ConnTable<()> {
+        &mut self.conns
+    }
+
+    /// The newer connection wins: a connection for an identity that is
+    /// already up replaces the old one, which is closed.
+    fn handle_conn_up(&mut self, _now: Instant, peer: Arc<PeerInfo>) {
+        let identity = peer.identity.clone();
+        let id = peer.conn_id;
+        self.conns.insert(peer.clone(), ());
+        if let Some(old) = self.routes.insert(identity.clone(), id) {
+            tracing::debug!(
+                identity = %identity.escape_ascii(),
+                old,
+                new = id,
+                "a newer connection replaces the old one"
+            );
+            self.conns
+                .close(old, Reason::Normal, "replaced by a newer connection", false);
+        }
+        self.push_control(PeerEvent::Up(identity, (*peer).clone()));
+    }
+
+    fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
+        let Some(gone) = self.conns.remove(conn) else {
+            return;
+        };
+        let identity = &gone.peer.identity;
+        if self.routes.get(identity) == Some(&conn) {
+            self.routes.remove(identity);
+            self.push_control(PeerEvent::Down(identity.clone()));
+        }
+    }
+
+    fn handle_frame(&mut self, _now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
+        if !matches!(frame, Frame::Data { .. } | Frame::Ack { .. }) {
+            return Err((
+                Reason::ProtocolError,
+                "a PEER socket only accepts data and ack frames",
+            ));
+        }
+        let Some(c) = self.conns.get(conn) else {
+            return Ok(());
+        };
+        let identity = c.peer.identity.clone();
+        if self.routes.get(&identity) != Some(&conn) {
+            // A replaced connection on its way out: its frames are as lost
+            // as those in flight when it was cut.
+            return Ok(());
+        }
+        let size = frame.payload().map_or(0, Bytes::len);
+        if frame.payload().is_some() {
+            self.stats.msgs_received += 1;
+        }
+        self.frames += 1;
+        self.bytes += size;
+        self.events
+            .push_back((PeerEvent::Frame(identity, frame), Some(size)));
+        self.delivered = true;
+        Ok(())
+    }
+
+    /// While the queue is full no connection is read: peers feel the
+    /// backpressure through the transport. One frame larger than the whole
+    /// bytes mark still goes into an empty queue.
+    fn can_read(&self, _conn: ConnId, next: Option<usize>) -> bool {
+        self.frames < self.recv.messages
+            && (self.bytes == 0
+                || match next {
+                    Some(len) => self.bytes.saturating_add(len) <= self.recv.bytes,
+                    None => self.bytes < self.recv.bytes,
+                })
+    }
+
+    fn poll_wake(&mut self) -> Wake {
+        Wake {
+            deliveries: std::mem::take(&mut self.delivered),
+            readable: std::mem::take(&mut self.readable),
+            changed: false,
+        }
+    }
+
+    fn stats(&self) -> ProtoStats {
+        self.stats
+    }
+}
