@@ -30,11 +30,25 @@
 //!
 //! # Structure
 //!
-//! The protocol decisions (backoff, heartbeats, handshake verdicts,
-//! subscriptions, gap counting) are sans-IO code in `proto/`, tested with
-//! time as an argument. The drivers in `driver/` run one task per
-//! connection that reads frames, feeds the pattern and drains a bounded
-//! outgoing queue with batched, vectored writes.
+//! Every socket type is one generic type, [`Socket<P>`](Socket), whose
+//! parameter is the pattern's state machine (`ReqSocket` is
+//! `Socket<ReqProto>`, and so on). The state machines in `proto/` make
+//! every decision of their pattern (peer choice, pending requests and
+//! their deadlines, high-water marks and drops, subscriptions, sequence
+//! numbers, the newer connection winning) from inputs: connections up and
+//! down, frames, application calls, time as an argument. They do no I/O,
+//! spawn nothing, lock nothing and read no clock, and are tested on a
+//! harness without sockets and fuzzed. One driver in `driver/` runs any of
+//! them: accept and connect loops with handshakes and reconnects, one task
+//! per connection that reads, feeds the protocol under one lock per read
+//! and writes what it queued in batched vectored writes, one timer task per
+//! socket, and the shim that keeps the protocol behind one mutex and wakes
+//! whoever a call concerns.
+//!
+//! A request crosses four queues: the Req connection's queue, the Rep
+//! socket's inbox, the Rep connection's queue, and its entry in the pending
+//! table, which wakes the caller. The book's "Inside a socket" chapter
+//! draws the whole path.
 //!
 //! # Feature flags
 //!
@@ -45,6 +59,8 @@
 mod auth;
 mod driver;
 mod error;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod monitor;
 mod options;
 mod peer;

@@ -185,19 +185,19 @@ impl Core {
 
 /// A place among the `max_connections` accepted connections; given back
 /// when dropped.
-struct Slot(Arc<Core>);
+struct AcceptSlot(Arc<Core>);
 
-impl Slot {
-    fn take(core: &Arc<Core>) -> Option<Slot> {
+impl AcceptSlot {
+    fn take(core: &Arc<Core>) -> Option<AcceptSlot> {
         let max = core.opts.max_connections;
         core.accepted
             .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
             .ok()
-            .map(|_| Slot(core.clone()))
+            .map(|_| AcceptSlot(core.clone()))
     }
 }
 
-impl Drop for Slot {
+impl Drop for AcceptSlot {
     fn drop(&mut self) {
         self.0.accepted.fetch_sub(1, Relaxed);
     }
@@ -221,7 +221,7 @@ async fn accept_loop<L: Listener, P: Protocol>(
         };
         match accepted {
             Ok((conn, addr)) => {
-                let Some(slot) = Slot::take(&core) else {
+                let Some(slot) = AcceptSlot::take(&core) else {
                     core.counters.connections_refused.fetch_add(1, Relaxed);
                     tracing::warn!(
                         peer = %addr,

@@ -22,6 +22,8 @@ use crate::options::SocketOptions;
 pub(crate) mod backoff;
 pub(crate) mod conns;
 pub(crate) mod handshake;
+#[cfg(any(test, fuzzing))]
+pub(crate) mod harness;
 pub(crate) mod heartbeat;
 pub(crate) mod peer;
 pub(crate) mod pending;

@@ -102,6 +102,12 @@ impl PeerProto {
         Some(event)
     }
 
+    /// Frame events waiting for the application.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn pending_frames(&self) -> usize {
+        self.frames
+    }
+
     fn push_control(&mut self, event: PeerEvent) {
         self.events.push_back((event, None));
         self.delivered = true;

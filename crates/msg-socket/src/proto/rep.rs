@@ -100,7 +100,7 @@ impl RepProto {
     }
 
     /// Requests waiting for the application.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn pending(&self) -> usize {
         self.inbox.len()
     }

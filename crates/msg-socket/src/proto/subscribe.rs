@@ -105,7 +105,7 @@ impl SubProto {
     }
 
     /// Messages waiting for the application.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn pending(&self) -> usize {
         self.inbox.len()
     }
@@ -185,6 +185,15 @@ impl Protocol for SubProto {
         let Some(publisher) = self.conns.get_mut(conn) else {
             return Ok(());
         };
+        // A correct publisher numbers 1, 2, 3, ... on each connection; one
+        // whose numbers do not go up is broken or hostile, and the
+        // application's view of the sequence would be wrong with it.
+        if seq <= publisher.state.last_seq {
+            return Err((
+                Reason::ProtocolError,
+                "publication sequence numbers must go up",
+            ));
+        }
         let last = std::mem::replace(&mut publisher.state.last_seq, seq);
         self.stats.gaps += gap(last, seq);
         self.stats.msgs_received += 1;

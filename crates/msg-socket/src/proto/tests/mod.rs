@@ -1,8 +1,6 @@
 //! The pattern state machines on the harness: every protocol decision,
 //! tested without a socket, on a virtual clock.
 
-mod util;
-
 use bytes::Bytes;
 use msg_wire::{Compression, Frame, FrameCodec, Reason};
 
@@ -12,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::ReqError;
 use crate::options::SocketOptions;
 use crate::peer::PeerEvent;
+use crate::proto::harness::{Harness, NodeId};
 use crate::proto::peer::{PeerProto, SendStatus};
 use crate::proto::pending::Key;
 use crate::proto::publish::{MAX_SUBSCRIPTIONS, PubProto};
@@ -20,7 +19,6 @@ use crate::proto::req::{Dispatch, ReqProto};
 use crate::proto::subscribe::SubProto;
 use crate::proto::{Protocol, Wake};
 use crate::subscribe::PubMessage;
-use util::{Harness, NodeId};
 
 fn options(send_hwm: usize, recv_hwm: usize) -> SocketOptions {
     let mut o = SocketOptions::new();
@@ -799,4 +797,33 @@ fn a_peer_socket_needs_a_non_empty_identity_and_refuses_other_frames() {
             "a PEER socket only accepts data and ack frames"
         ))
     );
+}
+
+#[test]
+fn a_publisher_whose_numbers_do_not_go_up_is_cut() {
+    let mut h = Harness::new();
+    let p = publisher(&mut h, 10);
+    let s = subscriber(&mut h, 10, &[""]);
+    let link = h.connect(s, p);
+    h.run();
+    let (now, conn) = (h.now, h.conn_of(link, s));
+    let publication = |seq| Frame::Publish {
+        topic: Bytes::from_static(b"t"),
+        seq,
+        payload: Bytes::from_static(b"x"),
+    };
+    let sub = h.node::<SubProto>(s);
+    assert!(
+        sub.handle_frame(now, conn, publication(0)).is_err(),
+        "numbers start at 1"
+    );
+    assert!(sub.handle_frame(now, conn, publication(5)).is_ok());
+    assert_eq!(
+        sub.handle_frame(now, conn, publication(5)),
+        Err((
+            Reason::ProtocolError,
+            "publication sequence numbers must go up"
+        ))
+    );
+    assert_eq!(seqs(&received(&mut h, s)), [5]);
 }

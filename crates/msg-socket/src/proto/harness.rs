@@ -15,6 +15,9 @@
 //! be cut (frames in flight are lost, both sides see the connection go
 //! down). Connection events can be delivered in either order.
 
+// The fuzz targets (built without `test`) use only part of the harness.
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,17 +36,18 @@ use crate::proto::{Protocol, Violation};
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// A node's index in the harness.
-pub(super) type NodeId = usize;
+pub(crate) type NodeId = usize;
 
 /// A link's index in the harness.
-pub(super) type LinkId = usize;
+pub(crate) type LinkId = usize;
 
 /// The part of [`Protocol`] the harness drives, object-safe so that nodes
 /// of different patterns live side by side.
-pub(super) trait Node: Any {
+pub(crate) trait Node: Any {
     fn conn_up(&mut self, now: Instant, peer: Arc<PeerInfo>);
     fn conn_down(&mut self, now: Instant, conn: ConnId);
     fn frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation>;
+    fn can_read(&self, conn: ConnId, next: Option<usize>) -> bool;
     fn timeout(&mut self, now: Instant);
     fn next_timeout(&self) -> Option<Instant>;
     /// Takes the connection's whole queue and reports it written.
@@ -64,6 +68,10 @@ impl<P: Protocol> Node for P {
 
     fn frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
         self.handle_frame(now, conn, frame)
+    }
+
+    fn can_read(&self, conn: ConnId, next: Option<usize>) -> bool {
+        Protocol::can_read(self, conn, next)
     }
 
     fn timeout(&mut self, now: Instant) {
@@ -113,8 +121,10 @@ struct Direction {
     stalled: bool,
     /// Bytes on their way, with when they arrive.
     in_flight: VecDeque<(Instant, Bytes)>,
-    /// The reader's buffer and decoder.
+    /// The reader's buffer and decoder, and a frame decoded but not yet
+    /// taken (the reader's protocol holds it back).
     buf: BytesMut,
+    held: Option<Frame>,
     codec: FrameCodec,
 }
 
@@ -128,25 +138,25 @@ struct Link {
 
 /// Why the harness closed a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Closed {
-    pub(super) link: LinkId,
+pub(crate) struct Closed {
+    pub(crate) link: LinkId,
     /// The node that closed it.
-    pub(super) by: NodeId,
-    pub(super) code: Reason,
-    pub(super) text: String,
+    pub(crate) by: NodeId,
+    pub(crate) code: Reason,
+    pub(crate) text: String,
 }
 
 /// Nodes, links and a virtual clock.
-pub(super) struct Harness {
-    pub(super) now: Instant,
+pub(crate) struct Harness {
+    pub(crate) now: Instant,
     nodes: Vec<Box<dyn Node>>,
     links: Vec<Link>,
     /// Every connection the harness closed, in order.
-    pub(super) closed: Vec<Closed>,
+    pub(crate) closed: Vec<Closed>,
 }
 
 impl Harness {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             now: Instant::now(),
             nodes: Vec::new(),
@@ -156,7 +166,7 @@ impl Harness {
     }
 
     /// Adds a node; returns its id.
-    pub(super) fn add<P: Protocol>(&mut self, proto: P) -> NodeId {
+    pub(crate) fn add<P: Protocol>(&mut self, proto: P) -> NodeId {
         self.nodes.push(Box::new(proto));
         self.nodes.len() - 1
     }
@@ -166,7 +176,7 @@ impl Harness {
     /// # Panics
     ///
     /// If the node is not a `P`.
-    pub(super) fn node<P: Protocol>(&mut self, id: NodeId) -> &mut P {
+    pub(crate) fn node<P: Protocol>(&mut self, id: NodeId) -> &mut P {
         self.nodes[id]
             .as_any_mut()
             .downcast_mut::<P>()
@@ -175,14 +185,14 @@ impl Harness {
 
     /// Connects `client` to `server`: both see the connection up, the
     /// client first.
-    pub(super) fn connect(&mut self, client: NodeId, server: NodeId) -> LinkId {
+    pub(crate) fn connect(&mut self, client: NodeId, server: NodeId) -> LinkId {
         self.connect_ordered(client, server, false)
     }
 
     /// Connects `client` to `server`; with `server_first` the server sees
     /// the connection up before the client does (and may queue frames on it
     /// first).
-    pub(super) fn connect_ordered(
+    pub(crate) fn connect_ordered(
         &mut self,
         client: NodeId,
         server: NodeId,
@@ -198,6 +208,7 @@ impl Harness {
             stalled: false,
             in_flight: VecDeque::new(),
             buf: BytesMut::new(),
+            held: None,
             codec: FrameCodec::new(),
         };
         self.links.push(Link {
@@ -218,7 +229,7 @@ impl Harness {
     }
 
     /// The connection id `node` has for `link`.
-    pub(super) fn conn_of(&self, link: LinkId, node: NodeId) -> ConnId {
+    pub(crate) fn conn_of(&self, link: LinkId, node: NodeId) -> ConnId {
         let l = &self.links[link];
         if l.dirs[0].from.0 == node {
             l.dirs[0].from.1
@@ -227,8 +238,18 @@ impl Harness {
         }
     }
 
+    /// The connection id `node` has for `link`, if `node` is one of its
+    /// ends.
+    pub(crate) fn conn_on(&self, link: LinkId, node: NodeId) -> Option<ConnId> {
+        self.links[link]
+            .dirs
+            .iter()
+            .find(|d| d.from.0 == node)
+            .map(|d| d.from.1)
+    }
+
     /// Sets the latency of both directions of `link`.
-    pub(super) fn set_latency(&mut self, link: LinkId, latency: Duration) {
+    pub(crate) fn set_latency(&mut self, link: LinkId, latency: Duration) {
         for d in &mut self.links[link].dirs {
             d.latency = latency;
         }
@@ -236,7 +257,7 @@ impl Harness {
 
     /// Stops (or restarts) `reader` reading from `link`: what the other side
     /// queues for it stays in that side's queue.
-    pub(super) fn stall(&mut self, link: LinkId, reader: NodeId, stalled: bool) {
+    pub(crate) fn stall(&mut self, link: LinkId, reader: NodeId, stalled: bool) {
         for d in &mut self.links[link].dirs {
             if d.to.0 == reader {
                 d.stalled = stalled;
@@ -245,7 +266,7 @@ impl Harness {
     }
 
     /// Cuts `link`: frames in flight are lost, both sides see it go down.
-    pub(super) fn cut(&mut self, link: LinkId) {
+    pub(crate) fn cut(&mut self, link: LinkId) {
         let l = &mut self.links[link];
         if !std::mem::replace(&mut l.up, false) {
             return;
@@ -261,14 +282,14 @@ impl Harness {
     }
 
     /// Whether `link` is up.
-    pub(super) fn is_up(&self, link: LinkId) -> bool {
+    pub(crate) fn is_up(&self, link: LinkId) -> bool {
         self.links[link].up
     }
 
     /// Moves everything that can move at the current time: writers drain,
     /// bytes that have arrived are decoded and fed, protocols' closes and
     /// violations end their connections. Returns whether anything moved.
-    pub(super) fn step(&mut self) -> bool {
+    pub(crate) fn step(&mut self) -> bool {
         let mut moved = false;
         let now = self.now;
         for link in 0..self.links.len() {
@@ -326,11 +347,21 @@ impl Harness {
                 }
             }
             let (to, conn) = d.to;
-            let frame = match d.codec.decode(&mut d.buf) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return moved,
-                Err(e) => panic!("the harness carries only valid frames: {e}"),
+            let frame = match d.held.take() {
+                Some(frame) => frame,
+                None => match d.codec.decode(&mut d.buf) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return moved,
+                    Err(e) => panic!("the harness carries only valid frames: {e}"),
+                },
             };
+            // Backpressure, as the driver applies it: a frame the protocol
+            // does not take yet waits, and so does everything behind it.
+            let len = frame.payload().map_or(0, Bytes::len);
+            if !self.nodes[to].can_read(conn, Some(len)) {
+                self.links[link].dirs[dir].held = Some(frame);
+                return moved;
+            }
             moved = true;
             if let Err((code, text)) = self.nodes[to].frame(now, conn, frame) {
                 self.closed.push(Closed {
@@ -370,7 +401,7 @@ impl Harness {
     }
 
     /// Steps until nothing moves at the current time.
-    pub(super) fn settle(&mut self) {
+    pub(crate) fn settle(&mut self) {
         let mut rounds = 0;
         while self.step() {
             rounds += 1;
@@ -380,7 +411,7 @@ impl Harness {
 
     /// Runs for `limit` of virtual time, advancing the clock to each next
     /// arrival or deadline on the way; ends with the clock `limit` later.
-    pub(super) fn run_for(&mut self, limit: Duration) {
+    pub(crate) fn run_for(&mut self, limit: Duration) {
         let end = self.now + limit;
         loop {
             self.settle();
@@ -400,7 +431,7 @@ impl Harness {
 
     /// Runs until every frame in flight has arrived and nothing more moves,
     /// advancing the clock to each arrival but to no protocol deadline.
-    pub(super) fn run(&mut self) {
+    pub(crate) fn run(&mut self) {
         for _ in 0..100_000 {
             self.settle();
             match self.next_arrival() {
@@ -422,7 +453,7 @@ impl Harness {
     }
 
     /// Moves the clock by `by` and runs what falls due.
-    pub(super) fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         self.run_for(by);
     }
 }
