@@ -469,13 +469,8 @@ mod tests {
     /// the fuzz targets' smoke test, run with every `cargo test`.
     #[test]
     fn every_pattern_survives_random_operation_sequences() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::proto::backoff::XorShift::new(0x2545_F491_4F6C_DD1D);
+        let mut next = || rng.next_u64();
         for round in 0..300 {
             let len = 16 + (next() % 400) as usize;
             let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
