@@ -827,3 +827,25 @@ fn a_publisher_whose_numbers_do_not_go_up_is_cut() {
     );
     assert_eq!(seqs(&received(&mut h, s)), [5]);
 }
+
+#[test]
+fn huge_jumps_in_sequence_numbers_saturate_the_gap_count() {
+    let mut h = Harness::new();
+    let p = publisher(&mut h, 10);
+    let s = subscriber(&mut h, 10, &[""]);
+    // Each connection numbers from 1 again, so two connections that each
+    // claim a jump to the top add up past u64::MAX.
+    for _ in 0..2 {
+        let link = h.connect(s, p);
+        let (now, conn) = (h.now, h.conn_of(link, s));
+        let frame = Frame::Publish {
+            topic: Bytes::from_static(b"t"),
+            seq: u64::MAX,
+            payload: Bytes::new(),
+        };
+        let sub = h.node::<SubProto>(s);
+        sub.handle_frame(now, conn, frame).expect("numbers go up");
+        h.cut(link);
+    }
+    assert_eq!(h.node::<SubProto>(s).stats().gaps, u64::MAX);
+}
