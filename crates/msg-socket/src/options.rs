@@ -349,6 +349,15 @@ impl SocketOptions {
         }
     }
 
+    /// The receive high-water marks, for a protocol's queue for the
+    /// application.
+    pub(crate) fn recv_limits(&self) -> crate::proto::conns::RecvLimits {
+        crate::proto::conns::RecvLimits {
+            messages: self.recv_hwm,
+            bytes: self.recv_hwm_bytes,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |what: &'static str| Err(ConfigError { what });
         if self.identity.as_ref().is_some_and(|i| i.len() > 255) {

@@ -207,14 +207,7 @@ async fn read_frames<P: Protocol, C: Conn>(
                     }
                     () = &mut sleep, if armed => {
                         timer.fired();
-                        if let Some(hb) = heartbeat.as_mut() {
-                            let now = now();
-                            match hb.handle_timeout(now) {
-                                Some(HeartbeatAction::Ping(nonce)) => send_control(shared, id, &Frame::Ping { nonce }),
-                                Some(HeartbeatAction::Dead) => hb.handle_recv(now),
-                                None => {}
-                            }
-                        }
+                        heartbeat_fired(shared, id, heartbeat.as_mut(), false);
                     }
                 }
             }
@@ -267,12 +260,8 @@ async fn read_frames<P: Protocol, C: Conn>(
             },
             () = &mut sleep, if armed => {
                 timer.fired();
-                if let Some(hb) = heartbeat.as_mut() {
-                    match hb.handle_timeout(now()) {
-                        Some(HeartbeatAction::Ping(nonce)) => send_control(shared, id, &Frame::Ping { nonce }),
-                        Some(HeartbeatAction::Dead) => return End::Silent,
-                        None => {}
-                    }
+                if heartbeat_fired(shared, id, heartbeat.as_mut(), true) {
+                    return End::Silent;
                 }
             }
         }
@@ -320,6 +309,29 @@ fn feed<P: Protocol>(
 /// A frame's payload bytes, as the protocol counts them against its marks.
 fn frame_len(frame: &Frame) -> usize {
     frame.payload().map_or(0, bytes::Bytes::len)
+}
+
+/// The heartbeat timer fired: pings the peer when a ping is due, and
+/// returns whether the peer has been silent past the timeout. While the
+/// pattern holds the reader back (`judging` false) the peer is not judged:
+/// we are not reading what it sends, so its silence restarts the clock.
+fn heartbeat_fired<P: Protocol>(
+    shared: &Shared<P>,
+    id: ConnId,
+    heartbeat: Option<&mut Heartbeat>,
+    judging: bool,
+) -> bool {
+    let Some(hb) = heartbeat else {
+        return false;
+    };
+    let now = now();
+    match hb.handle_timeout(now) {
+        Some(HeartbeatAction::Ping(nonce)) => send_control(shared, id, &Frame::Ping { nonce }),
+        Some(HeartbeatAction::Dead) if judging => return true,
+        Some(HeartbeatAction::Dead) => hb.handle_recv(now),
+        None => {}
+    }
+    false
 }
 
 /// Queues a heartbeat frame unless the queue is full (a full queue means

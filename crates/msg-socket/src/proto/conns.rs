@@ -61,6 +61,29 @@ pub(crate) struct SendLimits {
     pub(crate) bytes: usize,
 }
 
+/// The receive high-water marks: messages and payload bytes waiting for the
+/// application.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecvLimits {
+    pub(crate) messages: usize,
+    pub(crate) bytes: usize,
+}
+
+impl RecvLimits {
+    /// Whether a queue holding `count` messages of `bytes` payload bytes
+    /// takes one more of `next` bytes (with `None`: whether it takes any
+    /// more at all). A message larger than the whole bytes mark still goes
+    /// into an empty queue.
+    pub(crate) fn admits(self, count: usize, bytes: usize, next: Option<usize>) -> bool {
+        count < self.messages
+            && (bytes == 0
+                || match next {
+                    Some(len) => bytes.saturating_add(len) <= self.bytes,
+                    None => bytes < self.bytes,
+                })
+    }
+}
+
 /// One live connection, as the pattern sees it.
 #[derive(Debug)]
 pub(crate) struct Conn<S> {

@@ -15,8 +15,7 @@ use crate::driver::conn::PeerInfo;
 use crate::error::ConfigError;
 use crate::options::SocketOptions;
 use crate::peer::PeerEvent;
-use crate::proto::conns::{ConnId, ConnTable, SendLimits, fits};
-use crate::proto::subscribe::RecvLimits;
+use crate::proto::conns::{ConnId, ConnTable, RecvLimits, SendLimits, fits};
 use crate::proto::{ProtoStats, Protocol, Violation, Wake};
 
 /// Where a frame for a peer stands after [`PeerProto::send`].
@@ -129,13 +128,7 @@ impl Protocol for PeerProto {
     }
 
     fn new(options: &SocketOptions) -> Self {
-        Self::with_limits(
-            options.send_limits(),
-            RecvLimits {
-                messages: options.recv_hwm,
-                bytes: options.recv_hwm_bytes,
-            },
-        )
+        Self::with_limits(options.send_limits(), options.recv_limits())
     }
 
     fn conns(&self) -> &ConnTable<()> {
@@ -208,12 +201,7 @@ impl Protocol for PeerProto {
     /// backpressure through the transport. One frame larger than the whole
     /// bytes mark still goes into an empty queue.
     fn can_read(&self, _conn: ConnId, next: Option<usize>) -> bool {
-        self.frames < self.recv.messages
-            && (self.bytes == 0
-                || match next {
-                    Some(len) => self.bytes.saturating_add(len) <= self.recv.bytes,
-                    None => self.bytes < self.recv.bytes,
-                })
+        self.recv.admits(self.frames, self.bytes, next)
     }
 
     fn poll_wake(&mut self) -> Wake {

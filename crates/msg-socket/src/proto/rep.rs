@@ -12,8 +12,7 @@ use msg_wire::{EncodedFrame, Frame, Reason, SocketType};
 
 use crate::driver::conn::PeerInfo;
 use crate::options::SocketOptions;
-use crate::proto::conns::{ConnId, ConnTable, SendLimits};
-use crate::proto::subscribe::RecvLimits;
+use crate::proto::conns::{ConnId, ConnTable, RecvLimits, SendLimits};
 use crate::proto::{ProtoStats, Protocol, Violation, Wake};
 
 /// A request taken from a connection, for the application.
@@ -64,18 +63,6 @@ impl RepProto {
         }
     }
 
-    /// Whether a request of `len` payload bytes (or, with `None`, any
-    /// request) fits in the inbox under both marks. A request larger than
-    /// the whole bytes mark still goes into an empty inbox.
-    fn fits(&self, len: Option<usize>) -> bool {
-        self.inbox.len() < self.recv.messages
-            && (self.inbox_bytes == 0
-                || match len {
-                    Some(len) => self.inbox_bytes.saturating_add(len) <= self.recv.bytes,
-                    None => self.inbox_bytes < self.recv.bytes,
-                })
-    }
-
     /// The next request for the application.
     pub(crate) fn poll_delivery(&mut self) -> Option<Incoming> {
         let incoming = self.inbox.pop_front()?;
@@ -112,13 +99,7 @@ impl Protocol for RepProto {
     const SOCKET_TYPE: SocketType = SocketType::Rep;
 
     fn new(options: &SocketOptions) -> Self {
-        Self::with_limits(
-            options.send_limits(),
-            RecvLimits {
-                messages: options.recv_hwm,
-                bytes: options.recv_hwm_bytes,
-            },
-        )
+        Self::with_limits(options.send_limits(), options.recv_limits())
     }
 
     fn conns(&self) -> &ConnTable<()> {
@@ -161,7 +142,7 @@ impl Protocol for RepProto {
     /// While the inbox is full no connection is read: clients feel the
     /// backpressure through the transport.
     fn can_read(&self, _conn: ConnId, next: Option<usize>) -> bool {
-        self.fits(next)
+        self.recv.admits(self.inbox.len(), self.inbox_bytes, next)
     }
 
     fn poll_wake(&mut self) -> Wake {

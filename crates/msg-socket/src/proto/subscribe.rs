@@ -11,18 +11,10 @@ use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec, Reason, SocketType}
 
 use crate::driver::conn::PeerInfo;
 use crate::options::SocketOptions;
-use crate::proto::conns::{ConnId, ConnTable, SendLimits};
+use crate::proto::conns::{ConnId, ConnTable, RecvLimits, SendLimits};
 use crate::proto::topics::{TopicSet, gap};
 use crate::proto::{ProtoStats, Protocol, Violation, Wake};
 use crate::subscribe::PubMessage;
-
-/// The receive high-water marks: messages and payload bytes waiting for the
-/// application.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RecvLimits {
-    pub(crate) messages: usize,
-    pub(crate) bytes: usize,
-}
 
 /// What the subscriber keeps per publisher connection (opaque outside the
 /// crate).
@@ -131,10 +123,7 @@ impl Protocol for SubProto {
     fn new(options: &SocketOptions) -> Self {
         Self::with_limits(
             options.send_limits(),
-            RecvLimits {
-                messages: options.recv_hwm,
-                bytes: options.recv_hwm_bytes,
-            },
+            options.recv_limits(),
             FrameCodec::with_options(options.wire.clone()),
             options.wire.get_compression(),
         )
@@ -199,9 +188,10 @@ impl Protocol for SubProto {
         self.stats.gaps = self.stats.gaps.saturating_add(gap(last, seq));
         self.stats.msgs_received += 1;
         let size = payload.len();
-        let fits = self.inbox.len() < self.recv.messages
-            && (self.inbox_bytes == 0 || self.inbox_bytes.saturating_add(size) <= self.recv.bytes);
-        if !fits {
+        if !self
+            .recv
+            .admits(self.inbox.len(), self.inbox_bytes, Some(size))
+        {
             self.stats.dropped_hwm += 1;
             return Ok(());
         }
