@@ -144,3 +144,54 @@ pub enum PeerSendError {
     #[error("socket is closed")]
     Closed,
 }
+
+/// Errors of sending on a [`PushSocket`](crate::PushSocket),
+/// [`DealerSocket`](crate::DealerSocket) or [`PairSocket`](crate::PairSocket).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// Every peer's queue is at its high-water mark, or no peer is
+    /// connected and the queue for the first one is full (`try_send`
+    /// only; `send` waits).
+    #[error("no peer has room for the message")]
+    Full,
+    /// The message could not be encoded (too large for the frame limit, or
+    /// too many parts).
+    #[error("could not encode the message")]
+    Encode(#[source] WireError),
+    /// The socket was closed.
+    #[error("socket is closed")]
+    Closed,
+}
+
+/// Errors of [`RouterSocket::send_to`](crate::RouterSocket::send_to) and
+/// [`RouterSocket::try_send_to`](crate::RouterSocket::try_send_to).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// No peer with this identity is connected: it never was, or it left.
+    /// Nothing was sent.
+    #[error("no peer with identity {} is connected", .0.escape_ascii())]
+    Unreachable(bytes::Bytes),
+    /// The peer is a REQ socket, which takes only replies to its own
+    /// requests: answer with the [`Route`](crate::Route) its request came
+    /// with.
+    #[error("a REQ peer takes only replies to its requests")]
+    NotARequest,
+    /// The peer is a REQ socket whose connection carrying the request is
+    /// gone (it reconnected since); the requester was already told its
+    /// request was lost.
+    #[error("the request's connection is gone")]
+    Departed,
+    /// The peer's queue is at its high-water mark (`try_send_to` only;
+    /// `send_to` waits).
+    #[error("the peer's queue is full")]
+    Full,
+    /// The message could not be encoded (too large for the frame limit, or
+    /// too many parts).
+    #[error("could not encode the message")]
+    Encode(#[source] WireError),
+    /// The socket was closed.
+    #[error("socket is closed")]
+    Closed,
+}

@@ -57,32 +57,44 @@
 //! - `quic` (default): `quic://` endpoints.
 
 mod auth;
+mod dealer;
 mod driver;
 mod error;
+mod flow;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+mod message;
 mod monitor;
 mod options;
+mod pair;
 mod peer;
+mod pipeline;
 mod proto;
 mod publish;
 mod rep;
 mod req;
+mod router;
 mod socket;
 mod subscribe;
 
 pub use auth::{AuthRejection, AuthRequest, Authenticator};
+pub use dealer::DealerSocket;
 pub use driver::conn::PeerInfo;
 pub use error::{
-    ConfigError, HandshakeError, PeerSendError, PublishError, ReplyError, ReqError, SocketError,
+    ConfigError, HandshakeError, PeerSendError, PublishError, ReplyError, ReqError, RouteError,
+    SendError, SocketError,
 };
+pub use message::{MAX_PARTS, Message};
 pub use monitor::{SocketEvent, SocketEvents, SocketStats};
 pub use options::SocketOptions;
+pub use pair::PairSocket;
 pub use peer::{PeerEvent, PeerSocket};
+pub use pipeline::{PullSocket, PushSocket};
 pub use proto::backoff::BackoffPolicy;
 pub use publish::PubSocket;
 pub use rep::{RepSocket, Request};
 pub use req::ReqSocket;
+pub use router::{Route, RouterSocket};
 pub use socket::{CloseReport, Socket};
 pub use subscribe::{PubMessage, SubSocket};
 

@@ -272,6 +272,7 @@ impl FrameCodec {
                 }
                 2 + text.len()
             }
+            Frame::Message { .. } | Frame::Part { .. } => 0,
         };
 
         let payload = frame.payload().cloned().unwrap_or_default();
@@ -368,6 +369,7 @@ fn write_header(frame: &Frame, plan: &Plan, out: &mut impl BufMut) {
             out.put_slice(text.as_bytes());
         }
         Frame::Data { seq, .. } | Frame::Ack { seq } => out.put_u64(*seq),
+        Frame::Message { .. } | Frame::Part { .. } => {}
     }
     if let Some(orig_len) = plan.orig_len {
         out.put_u32(orig_len);
@@ -517,6 +519,12 @@ fn decode_body(header: Header, mut body: Bytes, max: usize) -> Result<Frame, Wir
         },
         FrameKind::Ack => Frame::Ack {
             seq: only_u64(body, "ack body must be exactly 8 bytes")?,
+        },
+        FrameKind::Message => Frame::Message {
+            payload: payload(header.compression, body, max)?,
+        },
+        FrameKind::Part => Frame::Part {
+            payload: payload(header.compression, body, max)?,
         },
     };
     Ok(frame)

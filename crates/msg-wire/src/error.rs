@@ -115,6 +115,16 @@ pub enum WireError {
     /// A close or reject reason text is longer than 1024 bytes.
     #[error("reason text of {0} bytes exceeds the limit of 1024 bytes")]
     ReasonTooLong(usize),
+
+    /// A multipart message has more parts than the limit.
+    #[error("a message of {parts} parts exceeds the limit of {max} parts")]
+    TooManyParts {
+        /// Parts in the message (counted up to one past the limit, for one
+        /// arriving).
+        parts: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl WireError {

@@ -94,6 +94,21 @@ pub enum Frame {
         /// Highest sequence number received without gaps.
         seq: u64,
     },
+    /// A one-way message, answered by nothing: what PUSH sends to PULL,
+    /// PAIR to PAIR, and a ROUTER or DEALER to a DEALER.
+    Message {
+        /// Application payload.
+        payload: Bytes,
+    },
+    /// One part of a multipart message other than its last. A message of
+    /// `n` parts travels as `n - 1` `Part` frames followed by the frame
+    /// that carries the last part (a [`Frame::Request`], [`Frame::Reply`]
+    /// or [`Frame::Message`]), which completes it. The receiver delivers all
+    /// parts or none.
+    Part {
+        /// This part's bytes.
+        payload: Bytes,
+    },
 }
 
 impl Frame {
@@ -110,17 +125,21 @@ impl Frame {
             Frame::Close { .. } => FrameKind::Close,
             Frame::Data { .. } => FrameKind::Data,
             Frame::Ack { .. } => FrameKind::Ack,
+            Frame::Message { .. } => FrameKind::Message,
+            Frame::Part { .. } => FrameKind::Part,
         }
     }
 
     /// The application payload, for the kinds that have one (Request,
-    /// Reply, Publish, Data).
+    /// Reply, Publish, Data, Message, Part).
     pub fn payload(&self) -> Option<&Bytes> {
         match self {
             Frame::Request { payload, .. }
             | Frame::Reply { payload, .. }
             | Frame::Publish { payload, .. }
-            | Frame::Data { payload, .. } => Some(payload),
+            | Frame::Data { payload, .. }
+            | Frame::Message { payload }
+            | Frame::Part { payload } => Some(payload),
             _ => None,
         }
     }
@@ -151,6 +170,10 @@ pub enum FrameKind {
     Data = 0x09,
     /// [`Frame::Ack`], `0x0A`.
     Ack = 0x0A,
+    /// [`Frame::Message`], `0x0B`.
+    Message = 0x0B,
+    /// [`Frame::Part`], `0x0C`.
+    Part = 0x0C,
 }
 
 impl FrameKind {
@@ -164,7 +187,12 @@ impl FrameKind {
     pub const fn has_payload(self) -> bool {
         matches!(
             self,
-            FrameKind::Request | FrameKind::Reply | FrameKind::Publish | FrameKind::Data
+            FrameKind::Request
+                | FrameKind::Reply
+                | FrameKind::Publish
+                | FrameKind::Data
+                | FrameKind::Message
+                | FrameKind::Part
         )
     }
 
@@ -181,6 +209,8 @@ impl FrameKind {
             FrameKind::Close => "Close",
             FrameKind::Data => "Data",
             FrameKind::Ack => "Ack",
+            FrameKind::Message => "Message",
+            FrameKind::Part => "Part",
         }
     }
 }
@@ -209,6 +239,8 @@ impl TryFrom<u8> for FrameKind {
             0x08 => FrameKind::Close,
             0x09 => FrameKind::Data,
             0x0A => FrameKind::Ack,
+            0x0B => FrameKind::Message,
+            0x0C => FrameKind::Part,
             other => return Err(WireError::UnknownKind(other)),
         })
     }
@@ -250,6 +282,9 @@ pub enum Reason {
     Internal,
     /// 9: the sender is overloaded and sheds this connection.
     Overloaded,
+    /// 10: the socket already has every peer it takes (a PAIR socket has
+    /// its one peer).
+    Occupied,
     /// Any other code, kept as received.
     Unknown(u16),
 }
@@ -268,6 +303,7 @@ impl Reason {
             Reason::Shutdown => 7,
             Reason::Internal => 8,
             Reason::Overloaded => 9,
+            Reason::Occupied => 10,
             Reason::Unknown(code) => code,
         }
     }
@@ -286,6 +322,7 @@ impl Reason {
             7 => Reason::Shutdown,
             8 => Reason::Internal,
             9 => Reason::Overloaded,
+            10 => Reason::Occupied,
             other => Reason::Unknown(other),
         }
     }
@@ -330,6 +367,7 @@ impl fmt::Display for Reason {
             Reason::Shutdown => "shutting down",
             Reason::Internal => "internal error",
             Reason::Overloaded => "overloaded",
+            Reason::Occupied => "socket occupied",
             Reason::Unknown(code) => return write!(f, "unknown reason {code}"),
         };
         f.write_str(text)
@@ -347,7 +385,7 @@ mod tests {
                 Ok(kind) => assert_eq!(kind.code(), code),
                 Err(WireError::UnknownKind(c)) => {
                     assert_eq!(c, code);
-                    assert!(code == 0 || code > 0x0A);
+                    assert!(code == 0 || code > 0x0C);
                 }
                 Err(e) => panic!("unexpected error {e}"),
             }
@@ -356,7 +394,7 @@ mod tests {
 
     #[test]
     fn reason_codes_round_trip_including_unknown() {
-        for code in [0u16, 1, 5, 9, 10, 999, u16::MAX] {
+        for code in [0u16, 1, 5, 9, 10, 11, 999, u16::MAX] {
             assert_eq!(u16::from(Reason::from(code)), code);
         }
         assert_eq!(Reason::from(42), Reason::Unknown(42));
@@ -386,6 +424,8 @@ mod tests {
                 seq: 0,
                 payload: p.clone(),
             },
+            Frame::Message { payload: p.clone() },
+            Frame::Part { payload: p.clone() },
         ];
         for f in &frames {
             assert_eq!(f.payload(), Some(&p));

@@ -50,6 +50,8 @@ pub enum SocketType {
     Router = 8,
     /// Symmetric peer, for example of the reliable layer.
     Peer = 9,
+    /// One end of an exclusive pair.
+    Pair = 10,
 }
 
 impl SocketType {
@@ -61,8 +63,8 @@ impl SocketType {
     /// Whether a socket of this type may talk to one of type `peer`.
     ///
     /// The relation is symmetric. Allowed pairs: REQ–REP, REQ–ROUTER,
-    /// DEALER–REP, DEALER–ROUTER, DEALER–DEALER, PUB–SUB, PUSH–PULL and
-    /// PEER–PEER.
+    /// DEALER–REP, DEALER–ROUTER, DEALER–DEALER, PUB–SUB, PUSH–PULL,
+    /// PAIR–PAIR and PEER–PEER.
     pub const fn is_compatible(self, peer: SocketType) -> bool {
         use SocketType::*;
         matches!(
@@ -81,11 +83,12 @@ impl SocketType {
                 | (Push, Pull)
                 | (Pull, Push)
                 | (Peer, Peer)
+                | (Pair, Pair)
         )
     }
 
     /// Upper-case name, as used by `Display`: `"REQ"`, `"REP"`, `"PUB"`,
-    /// `"SUB"`, `"PUSH"`, `"PULL"`, `"DEALER"`, `"ROUTER"` or `"PEER"`.
+    /// `"SUB"`, `"PUSH"`, `"PULL"`, `"DEALER"`, `"ROUTER"`, `"PEER"` or `"PAIR"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             SocketType::Req => "REQ",
@@ -97,6 +100,7 @@ impl SocketType {
             SocketType::Dealer => "DEALER",
             SocketType::Router => "ROUTER",
             SocketType::Peer => "PEER",
+            SocketType::Pair => "PAIR",
         }
     }
 }
@@ -124,6 +128,7 @@ impl TryFrom<u8> for SocketType {
             7 => SocketType::Dealer,
             8 => SocketType::Router,
             9 => SocketType::Peer,
+            10 => SocketType::Pair,
             other => return Err(WireError::UnknownSocketType(other)),
         })
     }
@@ -744,6 +749,7 @@ mod tests {
             SocketType::Dealer,
             SocketType::Router,
             SocketType::Peer,
+            SocketType::Pair,
         ];
         let mut pairs = 0;
         for a in all {
@@ -753,8 +759,10 @@ mod tests {
             }
             assert_eq!(SocketType::try_from(a.code()).unwrap(), a);
         }
-        // 6 unordered cross pairs counted twice, plus DEALER–DEALER and PEER–PEER.
-        assert_eq!(pairs, 6 * 2 + 2);
+        // 6 unordered cross pairs counted twice, plus DEALER–DEALER,
+        // PEER–PEER and PAIR–PAIR.
+        assert_eq!(pairs, 6 * 2 + 3);
+        assert!(!SocketType::Router.is_compatible(SocketType::Router));
         assert!(!SocketType::Req.is_compatible(SocketType::Pub));
         assert_eq!(SocketType::Dealer.to_string(), "DEALER");
     }

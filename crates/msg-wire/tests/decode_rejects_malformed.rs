@@ -29,7 +29,7 @@ fn decode_rejects_bad_version_at_the_fifth_byte() {
 
 #[test]
 fn decode_rejects_unknown_kind() {
-    for kind in [0x00, 0x0B, 0x7F, 0xFF] {
+    for kind in [0x00, 0x0D, 0x7F, 0xFF] {
         let err = decode(common::header(8, 1, kind, 0)).unwrap_err();
         assert!(matches!(err, WireError::UnknownKind(k) if k == kind));
         assert_eq!(err.reason(), Reason::ProtocolError);

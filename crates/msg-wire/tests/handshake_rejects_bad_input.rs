@@ -119,7 +119,7 @@ fn token_too_long_is_refused_before_buffering_it() {
 #[test]
 fn unknown_socket_type_and_flags_are_refused() {
     let mut hs = HandshakeCodec::new();
-    for t in [0u8, 10, 200] {
+    for t in [0u8, 11, 200] {
         let mut src = hello_prefix(1, t, 0, b"");
         assert!(
             matches!(hs.decode_hello(&mut src), Err(WireError::UnknownSocketType(x)) if x == t)

@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::{Bytes, BytesMut};
 use msg_transport::Conn;
-use msg_wire::{EncodedFrame, Frame, FrameCodec, Reason};
+use msg_wire::{EncodedFrame, Frame, FrameCodec, Reason, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tracing::Instrument;
 
@@ -35,6 +35,7 @@ use crate::driver::conn::{
 };
 use crate::driver::core::Core;
 use crate::driver::shared::{Link, Shared, now};
+use crate::message::MAX_PARTS;
 use crate::monitor::SocketEvent;
 use crate::proto::Protocol;
 use crate::proto::conns::ConnId;
@@ -155,9 +156,12 @@ async fn read_frames<P: Protocol, C: Conn>(
     tokio::pin!(sleep);
     let mut since_yield = 0usize;
     // Frames decoded and not yet taken by the protocol (held back while it
-    // applies backpressure), and why the reader stops once they are.
-    let mut batch: VecDeque<Frame> = VecDeque::new();
+    // applies backpressure), each with the earlier parts of its message,
+    // and why the reader stops once they are.
+    let mut batch: VecDeque<(Frame, Vec<Bytes>)> = VecDeque::new();
     let mut stop: Option<End> = None;
+    // The parts of a multipart message whose last part is still to come.
+    let mut parts = Parts::new(opts.wire.get_max_frame_size());
 
     loop {
         // Every whole frame already buffered, up to a batch.
@@ -172,11 +176,20 @@ async fn read_frames<P: Protocol, C: Conn>(
                 Ok(Some(Frame::Close { code, text })) => {
                     stop = Some(End::PeerClosed(format!("peer closed ({code}): {text}")));
                 }
-                Ok(Some(frame)) => {
-                    if let Some(p) = frame.payload() {
-                        since_yield = since_yield.saturating_add(p.len());
+                Ok(Some(Frame::Part { payload })) => {
+                    since_yield = since_yield.saturating_add(payload.len());
+                    if let Err(e) = parts.push(payload) {
+                        stop = Some(End::Protocol(e.reason(), e.to_string()));
                     }
-                    batch.push_back(frame);
+                }
+                Ok(Some(frame @ Frame::Ping { .. })) => batch.push_back((frame, Vec::new())),
+                Ok(Some(frame)) => {
+                    let len = frame.payload().map_or(0, Bytes::len);
+                    since_yield = since_yield.saturating_add(len);
+                    match parts.finish(len) {
+                        Ok(head) => batch.push_back((frame, head)),
+                        Err(e) => stop = Some(End::Protocol(e.reason(), e.to_string())),
+                    }
                 }
                 Ok(None) => break,
                 // Malformed, oversized (known from the header alone, before
@@ -275,7 +288,7 @@ async fn read_frames<P: Protocol, C: Conn>(
 fn feed<P: Protocol>(
     shared: &Shared<P>,
     id: ConnId,
-    batch: &mut VecDeque<Frame>,
+    batch: &mut VecDeque<(Frame, Vec<Bytes>)>,
 ) -> Result<bool, (Reason, &'static str)> {
     let core = &shared.core;
     let compression = core.opts.wire.get_compression();
@@ -286,9 +299,13 @@ fn feed<P: Protocol>(
             if !state.may_read(id, next) {
                 return Ok(false);
             }
-            let Some(frame) = batch.pop_front() else {
+            let Some((frame, head)) = batch.pop_front() else {
                 return Ok(true);
             };
+            if !head.is_empty() {
+                state.proto.handle_message(now, id, head, frame)?;
+                continue;
+            }
             match frame {
                 Frame::Ping { nonce } => {
                     // A full queue means traffic is flowing anyway: a peer
@@ -306,9 +323,75 @@ fn feed<P: Protocol>(
     })
 }
 
-/// A frame's payload bytes, as the protocol counts them against its marks.
-fn frame_len(frame: &Frame) -> usize {
-    frame.payload().map_or(0, bytes::Bytes::len)
+/// A message's payload bytes (its last frame and the parts before it), as
+/// the protocol counts them against its marks.
+fn frame_len((frame, head): &(Frame, Vec<Bytes>)) -> usize {
+    head.iter().map(Bytes::len).sum::<usize>() + frame.payload().map_or(0, Bytes::len)
+}
+
+/// Parts shorter than this are copied out of the read buffer, so that a
+/// message of many small parts cannot pin many buffers.
+const COPY_PARTS_BELOW: usize = 4096;
+
+/// The earlier parts of a multipart message on one connection, until its
+/// last part completes it. Bounded: at most [`MAX_PARTS`] parts, of at most
+/// `max_frame_size` bytes together.
+struct Parts {
+    head: Vec<Bytes>,
+    size: usize,
+    max: usize,
+}
+
+impl Parts {
+    fn new(max: usize) -> Self {
+        Self {
+            head: Vec::new(),
+            size: 0,
+            max,
+        }
+    }
+
+    /// One more part, not the last.
+    fn push(&mut self, part: Bytes) -> Result<(), WireError> {
+        // Room for the last part too.
+        if self.head.len() + 2 > MAX_PARTS {
+            return Err(WireError::TooManyParts {
+                parts: MAX_PARTS + 1,
+                max: MAX_PARTS,
+            });
+        }
+        self.grow(part.len())?;
+        let part = if part.len() < COPY_PARTS_BELOW {
+            Bytes::copy_from_slice(&part)
+        } else {
+            part
+        };
+        self.head.push(part);
+        Ok(())
+    }
+
+    /// The last part, of `len` bytes, came: the earlier ones, for the
+    /// protocol (none for a one-part message).
+    fn finish(&mut self, len: usize) -> Result<Vec<Bytes>, WireError> {
+        if self.head.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.grow(len)?;
+        self.size = 0;
+        Ok(std::mem::take(&mut self.head))
+    }
+
+    fn grow(&mut self, len: usize) -> Result<(), WireError> {
+        let size = self.size.saturating_add(len);
+        if size > self.max {
+            return Err(WireError::FrameTooLarge {
+                len: size as u64,
+                max: self.max,
+            });
+        }
+        self.size = size;
+        Ok(())
+    }
 }
 
 /// The heartbeat timer fired: pings the peer when a ping is due, and

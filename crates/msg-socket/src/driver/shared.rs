@@ -212,13 +212,23 @@ impl<P: Protocol> Shared<P> {
     }
 
     /// Frames and bytes queued on every connection and not yet written.
+    /// Messages parked in the pattern, waiting for a connection, count too.
     pub(crate) fn queued(&self) -> (usize, usize) {
-        lock(&self.state).proto.conns().total()
+        let state = lock(&self.state);
+        let (frames, bytes) = state.proto.conns().total();
+        let (parked, parked_bytes) = state.proto.parked();
+        (frames + parked, bytes + parked_bytes)
     }
 
-    /// What the writers gave up on when the socket closed.
+    /// What the writers gave up on when the socket closed, and what was
+    /// still parked in the pattern waiting for a connection.
     pub(crate) fn undelivered(&self) -> (usize, usize) {
-        lock(&self.state).undelivered
+        let state = lock(&self.state);
+        let (parked, parked_bytes) = state.proto.parked();
+        (
+            state.undelivered.0 + parked,
+            state.undelivered.1 + parked_bytes,
+        )
     }
 
     /// The socket's counters: the driver's and the protocol's.

@@ -47,6 +47,13 @@ pub(crate) trait Node: Any {
     fn conn_up(&mut self, now: Instant, peer: Arc<PeerInfo>);
     fn conn_down(&mut self, now: Instant, conn: ConnId);
     fn frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation>;
+    fn message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        head: Vec<Bytes>,
+        last: Frame,
+    ) -> Result<(), Violation>;
     fn can_read(&self, conn: ConnId, next: Option<usize>) -> bool;
     fn timeout(&mut self, now: Instant);
     fn next_timeout(&self) -> Option<Instant>;
@@ -68,6 +75,16 @@ impl<P: Protocol> Node for P {
 
     fn frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
         self.handle_frame(now, conn, frame)
+    }
+
+    fn message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        head: Vec<Bytes>,
+        last: Frame,
+    ) -> Result<(), Violation> {
+        self.handle_message(now, conn, head, last)
     }
 
     fn can_read(&self, conn: ConnId, next: Option<usize>) -> bool {
@@ -124,8 +141,10 @@ struct Direction {
     /// The reader's buffer and decoder, and a frame decoded but not yet
     /// taken (the reader's protocol holds it back).
     buf: BytesMut,
-    held: Option<Frame>,
+    held: Option<(Frame, Vec<Bytes>)>,
     codec: FrameCodec,
+    /// The earlier parts of a multipart message still arriving.
+    parts: Vec<Bytes>,
 }
 
 /// A simulated connection between two nodes.
@@ -209,6 +228,7 @@ impl Harness {
             in_flight: VecDeque::new(),
             buf: BytesMut::new(),
             held: None,
+            parts: Vec::new(),
             codec: FrameCodec::new(),
         };
         self.links.push(Link {
@@ -347,23 +367,35 @@ impl Harness {
                 }
             }
             let (to, conn) = d.to;
-            let frame = match d.held.take() {
-                Some(frame) => frame,
+            let (frame, head) = match d.held.take() {
+                Some(held) => held,
                 None => match d.codec.decode(&mut d.buf) {
-                    Ok(Some(frame)) => frame,
+                    Ok(Some(Frame::Part { payload })) => {
+                        // Parts wait for the frame that completes their
+                        // message, as the driver's reader keeps them.
+                        d.parts.push(payload);
+                        continue;
+                    }
+                    Ok(Some(frame)) => (frame, std::mem::take(&mut d.parts)),
                     Ok(None) => return moved,
                     Err(e) => panic!("the harness carries only valid frames: {e}"),
                 },
             };
             // Backpressure, as the driver applies it: a frame the protocol
             // does not take yet waits, and so does everything behind it.
-            let len = frame.payload().map_or(0, Bytes::len);
+            let len =
+                head.iter().map(Bytes::len).sum::<usize>() + frame.payload().map_or(0, Bytes::len);
             if !self.nodes[to].can_read(conn, Some(len)) {
-                self.links[link].dirs[dir].held = Some(frame);
+                self.links[link].dirs[dir].held = Some((frame, head));
                 return moved;
             }
             moved = true;
-            if let Err((code, text)) = self.nodes[to].frame(now, conn, frame) {
+            let fed = if head.is_empty() {
+                self.nodes[to].frame(now, conn, frame)
+            } else {
+                self.nodes[to].message(now, conn, head, frame)
+            };
+            if let Err((code, text)) = fed {
                 self.closed.push(Closed {
                     link,
                     by: to,

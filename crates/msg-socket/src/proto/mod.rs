@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use msg_wire::{Frame, Reason, SocketType};
 
@@ -21,15 +21,21 @@ use crate::options::SocketOptions;
 
 pub(crate) mod backoff;
 pub(crate) mod conns;
+pub(crate) mod dealer;
 pub(crate) mod handshake;
 #[cfg(any(test, fuzzing))]
 pub(crate) mod harness;
 pub(crate) mod heartbeat;
+pub(crate) mod inbox;
+pub(crate) mod outbox;
+pub(crate) mod pair;
 pub(crate) mod peer;
 pub(crate) mod pending;
+pub(crate) mod pipeline;
 pub(crate) mod publish;
 pub(crate) mod rep;
 pub(crate) mod req;
+pub(crate) mod router;
 pub(crate) mod subscribe;
 pub(crate) mod topics;
 
@@ -112,6 +118,28 @@ pub trait Protocol: Send + 'static {
     /// `Err` means the peer broke the pattern's protocol: the driver closes
     /// the connection with that reason.
     fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation>;
+
+    /// A multipart message arrived on `conn`: the parts before its last
+    /// (at least one), and the frame that carries the last. Patterns
+    /// without multipart messages refuse it.
+    fn handle_message(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        _head: Vec<Bytes>,
+        _last: Frame,
+    ) -> Result<(), Violation> {
+        Err((
+            Reason::ProtocolError,
+            "this socket type does not take multipart messages",
+        ))
+    }
+
+    /// Messages (and their bytes) that wait in the pattern for a
+    /// connection to go on, beyond what is queued on connections.
+    fn parked(&self) -> (usize, usize) {
+        (0, 0)
+    }
 
     /// Time passed; act on what is due at `now`.
     fn handle_timeout(&mut self, _now: Instant) {}

@@ -59,8 +59,12 @@ pub fn frame(payload: impl Strategy<Value = Bytes> + Clone + 'static) -> BoxedSt
             code: Reason::from(code),
             text
         }),
-        (any::<u64>(), payload).prop_map(|(seq, payload)| Frame::Data { seq, payload }),
+        (any::<u64>(), payload.clone()).prop_map(|(seq, payload)| Frame::Data { seq, payload }),
         any::<u64>().prop_map(|seq| Frame::Ack { seq }),
+        payload
+            .clone()
+            .prop_map(|payload| Frame::Message { payload }),
+        payload.prop_map(|payload| Frame::Part { payload }),
     ]
     .boxed()
 }

@@ -1,0 +1,92 @@
+//! PAIR: an exclusive connection between two sockets.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+
+use crate::error::SendError;
+use crate::flow;
+use crate::message::Message;
+use crate::proto::pair::PairProto;
+use crate::socket::Socket;
+
+/// One end of an exclusive pair: two sockets, one connection, messages both
+/// ways. For two tasks, threads or processes that belong together.
+///
+/// A PAIR socket has exactly one peer. While it has one, any other
+/// connection (to its bound endpoint, or from a second `connect`) is closed
+/// at once with [`Reason::Occupied`](msg_wire::Reason::Occupied) and the
+/// text "a PAIR socket has its one peer already", which the other side
+/// reports as a disconnect; a connecting PAIR socket so refused keeps
+/// retrying with backoff, and gets in once the first peer is gone.
+///
+/// # High-water marks
+///
+/// Sending: at most [`send_hwm`](crate::SocketOptions::send_hwm) frames wait
+/// for the peer; [`send`](Self::send) waits past that and
+/// [`try_send`](Self::try_send) returns [`SendError::Full`]. While no peer
+/// is connected, messages queue in the socket up to the same marks and go
+/// to the peer when it connects. Receiving: up to
+/// [`recv_hwm`](crate::SocketOptions::recv_hwm) messages wait for the
+/// application, then the connection is held back (backpressure). Nothing is
+/// dropped; what was queued on a connection that breaks is lost with it.
+///
+/// ```
+/// use futures::StreamExt;
+/// use msg_socket::PairSocket;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut a = PairSocket::new();
+/// let endpoint = a.bind("inproc://pair-doc").await?;
+/// let mut b = PairSocket::new();
+/// b.connect(&endpoint.to_string())?;
+/// a.send("ping").await?;
+/// assert_eq!(b.next().await.unwrap(), "ping");
+/// b.send("pong").await?;
+/// assert_eq!(a.next().await.unwrap(), "pong");
+/// # Ok(()) }
+/// ```
+pub type PairSocket = Socket<PairProto>;
+
+impl Socket<PairProto> {
+    /// Sends `message` to the peer, waiting while its queue is at the
+    /// high-water mark (or, with no peer, while the socket's queue is).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Encode`] for a message over the frame limit or of more
+    /// than [`MAX_PARTS`](crate::MAX_PARTS) parts; [`SendError::Closed`]
+    /// after close.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        flow::send(&self.shared, message.into()).await
+    }
+
+    /// Sends `message` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] when there is not; otherwise as for
+    /// [`send`](Self::send).
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        flow::try_send(&self.shared, message.into())
+    }
+
+    /// The next message from the peer; `None` once the socket is closed.
+    pub async fn recv(&mut self) -> Option<Message> {
+        flow::recv(&self.shared).await
+    }
+
+    /// Second connections refused so far because the socket had its peer.
+    pub fn refused(&self) -> u64 {
+        self.shared.with(|proto| proto.refused)
+    }
+}
+
+impl Stream for Socket<PairProto> {
+    type Item = Message;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        flow::poll_recv(&self.shared, cx)
+    }
+}

@@ -1,0 +1,187 @@
+//! ROUTER: serves REQ and DEALER peers asynchronously. Every message comes
+//! with the [`Route`] back to its sender; a message goes out only to a
+//! peer that is connected now, and what cannot be routed is an error for
+//! the caller, never a silent drop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use msg_wire::{Frame, Reason, SocketType};
+
+use crate::driver::conn::PeerInfo;
+use crate::message::{Encoded, Message};
+use crate::options::SocketOptions;
+use crate::proto::conns::{ConnId, ConnTable, fits};
+use crate::proto::inbox::FairInbox;
+use crate::proto::outbox::queue;
+use crate::proto::{ProtoStats, Protocol, Violation, Wake};
+use crate::router::Route;
+
+/// What became of a message given to [`RouterProto::send_to`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RouteStatus {
+    /// Queued on the peer's connection.
+    Queued,
+    /// The peer's connection is at its mark: try again when room opens.
+    Full,
+    /// No peer with this identity is connected.
+    Unreachable,
+    /// The peer is a REQ socket, which takes only replies to its requests,
+    /// and the route is not one of a request.
+    NotARequest,
+    /// The peer is a REQ socket and the request's connection is gone (the
+    /// requester was told its request was lost).
+    Departed,
+}
+
+/// The ROUTER socket's state machine: the type parameter of
+/// [`RouterSocket`](crate::RouterSocket), opaque outside the crate.
+#[derive(Debug)]
+pub struct RouterProto {
+    conns: ConnTable<()>,
+    /// The connection each identity's messages go on (the newer connection
+    /// wins).
+    routes: HashMap<Bytes, ConnId>,
+    inbox: FairInbox<(Route, Message)>,
+    sent: u64,
+}
+
+impl RouterProto {
+    /// Queues `message` for the peer `route` names, if it is connected and
+    /// its connection has room. `message` was encoded as a reply to the
+    /// route's request, or as a plain message when it has none.
+    pub(crate) fn send_to(&mut self, route: &Route, message: &Encoded) -> RouteStatus {
+        let Some(&conn) = self.routes.get(route.identity()) else {
+            return RouteStatus::Unreachable;
+        };
+        let Some(c) = self.conns.get(conn) else {
+            return RouteStatus::Unreachable;
+        };
+        if c.peer.socket_type == SocketType::Req {
+            // A REQ peer matches replies to requests by id, per connection:
+            // anything else would be dropped at the other end.
+            match route.request() {
+                None => return RouteStatus::NotARequest,
+                Some((from, _)) if from != conn => return RouteStatus::Departed,
+                Some(_) => {}
+            }
+        }
+        if c.is_closing() {
+            return RouteStatus::Unreachable;
+        }
+        if !fits(c, self.conns.limits(), message.len()) {
+            return RouteStatus::Full;
+        }
+        queue(&mut self.conns, conn, message);
+        self.sent += 1;
+        RouteStatus::Queued
+    }
+
+    /// The next message and where it came from, from the peer whose turn
+    /// it is.
+    pub(crate) fn take(&mut self) -> Option<(Route, Message)> {
+        self.inbox.pop().map(|(_, item)| item)
+    }
+
+    /// The identities of the peers connected now.
+    pub(crate) fn identities(&self) -> impl Iterator<Item = &Bytes> {
+        self.routes.keys()
+    }
+}
+
+impl Protocol for RouterProto {
+    type ConnState = ();
+
+    const SOCKET_TYPE: SocketType = SocketType::Router;
+
+    fn new(options: &SocketOptions) -> Self {
+        Self {
+            conns: ConnTable::new(options.send_limits()),
+            routes: HashMap::new(),
+            inbox: FairInbox::new(options.recv_limits()),
+            sent: 0,
+        }
+    }
+
+    fn conns(&self) -> &ConnTable<()> {
+        &self.conns
+    }
+
+    fn conns_mut(&mut self) -> &mut ConnTable<()> {
+        &mut self.conns
+    }
+
+    /// The newer connection wins: a connection for an identity that is
+    /// already up replaces the old one, which is closed.
+    fn handle_conn_up(&mut self, _now: Instant, peer: Arc<PeerInfo>) {
+        let identity = peer.identity.clone();
+        let id = peer.conn_id;
+        self.conns.insert(peer, ());
+        if let Some(old) = self.routes.insert(identity, id) {
+            self.conns
+                .close(old, Reason::Normal, "replaced by a newer connection", false);
+        }
+    }
+
+    fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
+        let Some(gone) = self.conns.remove(conn) else {
+            return;
+        };
+        if self.routes.get(&gone.peer.identity) == Some(&conn) {
+            self.routes.remove(&gone.peer.identity);
+        }
+    }
+
+    fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
+        self.handle_message(now, conn, Vec::new(), frame)
+    }
+
+    fn handle_message(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        head: Vec<Bytes>,
+        last: Frame,
+    ) -> Result<(), Violation> {
+        let (request, payload) = match last {
+            Frame::Request { id, payload } => (Some((conn, id)), payload),
+            Frame::Message { payload } => (None, payload),
+            _ => {
+                return Err((
+                    Reason::ProtocolError,
+                    "a ROUTER socket only takes requests and messages",
+                ));
+            }
+        };
+        let Some(c) = self.conns.get(conn) else {
+            return Ok(());
+        };
+        let route = Route::new(c.peer.identity.clone(), request);
+        let message = Message::from_wire(head, payload);
+        let size = message.size();
+        self.inbox.push(conn, (route, message), size);
+        Ok(())
+    }
+
+    fn can_read(&self, conn: ConnId, next: Option<usize>) -> bool {
+        self.inbox.admits(conn, next)
+    }
+
+    fn poll_wake(&mut self) -> Wake {
+        Wake {
+            deliveries: self.inbox.take_delivered(),
+            readable: self.inbox.take_readable(),
+            changed: false,
+        }
+    }
+
+    fn stats(&self) -> ProtoStats {
+        ProtoStats {
+            msgs_sent: self.sent,
+            msgs_received: self.inbox.received,
+            ..ProtoStats::default()
+        }
+    }
+}
