@@ -1,7 +1,7 @@
 //! msg: brokerless messaging sockets in the style of ZeroMQ, on tokio.
 //!
 //! Pick a pattern, pick a transport, bind or connect, and send
-//! [`Bytes`](bytes::Bytes):
+//! [`Bytes`](bytes::Bytes) (or a multipart [`Message`]):
 //!
 //! ```
 //! use msg::prelude::*;
@@ -22,6 +22,9 @@
 //! |---|---|---|
 //! | request/reply | [`ReqSocket`], [`RepSocket`] | RPC-style calls, many in flight, spread over servers |
 //! | publish/subscribe | [`PubSocket`], [`SubSocket`] | one-to-many streams filtered by topic prefix |
+//! | pipeline | [`PushSocket`], [`PullSocket`] | hand work to whichever worker has room; collect from all fairly |
+//! | asynchronous request/reply | [`DealerSocket`], [`RouterSocket`] | requests without lock-step; servers and brokers that route by peer identity |
+//! | exclusive pair | [`PairSocket`] | one connection between two sockets, messages both ways |
 //! | peer | [`PeerSocket`] | symmetric, routed by identity; carries the reliable layer |
 //! | reliable delivery | `reliable::ReliableSocket` (feature `reliable`) | every message once, in order, across disconnects and restarts |
 //!
@@ -60,9 +63,10 @@
 
 pub use msg_socket::{
     AuthRejection, AuthRequest, Authenticator, BackoffPolicy, CloseReport, ConfigError,
-    HandshakeError, PeerEvent, PeerInfo, PeerSendError, PeerSocket, PubMessage, PubSocket,
-    PublishError, RepSocket, ReplyError, ReqError, ReqSocket, Request, SocketError, SocketEvent,
-    SocketEvents, SocketOptions, SocketStats, SubSocket,
+    DealerSocket, HandshakeError, MAX_PARTS, Message, PairSocket, PeerEvent, PeerInfo,
+    PeerSendError, PeerSocket, PubMessage, PubSocket, PublishError, PullSocket, PushSocket,
+    RepSocket, ReplyError, ReqError, ReqSocket, Request, Route, RouteError, RouterSocket,
+    SendError, SocketError, SocketEvent, SocketEvents, SocketOptions, SocketStats, SubSocket,
 };
 pub use msg_wire::Compression;
 
@@ -91,7 +95,8 @@ pub mod prelude {
     #[cfg(feature = "reliable")]
     pub use crate::reliable::{Delivery, MemoryBackend, PeerId, ReliableOptions, ReliableSocket};
     pub use crate::{
-        Compression, PubMessage, PubSocket, RepSocket, ReqSocket, Request, SocketEvent,
+        Compression, DealerSocket, Message, PairSocket, PubMessage, PubSocket, PullSocket,
+        PushSocket, RepSocket, ReqSocket, Request, Route, RouterSocket, SocketEvent,
         SocketOptions, SubSocket,
     };
     pub use bytes::Bytes;
