@@ -96,8 +96,8 @@ pub mod prelude {
     pub use crate::reliable::{Delivery, MemoryBackend, PeerId, ReliableOptions, ReliableSocket};
     pub use crate::{
         Compression, DealerSocket, Message, PairSocket, PubMessage, PubSocket, PullSocket,
-        PushSocket, RepSocket, ReqSocket, Request, Route, RouterSocket, SocketEvent,
-        SocketOptions, SubSocket,
+        PushSocket, RepSocket, ReqSocket, Request, Route, RouterSocket, SocketEvent, SocketOptions,
+        SubSocket,
     };
     pub use bytes::Bytes;
     pub use futures::StreamExt as _;
