@@ -2,14 +2,15 @@
 //! transport on loopback, with a progress bar and a summary table.
 //!
 //! Latencies are measured per message with the monotonic clock: a request's
-//! round trip for Req/Rep, publish-to-receipt for Pub/Sub and
+//! round trip for Req/Rep, publish-to-receipt for Pub/Sub, send-to-receipt
+//! for Push/Pull and
 //! `send_to`-to-delivery for the reliable layer (the sender writes the send
 //! time into the first 8 payload bytes; both ends share one process, so one
 //! clock).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -22,13 +23,15 @@ use msg::reliable::{
     ReliableSocket,
 };
 use msg::transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions, dev};
-use msg::{Compression, PubSocket, RepSocket, ReqSocket, SocketOptions, SubSocket};
+use msg::{
+    Compression, PubSocket, PullSocket, PushSocket, RepSocket, ReqSocket, SocketOptions, SubSocket,
+};
 use serde_json::json;
 use tempfile::TempDir;
 
 use crate::cli::{
-    BenchArgs, BenchBackend, BenchCommand, BenchPubSubArgs, BenchReliableArgs, BenchReqRepArgs,
-    BenchTransport,
+    BenchArgs, BenchBackend, BenchCommand, BenchPubSubArgs, BenchPushPullArgs, BenchReliableArgs,
+    BenchReqRepArgs, BenchTransport,
 };
 use crate::parse::format_duration;
 
@@ -58,6 +61,10 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pubsub(args) => {
             let json = args.bench.json;
             (pubsub(args).await?, json)
+        }
+        BenchCommand::Pushpull(args) => {
+            let json = args.bench.json;
+            (pushpull(args).await?, json)
         }
         BenchCommand::Reliable(args) => {
             let json = args.bench.json;
@@ -632,6 +639,122 @@ async fn pubsub(args: BenchPubSubArgs) -> anyhow::Result<Summary> {
         format!("{n} subscriber{}", if n == 1 { "" } else { "s" }),
         latencies,
         drops,
+        elapsed,
+    );
+    summary.delivered = delivered;
+    Ok(summary)
+}
+
+/// `msg bench pushpull`.
+///
+/// The pusher binds and the pullers connect. The pusher sends as fast as
+/// the pullers take (its `send` waits while every puller is full); each
+/// puller counts what it receives. The run ends when the pullers together
+/// have every message sent.
+async fn pushpull(args: BenchPushPullArgs) -> anyhow::Result<Summary> {
+    let bench = &args.bench;
+    let plan = Plan::new(bench);
+    let rig = Rig::new(bench.transport, bench.compression.into(), bench.size)?;
+
+    let push = PushSocket::with_options(rig.server)?;
+    let endpoint = push.bind(&rig.bind).await?;
+    let mut pullers = Vec::new();
+    for _ in 0..args.pullers {
+        let pull = PullSocket::with_options(rig.client.clone())?;
+        pull.connect(&endpoint.to_string())?;
+        pullers.push(pull);
+    }
+    let n = pullers.len();
+    if !push.wait_for_peers(n, CONNECT_TIMEOUT).await {
+        bail!("the bench's pullers did not connect over {endpoint}");
+    }
+
+    let template = payload(bench.size);
+    let timestamped = bench.size >= 8;
+    // How many messages the run sends: u64::MAX while the pusher is still
+    // at it. The pusher stores it and then reads `received`; each puller
+    // adds to `received` and then reads it (both SeqCst), so whichever
+    // comes second sees that the run is complete.
+    let sent_total = Arc::new(AtomicU64::new(u64::MAX));
+    let received = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let done_tx = Arc::new(done_tx);
+    let clock = Instant::now();
+
+    let mut receivers = Vec::with_capacity(n);
+    for mut pull in pullers {
+        let (sent_total, received, done_tx) =
+            (sent_total.clone(), received.clone(), done_tx.clone());
+        let mut done_rx = done_rx.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let message = tokio::select! {
+                    biased;
+                    message = pull.recv() => message,
+                    _ = done_rx.wait_for(|done| *done) => break,
+                };
+                let Some(message) = message else {
+                    break;
+                };
+                if timestamped {
+                    if let Some(stamp) = message.first().get(..8) {
+                        let mut bytes = [0u8; 8];
+                        bytes.copy_from_slice(stamp);
+                        let now = nanos(clock.elapsed());
+                        latencies.push(now.saturating_sub(u64::from_le_bytes(bytes)));
+                    }
+                }
+                if received.fetch_add(1, SeqCst) + 1 >= sent_total.load(SeqCst) {
+                    let _ = done_tx.send(true);
+                    break;
+                }
+            }
+            pull.close(Duration::ZERO).await;
+            latencies
+        }));
+    }
+
+    let claimed = AtomicU64::new(0);
+    let started = Instant::now();
+    let progress = Progress::start(plan, started, received.clone());
+    let mut sent = 0u64;
+    while plan.claim(&claimed, started) {
+        let message = if timestamped {
+            let mut bytes = BytesMut::from(&template[..]);
+            bytes[..8].copy_from_slice(&nanos(clock.elapsed()).to_le_bytes());
+            bytes.freeze()
+        } else {
+            template.clone()
+        };
+        push.send(message).await?;
+        sent += 1;
+        if sent % 256 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    sent_total.store(sent, SeqCst);
+    if received.load(SeqCst) >= sent {
+        let _ = done_tx.send(true);
+    }
+
+    let mut latencies = Vec::new();
+    for receiver in receivers {
+        latencies.extend(receiver.await.context("a bench task failed")?);
+    }
+    let elapsed = started.elapsed();
+    progress.finish();
+    push.close(Duration::ZERO).await;
+    let delivered = received.load(SeqCst);
+    if delivered != sent {
+        bail!("sent {sent} messages but the pullers received {delivered}");
+    }
+    let mut summary = Summary::new(
+        "pushpull",
+        bench,
+        format!("{n} puller{}", if n == 1 { "" } else { "s" }),
+        latencies,
+        0,
         elapsed,
     );
     summary.delivered = delivered;

@@ -13,14 +13,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::parse::{parse_duration, parse_rate, parse_size};
 
-const ABOUT: &str = "Brokerless messaging from the terminal: request/reply, publish/subscribe \
-and benchmarks over TCP, IPC, TLS and QUIC.";
+const ABOUT: &str = "Brokerless messaging from the terminal: request/reply, publish/subscribe, \
+pipelines and benchmarks over TCP, IPC, TLS and QUIC.";
 
 const MAIN_AFTER_HELP: &str = "\
 Examples:
   # terminal 1                                # terminal 2
   msg rep tcp://127.0.0.1:5555                msg req tcp://127.0.0.1:5555 hello
   msg pub tcp://127.0.0.1:5556 news --lines   msg sub tcp://127.0.0.1:5556 news
+  msg pull tcp://127.0.0.1:5558               msg push tcp://127.0.0.1:5558 --lines
   msg recv tcp://127.0.0.1:5557 --identity bob
                                               msg send bob tcp://127.0.0.1:5557 --lines
   msg bench reqrep --transport quic --concurrency 64 --duration 5s
@@ -66,6 +67,12 @@ pub(crate) enum Command {
     /// Subscribe to topic prefixes and print what arrives.
     #[command(after_help = SUB_AFTER_HELP)]
     Sub(SubArgs),
+    /// Push messages down a pipeline: each goes to one puller.
+    #[command(after_help = PUSH_AFTER_HELP)]
+    Push(PushArgs),
+    /// Pull messages from pushers and print them.
+    #[command(after_help = PULL_AFTER_HELP)]
+    Pull(PullArgs),
     /// Send messages reliably to a peer: stored first, delivered once, in
     /// order, even if the peer is down now.
     #[command(after_help = SEND_AFTER_HELP)]
@@ -96,11 +103,12 @@ pub(crate) enum Side {
 /// socket command takes.
 #[derive(Debug, Args)]
 pub(crate) struct ConnArgs {
-    /// Bind the endpoint and wait for peers (the default for rep and pub).
+    /// Bind the endpoint and wait for peers (the default for rep, pub, recv
+    /// and pull).
     #[arg(long, conflicts_with = "connect", help_heading = "Connection")]
     pub(crate) bind: bool,
 
-    /// Connect to the endpoint (the default for req and sub).
+    /// Connect to the endpoint (the default for req, sub, send and push).
     #[arg(long, help_heading = "Connection")]
     pub(crate) connect: bool,
 
@@ -444,6 +452,92 @@ pub(crate) struct SubArgs {
     pub(crate) conn: ConnArgs,
 }
 
+const PUSH_AFTER_HELP: &str = "\
+Examples:
+  msg push tcp://127.0.0.1:5558 'job 1' 'job 2'      # two messages, in order
+  seq 100 | msg push tcp://127.0.0.1:5558 --lines    # one message per line
+  msg push tcp://127.0.0.1:5558 --file task.bin
+  msg push --bind tcp://127.0.0.1:5559 --lines --wait-pullers 3 < jobs.txt
+
+Each message goes to exactly one puller: round-robin over the connected
+pullers that have room. Push never drops a message: it waits while every
+puller is full (backpressure), and, with no puller connected, queues up to
+the high-water mark for the first one to come. So push first waits for
+--wait-pullers pullers (1 by default; 0 starts at once) for up to
+--wait-timeout, and at the end for up to --linger to hand everything over;
+what is still queued then is an error.";
+
+/// `msg push`.
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// Where to connect (or, with --bind, where to listen), e.g.
+    /// tcp://127.0.0.1:5558.
+    pub(crate) endpoint: String,
+
+    /// The messages, one per argument, pushed in order; without any,
+    /// --file or stdin is read.
+    #[arg(value_name = "MESSAGE", conflicts_with = "file")]
+    pub(crate) data: Vec<String>,
+
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+
+    /// Push the message N times, or, with --lines or several MESSAGEs, at
+    /// most N messages.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+
+    /// Push at most this many messages per second (e.g. 100, 100/s, 30/m).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) rate: Option<f64>,
+
+    /// Wait for this many pullers before pushing (with --bind, so that the
+    /// work is spread over all of them from the start).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) wait_pullers: usize,
+
+    /// How long to wait for them before giving up with an error.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) wait_timeout: Duration,
+
+    /// At the end, how long to keep delivering what is still queued.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub(crate) linger: Duration,
+
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+const PULL_AFTER_HELP: &str = "\
+Examples:
+  msg pull tcp://127.0.0.1:5558                     # print what every pusher sends
+  msg pull tcp://127.0.0.1:5558 --count 10 --format json
+  msg pull --connect tcp://127.0.0.1:5559           # a worker of a `msg push --bind`
+
+Messages from several pushers are taken fairly, one from each in turn; each
+pusher's messages arrive in the order it pushed them. Text output is the
+message per line (the parts of a multipart message separated by spaces);
+JSON lines carry payload, or parts for a multipart message.";
+
+/// `msg pull`.
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// Where to listen (or, with --connect, where to connect), e.g.
+    /// tcp://127.0.0.1:5558.
+    pub(crate) endpoint: String,
+
+    /// Exit after N messages.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+
+    /// How messages are printed.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
 /// `msg bench` commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
@@ -453,6 +547,10 @@ pub(crate) enum BenchCommand {
     /// Publish/subscribe: one publisher streaming to subscribers.
     #[command(after_help = BENCH_PUBSUB_AFTER_HELP)]
     Pubsub(BenchPubSubArgs),
+    /// Pipeline: one pusher handing messages to pullers, waiting when they
+    /// are full.
+    #[command(after_help = BENCH_PUSHPULL_AFTER_HELP)]
+    Pushpull(BenchPushPullArgs),
     /// Reliable delivery: concurrent senders storing messages for one
     /// receiving peer, which acknowledges what it takes in batches.
     #[command(after_help = BENCH_RELIABLE_AFTER_HELP)]
@@ -463,6 +561,7 @@ const BENCH_AFTER_HELP: &str = "\
 Examples:
   msg bench reqrep --transport tcp --concurrency 16
   msg bench pubsub --transport ipc --size 1KiB --duration 5s
+  msg bench pushpull --pullers 4
 
 Each prints a progress bar while it runs (on a terminal), then a table:
 msgs/s, MB/s, p50, p99 and drops.";
@@ -538,6 +637,29 @@ pub(crate) struct BenchPubSubArgs {
     /// Subscribers, each on its own connection.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) subscribers: u32,
+}
+
+const BENCH_PUSHPULL_AFTER_HELP: &str = "\
+Examples:
+  msg bench pushpull                                 # 100,000 x 64 B over TCP, 1 puller
+  msg bench pushpull --transport ipc --pullers 4 --duration 5s
+  msg bench pushpull --transport quic --size 16KiB
+
+The pusher waits whenever every puller is full (backpressure), so nothing is
+dropped: drops are always 0, and the run fails if a message goes missing.
+msgs/s and MB/s count delivered messages (all pullers together); p50 and p99
+are the time from send to receipt (payloads of 8 bytes or more carry a
+timestamp).";
+
+/// `msg bench pushpull`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchPushPullArgs {
+    #[command(flatten)]
+    pub(crate) bench: BenchArgs,
+
+    /// Pullers, each on its own connection; messages go round-robin.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) pullers: u32,
 }
 
 const BENCH_RELIABLE_AFTER_HELP: &str = "\

@@ -1,7 +1,7 @@
 //! `msg`, the command-line tool of the msg messaging library.
 //!
 //! Request/reply (`msg rep`, `msg req`), publish/subscribe (`msg pub`,
-//! `msg sub`), reliable delivery (`msg send`, `msg recv`), benchmarks
+//! `msg sub`), pipelines (`msg push`, `msg pull`), reliable delivery (`msg send`, `msg recv`), benchmarks
 //! (`msg bench`) and a guided tour (`msg demo`) over every transport msg has,
 //! built on the public API of the `msg` crate only. `msg --help` and
 //! `msg COMMAND --help` describe each command with examples; the book's
@@ -27,6 +27,7 @@ mod demo;
 mod input;
 mod output;
 mod parse;
+mod pipeline;
 mod publish;
 mod reliable;
 mod rep;
@@ -87,6 +88,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Req(args) => req::run(args).await,
         Command::Pub(args) => publish::run(args).await,
         Command::Sub(args) => subscribe::run(args).await,
+        Command::Push(args) => pipeline::push(args).await,
+        Command::Pull(args) => pipeline::pull(args).await,
         Command::Send(args) => reliable::send(args).await,
         Command::Recv(args) => reliable::recv(args).await,
         Command::Bench(command) => bench::run(command).await,

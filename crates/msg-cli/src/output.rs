@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use msg::{PeerInfo, PubMessage};
+use msg::{Message, PeerInfo, PubMessage};
 use serde_json::{Map, Value};
 
 use crate::cli::Format;
@@ -92,6 +92,30 @@ impl Printer {
 }
 
 impl Printer {
+    /// A pulled message (`msg pull`): its payload, or for a multipart
+    /// message its parts (separated by spaces in text and hex, a `parts`
+    /// array in JSON).
+    pub(crate) fn parts(&self, message: &Message) -> anyhow::Result<()> {
+        let parts: Vec<&[u8]> = message.iter().map(|part| &part[..]).collect();
+        let line = match self.format {
+            Format::Text => {
+                let texts: Vec<_> = parts.iter().map(|p| String::from_utf8_lossy(p)).collect();
+                text_line(texts.join(" ").as_bytes())
+            }
+            Format::Hex => hex_line(&parts),
+            Format::Json => {
+                let mut record = Map::new();
+                if let [payload] = parts[..] {
+                    put_bytes(&mut record, "payload", payload);
+                } else {
+                    put_parts(&mut record, &parts);
+                }
+                json_line(record)
+            }
+        };
+        emit(&line)
+    }
+
     /// A reliable delivery (`msg recv`): the payload, and in JSON the
     /// sending peer and the message's sequence number from it.
     pub(crate) fn delivery(&self, peer: &[u8], seq: u64, payload: &[u8]) -> anyhow::Result<()> {
@@ -152,6 +176,26 @@ fn put_bytes(record: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     };
 }
 
+/// Adds `parts` as an array of strings under `parts`, or, when any is not
+/// UTF-8, of hex strings under `parts_hex`.
+fn put_parts(record: &mut Map<String, Value>, parts: &[&[u8]]) {
+    let texts: Option<Vec<Value>> = parts
+        .iter()
+        .map(|p| {
+            std::str::from_utf8(p)
+                .ok()
+                .map(|t| Value::String(t.to_owned()))
+        })
+        .collect();
+    match texts {
+        Some(texts) => record.insert("parts".to_owned(), Value::Array(texts)),
+        None => record.insert(
+            "parts_hex".to_owned(),
+            Value::Array(parts.iter().map(|p| Value::String(hex(p))).collect()),
+        ),
+    };
+}
+
 fn json_line(record: Map<String, Value>) -> String {
     let mut line = Value::Object(record).to_string();
     line.push('\n');
@@ -187,6 +231,16 @@ mod tests {
     #[test]
     fn hex_lines_separate_fields() {
         assert_eq!(hex_line(&[b"ab", &[0, 255]]), "6162 00ff\n");
+    }
+
+    #[test]
+    fn multipart_parts_are_an_array() {
+        let mut record = Map::new();
+        put_parts(&mut record, &[b"a", b""]);
+        assert_eq!(json_line(record), "{\"parts\":[\"a\",\"\"]}\n");
+        let mut record = Map::new();
+        put_parts(&mut record, &[b"a", &[0xff]]);
+        assert_eq!(json_line(record), "{\"parts_hex\":[\"61\",\"ff\"]}\n");
     }
 
     #[test]

@@ -34,14 +34,7 @@ pub(crate) async fn run(args: PubArgs) -> anyhow::Result<()> {
     let limit = args
         .count
         .unwrap_or(if args.input.lines { u64::MAX } else { 1 });
-    let mut pacer = args.rate.map(|per_second| {
-        let mut interval =
-            tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / per_second));
-        // After a stall (a slow stdin), go on at the rate rather than
-        // catching up in a burst.
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        interval
-    });
+    let mut pacer = pacer(args.rate);
     let source = Source::new(args.data, &args.input);
 
     let work = async {
@@ -119,8 +112,20 @@ async fn wait_for_subscribers(
     Ok(())
 }
 
+/// The rate limit of `--rate`, if there is one.
+pub(crate) fn pacer(rate: Option<f64>) -> Option<Interval> {
+    rate.map(|per_second| {
+        let mut interval =
+            tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / per_second));
+        // After a stall (a slow stdin), go on at the rate rather than
+        // catching up in a burst.
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        interval
+    })
+}
+
 /// Waits for the next tick of the rate limit, if there is one.
-async fn pace(pacer: &mut Option<Interval>) {
+pub(crate) async fn pace(pacer: &mut Option<Interval>) {
     if let Some(interval) = pacer {
         interval.tick().await;
     }

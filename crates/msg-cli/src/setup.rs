@@ -12,8 +12,8 @@ use msg::transport::{
     TlsClientConfig, TlsOptions, TlsServerConfig,
 };
 use msg::{
-    AuthRejection, AuthRequest, PeerSocket, PubSocket, RepSocket, ReqSocket, SocketError,
-    SocketEvent, SocketEvents, SocketOptions, SubSocket,
+    AuthRejection, AuthRequest, PeerSocket, PubSocket, PullSocket, PushSocket, RepSocket,
+    ReqSocket, SocketError, SocketEvent, SocketEvents, SocketOptions, SubSocket,
 };
 
 use crate::cli::{ConnArgs, Side};
@@ -179,7 +179,7 @@ fn client_config(conn: &ConnArgs, endpoint: &Endpoint) -> anyhow::Result<TlsClie
     Ok(config)
 }
 
-/// The socket operations the commands share, over the four socket types.
+/// The socket operations the commands share, over the socket types.
 pub(crate) trait Socket {
     /// See [`ReqSocket::bind`].
     async fn bind(&self, endpoint: &str) -> Result<Endpoint, SocketError>;
@@ -205,7 +205,9 @@ macro_rules! impl_socket {
     )*};
 }
 
-impl_socket!(ReqSocket, RepSocket, PubSocket, SubSocket, PeerSocket);
+impl_socket!(
+    ReqSocket, RepSocket, PubSocket, SubSocket, PushSocket, PullSocket, PeerSocket
+);
 
 /// Binds or connects `socket` as the flags say.
 ///

@@ -171,3 +171,53 @@ fn bench_reliable_for_a_duration_counts_untimestamped_messages() {
     assert!(summary["p50_us"].is_null(), "{summary}");
     assert_eq!(summary["drops"], 0, "{summary}");
 }
+
+#[test]
+fn bench_pushpull_delivers_every_message_over_every_transport() {
+    for transport in ["tcp", "ipc", "inproc", "tls", "quic"] {
+        let lines = run(
+            &[
+                "bench",
+                "pushpull",
+                "--transport",
+                transport,
+                "--count",
+                "500",
+                "--pullers",
+                "3",
+            ],
+            b"",
+        )
+        .ok();
+        assert_table(&lines, "pushpull", transport);
+        assert!(lines[0].contains("3 pullers"), "{lines:#?}");
+        // Every message arrived, none dropped.
+        let row: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(row[4], "500", "{lines:#?}");
+        assert_eq!(row.last(), Some(&"0"), "{lines:#?}");
+    }
+}
+
+#[test]
+fn bench_pushpull_for_a_duration_prints_json() {
+    let lines = run(
+        &[
+            "bench",
+            "pushpull",
+            "--duration",
+            "200ms",
+            "--size",
+            "1KiB",
+            "--json",
+        ],
+        b"",
+    )
+    .ok();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let summary: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(summary["pattern"], "pushpull");
+    assert_eq!(summary["shape"], "1 puller");
+    assert!(summary["msgs"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["p99_us"].as_f64().unwrap() > 0.0, "{summary}");
+    assert_eq!(summary["drops"], 0);
+}

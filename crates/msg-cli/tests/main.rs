@@ -7,6 +7,7 @@ mod bench_summaries;
 mod demo_tour;
 mod errors_are_one_line;
 mod pubsub_delivers;
+mod pushpull_delivers;
 mod reqrep_round_trips;
 mod send_recv;
 mod tls_certificates;

@@ -212,6 +212,30 @@ fn pub_over_quic_delivers_everything_before_it_exits() {
 }
 
 #[test]
+fn push_over_tls_and_quic_delivers_everything_before_it_exits() {
+    let pems = pems();
+    for scheme in ["tls", "quic"] {
+        let mut pull = Proc::start(&[
+            "pull",
+            &format!("{scheme}://127.0.0.1:0"),
+            "--count",
+            "3",
+            "--cert",
+            p(&pems.server_cert),
+            "--key",
+            p(&pems.server_key),
+        ]);
+        let endpoint = pull.listening();
+        run(
+            &["push", &endpoint, "--lines", "--ca", p(&pems.ca)],
+            b"1\n2\n3\n",
+        )
+        .ok();
+        assert_eq!(pull.finish().ok(), ["1", "2", "3"], "over {scheme}");
+    }
+}
+
+#[test]
 fn reliable_send_and_recv_over_tls_and_quic_verify_the_receiver() {
     let pems = pems();
     for scheme in ["tls", "quic"] {
