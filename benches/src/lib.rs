@@ -20,6 +20,8 @@
 //!   Dealer/Router round trips.
 //! - [`reliable_rows`]: the reliable layer, `send_to` to delivery on the
 //!   memory and the redb backends.
+//! - [`targets`]: ratios some rows should reach, and whether a run met
+//!   them (a section of the report, never an assertion).
 //! - [`processes`]: the server ends of the [`Shape::Processes`] rows, run in
 //!   a child process.
 //!
@@ -80,6 +82,7 @@ pub mod processes;
 pub mod reliable_rows;
 mod report;
 mod stats;
+pub mod targets;
 pub mod tokio_baseline;
 pub mod zmq_baseline;
 
@@ -91,6 +94,7 @@ pub use measure::{
 };
 pub use report::{json_lines, markdown, shapes_table};
 pub use stats::{median, percentile};
+pub use targets::targets_table;
 
 /// Every experiment this build knows, baselines first, in the order the
 /// table shows them.

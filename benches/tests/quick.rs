@@ -3,7 +3,7 @@
 
 use msg_benches::{
     Config, Machine, Measurement, Metric, Shape, Transport, experiments, json_lines, markdown,
-    msg_rows, pattern_rows, reliable_rows, run, tokio_baseline, zmq_baseline,
+    msg_rows, pattern_rows, reliable_rows, run, targets_table, tokio_baseline, zmq_baseline,
 };
 
 /// The process ids of this process's children that exist (running or not
@@ -318,6 +318,15 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
     );
     assert!(table.contains("| msg Req/Rep | multi-thread | tcp |"));
     assert!(table.contains("| msg Pub/Sub | processes | ipc |"));
+    // Every target is checked in every shape and transport its row ran in,
+    // each against a reference that ran: 6 Push/Pull lines at 64 B (three
+    // shapes), 4 at 1 MiB, 4 Dealer/Router lines.
+    let targets = targets_table(&all);
+    assert_eq!(targets.lines().count(), 2 + 6 + 4 + 4, "{targets}");
+    assert!(!targets.contains("no reference"), "{targets}");
+    assert!(targets.contains(
+        "| msg Dealer/Router pipelined | 512 B | msgs/s | libzmq DEALER/ROUTER | ≥ 1.00× | multi-thread | ipc |"
+    ));
     let json = json_lines(&machine, &cfg, &all);
     assert_eq!(json.lines().count(), all.len() + 1);
     assert!(json.lines().all(|l| l.starts_with('{') && l.ends_with('}')));
