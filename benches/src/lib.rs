@@ -12,12 +12,16 @@
 //!
 //! - [`tokio_baseline`]: ping-pong, pipelined echo and one-way stream over
 //!   plain `tokio::net` TCP and Unix sockets.
-//! - [`zmq_baseline`]: REQ/REP, PUSH/PULL and PUB/SUB through libzmq, on
+//! - [`zmq_baseline`]: REQ/REP, PUSH/PULL, DEALER/ROUTER and PUB/SUB through libzmq, on
 //!   std threads (libzmq is blocking).
 //! - [`msg_rows`]: the same shapes through msg's sockets, plus memory per
 //!   idle connection.
+//! - [`pattern_rows`]: msg's Push/Pull throughput and pipelined
+//!   Dealer/Router round trips.
 //! - [`reliable_rows`]: the reliable layer, `send_to` to delivery on the
 //!   memory and the redb backends.
+//! - [`targets`]: ratios some rows should reach, and whether a run met
+//!   them (a section of the report, never an assertion).
 //! - [`processes`]: the server ends of the [`Shape::Processes`] rows, run in
 //!   a child process.
 //!
@@ -41,6 +45,8 @@
 //! | Req/Rep pipelined, 1024 in flight | 512 B | [`Metric::MsgsPerSec`] | [`tokio_baseline::PIPELINED`] |
 //! | Pub/Sub, one subscriber | 64 B … 1 MiB | [`Metric::MsgsPerSec`], [`Metric::BytesPerSec`] | [`tokio_baseline::STREAM`], [`zmq_baseline::PUB_SUB`] (64 B), [`zmq_baseline::PUSH_PULL`]; QUIC (64 KiB): msg over TCP |
 //! | Pub/Sub, 10 subscribers, total delivered | 64 B | [`Metric::MsgsPerSec`] | [`zmq_baseline::PUB_SUB_FAN_OUT`] |
+//! | Push/Pull | 64 B … 1 MiB | [`Metric::MsgsPerSec`], [`Metric::BytesPerSec`] | [`tokio_baseline::STREAM`], [`zmq_baseline::PUSH_PULL`] |
+//! | Dealer/Router pipelined, 1024 in flight | 512 B | [`Metric::MsgsPerSec`] | [`zmq_baseline::DEALER_ROUTER`], [`tokio_baseline::PIPELINED`], [`msg_rows::PIPELINED`] |
 //! | idle connections to one Rep socket | - | [`Metric::Connections`], [`Metric::MemoryPerConn`] | - |
 //! | reliable, memory backend, 64 senders, batched acks | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
 //! | reliable, memory backend, 64 senders, an ack per delivery | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
@@ -70,11 +76,13 @@ mod interleave;
 mod machine;
 mod measure;
 pub mod msg_rows;
+pub mod pattern_rows;
 mod placement;
 pub mod processes;
 pub mod reliable_rows;
 mod report;
 mod stats;
+pub mod targets;
 pub mod tokio_baseline;
 pub mod zmq_baseline;
 
@@ -86,6 +94,7 @@ pub use measure::{
 };
 pub use report::{json_lines, markdown, shapes_table};
 pub use stats::{median, percentile};
+pub use targets::targets_table;
 
 /// Every experiment this build knows, baselines first, in the order the
 /// table shows them.
@@ -94,5 +103,6 @@ pub fn experiments() -> Vec<Experiment> {
     all.extend(zmq_baseline::experiments());
     all.extend(msg_rows::experiments());
     all.extend(reliable_rows::experiments());
+    all.extend(pattern_rows::experiments());
     all
 }

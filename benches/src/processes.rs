@@ -11,8 +11,9 @@
 //! - the Req/Rep round trip (msg Req/Rep and the tokio ping-pong, and the
 //!   two interleaved, see [`Interleaved`](crate::Interleaved)): the child
 //!   serves a tokio echo and a msg Rep socket, this process sends;
-//! - one-way throughput at 64 B (the tokio stream and msg Pub/Sub): the
-//!   child sends or publishes, this process receives and counts. The two
+//! - one-way throughput at 64 B (the tokio stream, msg Pub/Sub and msg
+//!   Push/Pull): the child sends, publishes or pushes, this process
+//!   receives and counts. The two
 //!   processes share no clock, so the window runs from the first message
 //!   received to the last.
 //!
@@ -32,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use msg::{PubSocket, RepSocket, ReqSocket, SocketOptions, SubSocket};
+use msg::{PubSocket, PullSocket, PushSocket, RepSocket, ReqSocket, SocketOptions, SubSocket};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::mpsc;
@@ -43,6 +44,7 @@ use crate::measure::{Config, Shape, Transport, deadline};
 use crate::msg_rows::{
     self, END_GRACE, MARKER_INTERVAL, REQ_REP_SIZE, other, publish, rep_echo, req_round, subscribe,
 };
+use crate::pattern_rows::{pull_all, push_all};
 use crate::placement::{bounded, runtime};
 use crate::tokio_baseline::{Link, echo_server, ping_client, stream_receiver, stream_sender};
 
@@ -63,6 +65,8 @@ enum Role {
     Stream,
     /// Publish to one subscriber.
     Publish,
+    /// Push to one Pull socket.
+    Push,
 }
 
 impl Role {
@@ -71,11 +75,12 @@ impl Role {
             Role::Echo => "echo",
             Role::Stream => "stream",
             Role::Publish => "publish",
+            Role::Push => "push",
         }
     }
 
     fn parse(s: &str) -> Option<Role> {
-        [Role::Echo, Role::Stream, Role::Publish]
+        [Role::Echo, Role::Stream, Role::Publish, Role::Push]
             .into_iter()
             .find(|r| r.name() == s)
     }
@@ -290,6 +295,35 @@ pub(crate) fn pub_sub(
     })
 }
 
+/// msg Push/Pull of `size`-byte messages from a Push socket in a child
+/// process to a Pull socket here: messages received and the window from
+/// the first to the last. `None` when no helper program is configured.
+pub(crate) fn push_pull(
+    cfg: &Config,
+    transport: Transport,
+    size: usize,
+) -> Result<Option<(u64, Duration)>, BenchError> {
+    let hard = cfg.hard_limit();
+    with_peer(cfg, Role::Push, transport, size, async |peer, limit| {
+        let ready = peer.expect("ready", limit).await?;
+        let pull = PullSocket::with_options(SocketOptions::new()).map_err(other)?;
+        pull.connect(field(&ready, 0)?).map_err(other)?;
+        let counted = tokio::spawn(pull_all(pull, size, deadline(hard)))
+            .await
+            .map_err(|_| BenchError::Panicked)?;
+        let sent = peer.expect("sent", limit).await;
+        peer.tell("stop");
+        let (received, first, last) = counted?;
+        let sent: u64 = parse(field(&sent?, 0)?)?;
+        if received != sent {
+            return Err(BenchError::Inconsistent(format!(
+                "Push sent {sent} messages, Pull received {received}"
+            )));
+        }
+        window(received, first, last)
+    })
+}
+
 /// Spawn a child in `role`, run `body` with it on a runtime of
 /// [`Shape::Processes`] (cut off after the body's hard limit, which it
 /// also gets), then close the child. `None` without a helper program.
@@ -446,7 +480,7 @@ impl Drop for Peer {
 /// The child process of the processes shape: binaries call it when started
 /// with [`PEER_ARG`] followed by the arguments this module passes. It
 /// serves one role (a tokio echo and a msg Rep socket, a tokio stream
-/// sender, or a msg publisher) on a multi-thread runtime with the default
+/// sender, a msg publisher, or a msg Push socket) on a multi-thread runtime with the default
 /// worker count, writes its endpoints and progress as tab-separated lines
 /// to standard output, and exits as soon as its standard input closes.
 /// Returns the process's exit code.
@@ -547,6 +581,20 @@ async fn serve_on<L: Link>(
                 }
             }
             publisher.close(Duration::ZERO).await;
+            Ok(())
+        }
+        Role::Push => {
+            let push = PushSocket::with_options(SocketOptions::new()).map_err(other)?;
+            let at = push.bind(&msg_endpoint).await.map_err(other)?;
+            say(&format!("ready\t{at}"))?;
+            let (sent, _) = push_all(&push, args.size, args.count, args.join, args.limit).await?;
+            say(&format!("sent\t{sent}"))?;
+            // Keep delivering until the parent has its count.
+            tokio::select! {
+                () = tokio::time::sleep(args.life) => {}
+                _ = commands.recv() => {}
+            }
+            push.close(Duration::ZERO).await;
             Ok(())
         }
     }

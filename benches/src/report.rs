@@ -265,7 +265,7 @@ pub fn json_lines(machine: &Machine, cfg: &Config, measurements: &[Measurement])
 }
 
 /// A message size as people write it: `64 B`, `1 KiB`, `64 KiB`, `1 MiB`.
-fn size_label(size: usize) -> String {
+pub(crate) fn size_label(size: usize) -> String {
     const KIB: usize = 1024;
     const MIB: usize = 1024 * 1024;
     if size == 0 {

@@ -20,6 +20,11 @@
 //! - [`PUSH_PULL`]: PUSH sends as fast as it can; PUSH blocks at the
 //!   high-water mark, so nothing is lost. Messages and payload bytes
 //!   received per second at 64 B, 1 KiB, 64 KiB and 1 MiB.
+//! - [`DEALER_ROUTER`]: DEALER keeps up to the config's 1024 requests of
+//!   512 B unanswered, ROUTER echoes each to its sender; echoes received
+//!   per second. ROUTER has `ZMQ_ROUTER_MANDATORY` set, so that it blocks
+//!   instead of dropping an echo (it never needs to: the window is below
+//!   the high-water marks).
 //! - [`PUB_SUB`] and [`PUB_SUB_FAN_OUT`]: PUB sends 64 B messages as fast
 //!   as it can to one or [`FAN_OUT`] subscribers. PUB never blocks; it drops
 //!   what a subscriber's queue has no room for, so only delivered messages
@@ -40,6 +45,8 @@ use crate::tokio_baseline;
 pub const REQ_REP: &str = "libzmq REQ/REP";
 /// Row name of the PUSH/PULL stream.
 pub const PUSH_PULL: &str = "libzmq PUSH/PULL";
+/// Row name of the pipelined DEALER/ROUTER echo.
+pub const DEALER_ROUTER: &str = "libzmq DEALER/ROUTER";
 /// Row name of PUB/SUB with one subscriber.
 pub const PUB_SUB: &str = "libzmq PUB/SUB";
 /// Row name of PUB/SUB with [`FAN_OUT`] subscribers.
@@ -51,6 +58,8 @@ pub const FAN_OUT: usize = 10;
 pub const REQ_REP_SIZE: usize = 64;
 /// Payload sizes of PUSH/PULL, in bytes.
 pub const PUSH_PULL_SIZES: [usize; 4] = [64, 1024, 64 * 1024, 1024 * 1024];
+/// Payload size of the DEALER/ROUTER echo, in bytes.
+pub const DEALER_ROUTER_SIZE: usize = 512;
 /// Payload size of the PUB/SUB rows, in bytes.
 pub const PUB_SUB_SIZE: usize = 64;
 /// Transports the baselines run over.
@@ -58,6 +67,8 @@ pub const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Ipc];
 
 /// How long a subscriber's receive waits before it looks at the stop flag.
 const SUB_POLL: Duration = Duration::from_millis(20);
+/// Most requests the DEALER sends, or echoes it takes, in one go.
+const DEALER_BATCH: u64 = 256;
 /// Interval of the publisher's join probes and end markers.
 const MARKER_INTERVAL: Duration = Duration::from_millis(1);
 /// How long the publisher keeps sending end markers to subscribers that
@@ -79,6 +90,12 @@ pub fn experiments() -> Vec<Experiment> {
                 move |cfg| push_pull(cfg, t, size),
             ));
         }
+    }
+    for t in TRANSPORTS {
+        all.push(Experiment::new(
+            format!("{DEALER_ROUTER} {t}"),
+            move |cfg| dealer_router(cfg, t),
+        ));
     }
     for t in TRANSPORTS {
         all.push(Experiment::new(format!("{PUB_SUB} {t}"), move |cfg| {
@@ -248,6 +265,136 @@ fn push_until(
         sent += 1;
     }
     Ok((sent, start))
+}
+
+/// Pipelined DEALER/ROUTER echo of [`DEALER_ROUTER_SIZE`] bytes with up
+/// to the config's 1024 requests unanswered: [`Metric::MsgsPerSec`] of
+/// echoes, compared with [`tokio_baseline::PIPELINED`].
+///
+/// The DEALER runs one loop on one thread (a libzmq socket belongs to one
+/// thread): it sends as many requests as the window has room for (at most
+/// a batch, without blocking), waits for one echo, takes whatever other
+/// echoes are already there, and again. It stops sending after the count
+/// or the time limit, takes the outstanding echoes, then sends an empty
+/// request that stops the ROUTER.
+///
+/// # Errors
+///
+/// libzmq errors, a peer that stops answering, or a lost echo.
+pub fn dealer_router(cfg: &Config, transport: Transport) -> Result<Vec<Measurement>, BenchError> {
+    let dir = temp_dir()?;
+    let server_ctx = zmq::Context::new();
+    let client_ctx = zmq::Context::new();
+    let router = socket(&server_ctx, zmq::ROUTER, cfg)?;
+    router.set_router_mandatory(true)?;
+    let endpoint = bind(&router, transport, dir.path())?;
+    let dealer = socket(&client_ctx, zmq::DEALER, cfg)?;
+    dealer.connect(&endpoint)?;
+
+    let (received, elapsed) = thread::scope(|scope| {
+        let server = scope.spawn(move || router_echo(router));
+        let client = dealer_window(&dealer, cfg);
+        // The empty request stops the ROUTER whatever happened here; if the
+        // client failed, the ROUTER stops at its receive timeout instead.
+        let _ = dealer.send(&[][..], 0);
+        let server = server.join().map_err(|_| BenchError::Panicked)?;
+        server?;
+        client
+    })?;
+    Ok(vec![
+        Measurement::new(
+            Suite::Libzmq,
+            DEALER_ROUTER,
+            transport,
+            DEALER_ROUTER_SIZE,
+            Metric::MsgsPerSec,
+            per_sec(received, elapsed),
+        )
+        .compared_with(&[tokio_baseline::PIPELINED]),
+    ])
+}
+
+/// The ROUTER: echo every request to its sender, identity frame first;
+/// stop at an empty request (which gets no echo).
+fn router_echo(router: zmq::Socket) -> Result<u64, BenchError> {
+    let mut echoed = 0;
+    let mut identity = zmq::Message::new();
+    let mut payload = zmq::Message::new();
+    loop {
+        router
+            .recv(&mut identity, 0)
+            .map_err(timeout("ROUTER receive"))?;
+        if !router.get_rcvmore()? {
+            return Err(BenchError::Inconsistent("ROUTER got no payload".into()));
+        }
+        router
+            .recv(&mut payload, 0)
+            .map_err(timeout("ROUTER receive"))?;
+        if payload.is_empty() {
+            return Ok(echoed);
+        }
+        router
+            .send(
+                std::mem::replace(&mut identity, zmq::Message::new()),
+                zmq::SNDMORE,
+            )
+            .map_err(timeout("ROUTER send"))?;
+        router
+            .send(std::mem::replace(&mut payload, zmq::Message::new()), 0)
+            .map_err(timeout("ROUTER send"))?;
+        echoed += 1;
+    }
+}
+
+/// The DEALER's window loop (see [`dealer_router`]). Returns the echoes
+/// received and the time from the first request to the last echo.
+fn dealer_window(dealer: &zmq::Socket, cfg: &Config) -> Result<(u64, Duration), BenchError> {
+    let payload = [0xA5_u8; DEALER_ROUTER_SIZE];
+    let window = cfg.in_flight as u64;
+    let count = cfg.pipelined_count;
+    let mut echo = zmq::Message::new();
+    let (mut sent, mut received) = (0u64, 0u64);
+    let start = Instant::now();
+    let deadline = start + cfg.time_limit;
+    let mut sending = true;
+    loop {
+        if sending {
+            let room = (window - (sent - received)).min(DEALER_BATCH);
+            for _ in 0..room.min(count - sent) {
+                match dealer.send(&payload[..], zmq::DONTWAIT) {
+                    Ok(()) => sent += 1,
+                    Err(zmq::Error::EAGAIN) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            sending = sent < count && Instant::now() < deadline;
+        }
+        if received == sent {
+            if sending {
+                continue;
+            }
+            break;
+        }
+        dealer
+            .recv(&mut echo, 0)
+            .map_err(timeout("DEALER receive"))?;
+        let mut taken = 1;
+        loop {
+            if echo.len() != DEALER_ROUTER_SIZE {
+                return Err(BenchError::Inconsistent("echo of the wrong size".into()));
+            }
+            received += 1;
+            if taken == DEALER_BATCH || received == sent {
+                break;
+            }
+            match dealer.recv(&mut echo, zmq::DONTWAIT) {
+                Ok(()) => taken += 1,
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok((received, start.elapsed()))
 }
 
 /// PUB/SUB of [`PUB_SUB_SIZE`]-byte messages to `subscribers` subscribers:

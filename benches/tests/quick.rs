@@ -3,7 +3,7 @@
 
 use msg_benches::{
     Config, Machine, Measurement, Metric, Shape, Transport, experiments, json_lines, markdown,
-    msg_rows, reliable_rows, run, tokio_baseline, zmq_baseline,
+    msg_rows, pattern_rows, reliable_rows, run, targets_table, tokio_baseline, zmq_baseline,
 };
 
 /// The process ids of this process's children that exist (running or not
@@ -122,12 +122,23 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         expect_row_in(&all, &every, msg_rows::REQ_REP, t, 64, Metric::RttP99);
         expect_row_in(&all, &every, msg_rows::PUB_SUB, t, 64, Metric::MsgsPerSec);
         expect_row_in(&all, &every, msg_rows::PUB_SUB, t, 64, Metric::BytesPerSec);
+        let size = pattern_rows::PROCESSES_PUSH_PULL_SIZE;
+        for metric in [Metric::MsgsPerSec, Metric::BytesPerSec] {
+            expect_row_in(&all, &every, pattern_rows::PUSH_PULL, t, size, metric);
+        }
         expect_row(&all, tokio_baseline::PING_PONG, t, 64, Metric::RttP50);
         expect_row(&all, tokio_baseline::PING_PONG, t, 64, Metric::RttP99);
         expect_row(&all, tokio_baseline::PIPELINED, t, 512, Metric::MsgsPerSec);
         expect_row(&all, zmq_baseline::REQ_REP, t, 64, Metric::RttP50);
         expect_row(&all, zmq_baseline::REQ_REP, t, 64, Metric::RttP99);
         expect_row(&all, zmq_baseline::PUB_SUB, t, 64, Metric::MsgsPerSec);
+        expect_row(
+            &all,
+            zmq_baseline::DEALER_ROUTER,
+            t,
+            zmq_baseline::DEALER_ROUTER_SIZE,
+            Metric::MsgsPerSec,
+        );
         expect_row(
             &all,
             zmq_baseline::PUB_SUB_FAN_OUT,
@@ -154,6 +165,17 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
         }
         expect_row(&all, msg_rows::PUB_SUB_BIG_HWM, t, 64, Metric::MsgsPerSec);
         expect_row(&all, msg_rows::PUB_SUB_FAN_OUT, t, 64, Metric::MsgsPerSec);
+        for size in pattern_rows::PUSH_PULL_SIZES {
+            expect_row(&all, pattern_rows::PUSH_PULL, t, size, Metric::MsgsPerSec);
+            expect_row(&all, pattern_rows::PUSH_PULL, t, size, Metric::BytesPerSec);
+        }
+        expect_row(
+            &all,
+            pattern_rows::DEALER_ROUTER,
+            t,
+            pattern_rows::DEALER_ROUTER_SIZE,
+            Metric::MsgsPerSec,
+        );
         for row in [
             reliable_rows::RELIABLE_MEMORY,
             reliable_rows::RELIABLE_MEMORY_EACH,
@@ -229,6 +251,48 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
     );
     assert_eq!(ratios[1].0, zmq_baseline::REQ_REP);
 
+    // The new patterns find both their baselines in every shape: Push/Pull
+    // the tokio stream of its shape and libzmq PUSH/PULL, Dealer/Router
+    // libzmq DEALER/ROUTER, the tokio pipelined echo of its shape and msg
+    // Req/Rep pipelined.
+    for shape in every {
+        for t in [Transport::Tcp, Transport::Ipc] {
+            let size = pattern_rows::PROCESSES_PUSH_PULL_SIZE;
+            let m = find(
+                &all,
+                pattern_rows::PUSH_PULL,
+                shape,
+                t,
+                size,
+                Metric::MsgsPerSec,
+            );
+            let vs: Vec<_> = m.ratios(&all).iter().map(|(r, _)| *r).collect();
+            assert_eq!(vs, [tokio_baseline::STREAM, zmq_baseline::PUSH_PULL]);
+        }
+    }
+    for shape in in_process {
+        for t in [Transport::Tcp, Transport::Ipc] {
+            let size = pattern_rows::DEALER_ROUTER_SIZE;
+            let m = find(
+                &all,
+                pattern_rows::DEALER_ROUTER,
+                shape,
+                t,
+                size,
+                Metric::MsgsPerSec,
+            );
+            let vs: Vec<_> = m.ratios(&all).iter().map(|(r, _)| *r).collect();
+            assert_eq!(
+                vs,
+                [
+                    zmq_baseline::DEALER_ROUTER,
+                    tokio_baseline::PIPELINED,
+                    msg_rows::PIPELINED
+                ]
+            );
+        }
+    }
+
     // Every libzmq and msg row found its reference in the same run.
     for m in all.iter().filter(|m| {
         m.row.starts_with("libzmq") || (m.row.starts_with("msg") && m.row != msg_rows::IDLE)
@@ -254,6 +318,15 @@ fn quick_mode_measures_every_row_with_finite_positive_values() {
     );
     assert!(table.contains("| msg Req/Rep | multi-thread | tcp |"));
     assert!(table.contains("| msg Pub/Sub | processes | ipc |"));
+    // Every target is checked in every shape and transport its row ran in,
+    // each against a reference that ran: 6 Push/Pull lines at 64 B (three
+    // shapes), 4 at 1 MiB, 4 Dealer/Router lines.
+    let targets = targets_table(&all);
+    assert_eq!(targets.lines().count(), 2 + 6 + 4 + 4, "{targets}");
+    assert!(!targets.contains("no reference"), "{targets}");
+    assert!(targets.contains(
+        "| msg Dealer/Router pipelined | 512 B | msgs/s | libzmq DEALER/ROUTER | ≥ 1.00× | multi-thread | ipc |"
+    ));
     let json = json_lines(&machine, &cfg, &all);
     assert_eq!(json.lines().count(), all.len() + 1);
     assert!(json.lines().all(|l| l.starts_with('{') && l.ends_with('}')));

@@ -5,15 +5,17 @@
 //! cargo run --release -p msg-benches --bin compare -- [--quick] [--runs N] [--json FILE] [--only TEXT]...
 //! ```
 //!
-//! Prints the machine, a markdown table and the rows that ran in more than
-//! one shape side by side to stdout, progress to stderr, and with `--json`
-//! writes JSON lines to FILE. See `benches/README.md`.
+//! Prints the machine, a markdown table, the rows that ran in more than
+//! one shape side by side and the targets (met or missed) to stdout,
+//! progress to stderr, and with `--json` writes JSON lines to FILE. See
+//! `benches/README.md`.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use msg_benches::{
     Config, Machine, experiments, json_lines, markdown, msg_rows, processes, run, shapes_table,
+    targets_table,
 };
 
 const USAGE: &str = "\
@@ -163,6 +165,18 @@ fn main() -> ExitCode {
         );
         println!();
         print!("{side_by_side}");
+    }
+    let targets = targets_table(&measurements);
+    if !targets.is_empty() {
+        println!();
+        println!("### Targets");
+        println!();
+        println!(
+            "Ratios some rows should reach against one of their references, in each shape \
+             and on each transport they ran (a report, not a test: nothing fails)."
+        );
+        println!();
+        print!("{targets}");
     }
     if let Some(path) = &args.json {
         if let Err(e) = std::fs::write(path, json_lines(&machine, &cfg, &measurements)) {
