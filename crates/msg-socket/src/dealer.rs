@@ -24,7 +24,9 @@ use crate::socket::Socket;
 /// A DEALER talks to a [`RouterSocket`](crate::RouterSocket) (which sees its
 /// identity and can send it messages at any time), to a
 /// [`RepSocket`](crate::RepSocket) (which answers each message as a
-/// request), and to another DEALER.
+/// request: a multipart one arrives whole, see
+/// [`Request::message`](crate::Request::message), and its reply has one
+/// part), and to another DEALER.
 ///
 /// # High-water marks
 ///

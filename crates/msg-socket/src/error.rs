@@ -183,6 +183,11 @@ pub enum RouteError {
     /// request was lost.
     #[error("the request's connection is gone")]
     Departed,
+    /// The peer is a REQ socket, which takes single-part replies only, and
+    /// the message has several parts. Nothing was sent; the peer's
+    /// connection and its other requests are untouched.
+    #[error("a REQ peer takes single-part replies only")]
+    MultipartToReq,
     /// The peer's queue is at its high-water mark (`try_send_to` only;
     /// `send_to` waits).
     #[error("the peer's queue is full")]

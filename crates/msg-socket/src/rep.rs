@@ -17,6 +17,7 @@ use msg_wire::Frame;
 use crate::driver::conn::PeerInfo;
 use crate::driver::shared::Shared;
 use crate::error::ReplyError;
+use crate::message::Message;
 use crate::proto::conns::ConnId;
 use crate::proto::rep::{RepProto, ReplyStatus};
 use crate::socket::Socket;
@@ -43,6 +44,8 @@ pub type RepSocket = Socket<RepProto>;
 #[derive(Debug)]
 pub struct Request {
     id: u64,
+    /// The parts before the payload, for a multipart request.
+    head: Vec<Bytes>,
     payload: Bytes,
     peer: Arc<PeerInfo>,
     conn: ConnId,
@@ -50,14 +53,28 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request's payload.
+    /// The request's payload: its only part, or the last part of a
+    /// multipart request (see [`message`](Self::message)).
     pub fn payload(&self) -> &Bytes {
         &self.payload
     }
 
-    /// Takes the payload out.
+    /// Takes the payload out (the last part of a multipart request).
     pub fn into_payload(self) -> Bytes {
         self.payload
+    }
+
+    /// Whether the request has more than one part. A [`ReqSocket`](crate::ReqSocket)
+    /// sends single-part requests; a [`DealerSocket`](crate::DealerSocket)
+    /// may send multipart ones, delivered whole.
+    pub fn is_multipart(&self) -> bool {
+        !self.head.is_empty()
+    }
+
+    /// Every part of the request, as a [`Message`] (the bytes are shared,
+    /// not copied).
+    pub fn message(&self) -> Message {
+        Message::from_wire(self.head.clone(), self.payload.clone())
     }
 
     /// Who sent it.
@@ -115,6 +132,7 @@ impl Socket<RepProto> {
             if let Some(incoming) = state.proto.poll_delivery() {
                 return Poll::Ready(Some(Request {
                     id: incoming.id,
+                    head: incoming.head,
                     payload: incoming.payload,
                     peer: incoming.peer,
                     conn: incoming.conn,

@@ -18,13 +18,15 @@ use crate::proto::router::{RouteStatus, RouterProto};
 use crate::socket::Socket;
 
 /// Where a message came from, and where its answer goes: a peer's identity
-/// and, for a request, which request on which connection.
+/// and, for a REQ peer's request, which request on which connection.
 ///
 /// A [`RouterSocket`] gives one with every message it receives; pass it to
 /// [`send_to`](RouterSocket::send_to) to answer. To send to a DEALER peer
 /// unprompted, make one from its identity alone ([`Route::to`], or
-/// `From` a `Bytes`, `&str`, ...). A REQ peer takes only answers to its
-/// requests, so only the route of one of its requests reaches it.
+/// `From` a `Bytes`, `&str`, ...): a route from a DEALER's message is its
+/// identity alone, equal to `Route::to(identity)`. A REQ peer takes only
+/// answers to its requests, so only the route of one of its requests
+/// reaches it, and each of its requests has a route of its own.
 ///
 /// A broker that passes a request on to a worker and the answer back keeps
 /// the route meanwhile, in memory or inside the message itself as an
@@ -54,7 +56,8 @@ impl Route {
         &self.identity
     }
 
-    /// Whether this route answers a request.
+    /// Whether this route answers a REQ peer's request (a DEALER's messages
+    /// come with routes that answer none: any message reaches it).
     pub fn is_request(&self) -> bool {
         self.request.is_some()
     }
@@ -137,7 +140,8 @@ route_from_identity!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
 /// connected (it never was, or it left), [`RouteError::NotARequest`] when
 /// the peer is a REQ socket and the route answers none of its requests, and
 /// [`RouteError::Departed`] when the REQ peer's connection that carried the
-/// request is gone. Identities come from the peers' handshakes
+/// request is gone, [`RouteError::MultipartToReq`] for a multipart answer to
+/// a REQ peer (it takes single-part replies). Identities come from the peers' handshakes
 /// ([`SocketOptions::identity`](crate::SocketOptions::identity); a random
 /// one when unset); when a second connection announces an identity that is
 /// connected, the newer connection wins and the old one is closed.
@@ -184,8 +188,9 @@ impl Socket<RouterProto> {
     ///
     /// # Errors
     ///
-    /// [`RouteError::Unreachable`], [`RouteError::NotARequest`] or
-    /// [`RouteError::Departed`] when the message cannot reach the peer (see
+    /// [`RouteError::Unreachable`], [`RouteError::NotARequest`],
+    /// [`RouteError::Departed`] or [`RouteError::MultipartToReq`] when the
+    /// message cannot reach the peer (see
     /// the type's docs); [`RouteError::Encode`] for a message over the frame
     /// limit or of too many parts; [`RouteError::Closed`] after close.
     pub async fn send_to(
@@ -270,6 +275,7 @@ fn outcome(route: &Route, status: RouteStatus) -> Result<(), RouteError> {
         RouteStatus::Unreachable => Err(RouteError::Unreachable(route.identity().clone())),
         RouteStatus::NotARequest => Err(RouteError::NotARequest),
         RouteStatus::Departed => Err(RouteError::Departed),
+        RouteStatus::Multipart => Err(RouteError::MultipartToReq),
     }
 }
 

@@ -21,7 +21,16 @@ pub(crate) struct Incoming {
     pub(crate) conn: ConnId,
     pub(crate) peer: Arc<PeerInfo>,
     pub(crate) id: u64,
+    /// The parts before the last, for a multipart request (from a DEALER).
+    pub(crate) head: Vec<Bytes>,
     pub(crate) payload: Bytes,
+}
+
+impl Incoming {
+    /// Payload bytes of every part.
+    pub(crate) fn size(&self) -> usize {
+        self.head.iter().map(Bytes::len).sum::<usize>() + self.payload.len()
+    }
 }
 
 /// Why a reply was not queued.
@@ -66,7 +75,7 @@ impl RepProto {
     /// The next request for the application.
     pub(crate) fn poll_delivery(&mut self) -> Option<Incoming> {
         let incoming = self.inbox.pop_front()?;
-        self.inbox_bytes -= incoming.payload.len();
+        self.inbox_bytes -= incoming.size();
         // Room: a connection held back may go on (the driver asks only the
         // connections it holds back).
         self.readable = true;
@@ -120,21 +129,35 @@ impl Protocol for RepProto {
         self.conns.remove(conn);
     }
 
-    fn handle_frame(&mut self, _now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
-        let Frame::Request { id, payload } = frame else {
+    fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
+        self.handle_message(now, conn, Vec::new(), frame)
+    }
+
+    /// A DEALER may send multipart requests: they are delivered whole, and
+    /// answered with a single-part reply.
+    fn handle_message(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        head: Vec<Bytes>,
+        last: Frame,
+    ) -> Result<(), Violation> {
+        let Frame::Request { id, payload } = last else {
             return Err((Reason::ProtocolError, "a REP socket only accepts requests"));
         };
         let Some(c) = self.conns.get(conn) else {
             return Ok(());
         };
-        self.stats.msgs_received += 1;
-        self.inbox_bytes += payload.len();
-        self.inbox.push_back(Incoming {
+        let incoming = Incoming {
             conn,
             peer: c.peer.clone(),
             id,
+            head,
             payload,
-        });
+        };
+        self.stats.msgs_received += 1;
+        self.inbox_bytes += incoming.size();
+        self.inbox.push_back(incoming);
         self.delivered = true;
         Ok(())
     }

@@ -34,6 +34,9 @@ pub(crate) enum RouteStatus {
     /// The peer is a REQ socket and the request's connection is gone (the
     /// requester was told its request was lost).
     Departed,
+    /// The peer is a REQ socket, which takes single-part replies only, and
+    /// the message has several parts.
+    Multipart,
 }
 
 /// The ROUTER socket's state machine: the type parameter of
@@ -66,6 +69,9 @@ impl RouterProto {
                 None => return RouteStatus::NotARequest,
                 Some((from, _)) if from != conn => return RouteStatus::Departed,
                 Some(_) => {}
+            }
+            if !message.head.is_empty() {
+                return RouteStatus::Multipart;
             }
         }
         if c.is_closing() {
@@ -145,8 +151,15 @@ impl Protocol for RouterProto {
         head: Vec<Bytes>,
         last: Frame,
     ) -> Result<(), Violation> {
+        let Some(c) = self.conns.get(conn) else {
+            return Ok(());
+        };
+        // Only a REQ peer needs its request's id back: it matches replies
+        // to requests. A DEALER's request (it sends requests so that a REP
+        // can answer it too) is a plain message, answered by identity.
+        let from_req = c.peer.socket_type == SocketType::Req;
         let (request, payload) = match last {
-            Frame::Request { id, payload } => (Some((conn, id)), payload),
+            Frame::Request { id, payload } => (from_req.then_some((conn, id)), payload),
             Frame::Message { payload } => (None, payload),
             _ => {
                 return Err((
@@ -154,9 +167,6 @@ impl Protocol for RouterProto {
                     "a ROUTER socket only takes requests and messages",
                 ));
             }
-        };
-        let Some(c) = self.conns.get(conn) else {
-            return Ok(());
         };
         let route = Route::new(c.peer.identity.clone(), request);
         let message = Message::from_wire(head, payload);

@@ -228,7 +228,7 @@ fn a_part_cut_off_by_a_lost_connection_is_never_delivered() {
 }
 
 #[test]
-fn a_pattern_without_multipart_refuses_it_and_push_refuses_everything() {
+fn a_rep_takes_a_dealers_multipart_request_whole_and_a_req_refuses_multipart() {
     let mut h = Harness::new();
     let rep = h.add(RepProto::new(&options(100, 100)));
     let dealer = h.add(DealerProto::new(&options(100, 100)));
@@ -237,8 +237,28 @@ fn a_pattern_without_multipart_refuses_it_and_push_refuses_everything() {
     h.node::<DealerProto>(dealer)
         .send(&request(["two", "parts"]));
     h.run();
+    assert!(h.closed.is_empty(), "{:?}", h.closed);
+    let got = h.node::<RepProto>(rep).poll_delivery().expect("request");
+    assert_eq!(got.head, [Bytes::from_static(b"two")]);
+    assert_eq!(got.payload, "parts");
+    assert_eq!(got.size(), 8);
+
+    // A REQ takes single-part replies only (a ROUTER refuses to send it
+    // more); frames pushed past that check close the connection.
+    let router = h.add(RouterProto::new(&options(100, 100)));
+    let req = h.add(ReqProto::new(&options(100, 100)));
+    let link = h.connect(req, router);
+    h.run();
+    let conn = h.conn_of(link, router);
+    let reply = request(["a", "b"]);
+    for frame in reply.iter() {
+        h.node::<RouterProto>(router)
+            .conns_mut()
+            .push(conn, frame.clone());
+    }
+    h.run();
     let closed = h.closed.last().expect("closed").clone();
-    assert_eq!(closed.by, rep);
+    assert_eq!(closed.by, req);
     assert_eq!(closed.code, Reason::ProtocolError);
     assert!(closed.text.contains("multipart"), "{}", closed.text);
 
@@ -335,7 +355,13 @@ fn a_router_answers_req_and_dealer_peers_by_route() {
                 },
             )
             .unwrap();
-        assert!(route.is_request(), "both sent requests");
+        // Only the REQ peer's route carries its request; the dealer's is
+        // its identity alone, the same as one made by hand.
+        let from_req = message == "from req";
+        assert_eq!(route.is_request(), from_req, "{route:?}");
+        if !from_req {
+            assert_eq!(route, &Route::to(route.identity().clone()));
+        }
         assert_eq!(
             h.node::<RouterProto>(router).send_to(route, &reply),
             RouteStatus::Queued
@@ -373,6 +399,17 @@ fn a_router_says_why_it_cannot_route_and_queues_nothing() {
     );
     let stale = Route::new(req_id.clone(), Some((u64::MAX, 1)));
     assert_eq!(r.send_to(&stale, &msg), RouteStatus::Departed);
+    // A REQ peer takes single-part replies only: a multipart answer to its
+    // request is refused here, its connection untouched.
+    let req_conn = r
+        .conns()
+        .iter()
+        .find(|(_, c)| c.peer.identity == req_id)
+        .map(|(id, _)| *id)
+        .expect("req connection");
+    let live = Route::new(req_id.clone(), Some((req_conn, 1)));
+    assert_eq!(r.send_to(&live, &request(["a", "b"])), RouteStatus::Multipart);
+    assert_eq!(r.send_to(&live, &msg), RouteStatus::Queued);
 
     // A dealer takes unprompted messages, up to its connection's mark.
     h.stall(dealer_link, dealer, true);
