@@ -18,6 +18,8 @@ mod lifecycle_greeting;
 mod lifecycle_linger;
 mod lifecycle_options;
 mod lifecycle_stats;
+mod patterns_behaviour;
+mod patterns_transports;
 mod peer_routing;
 mod pubsub_compression;
 mod pubsub_filtering;

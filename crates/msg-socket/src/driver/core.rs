@@ -36,6 +36,7 @@ use crate::error::{HandshakeError, SocketError};
 use crate::monitor::{Counters, SocketEvent, SocketEvents};
 use crate::options::SocketOptions;
 use crate::proto::Protocol;
+use crate::proto::Violation;
 use crate::proto::backoff::{Backoff, XorShift};
 use crate::proto::handshake::{check_answer, check_hello};
 
@@ -404,7 +405,7 @@ async fn serve_accepted<P: Protocol, C: Conn>(
     addr: PeerAddr,
 ) {
     let result = tokio::select! {
-        r = server_handshake(&core, &mut conn, &addr) => r,
+        r = server_handshake(&core, &mut conn, &addr, || shared.with(P::admit)) => r,
         _ = core.cancel.cancelled() => return,
     };
     match result {
@@ -502,6 +503,7 @@ async fn server_handshake<C: Conn>(
     core: &Core,
     conn: &mut C,
     addr: &PeerAddr,
+    admit: impl FnOnce() -> Result<(), Violation>,
 ) -> Result<(PeerInfo, BytesMut), HandshakeError> {
     let opts = &core.opts;
     let mut codec = HandshakeCodec::with_options(opts.wire.clone());
@@ -551,6 +553,13 @@ async fn server_handshake<C: Conn>(
                 text,
             });
         }
+    }
+    if let Err((code, text)) = admit() {
+        reject(&codec, conn, code, text).await;
+        return Err(HandshakeError::Refused {
+            code,
+            text: text.to_owned(),
+        });
     }
     let mut out = BytesMut::new();
     codec.encode_answer(

@@ -108,6 +108,14 @@ pub trait Protocol: Send + 'static {
     /// The live connections, to queue on and to take batches from.
     fn conns_mut(&mut self) -> &mut ConnTable<Self::ConnState>;
 
+    /// A peer passed the server's handshake checks (and authentication) and
+    /// is about to be accepted. An `Err` refuses it before it is up: the
+    /// peer hears a Reject with this reason instead of an Accept (PAIR
+    /// turns away a second peer so).
+    fn admit(&mut self) -> Result<(), Violation> {
+        Ok(())
+    }
+
     /// A connection finished its handshake.
     fn handle_conn_up(&mut self, now: Instant, peer: Arc<PeerInfo>);
 

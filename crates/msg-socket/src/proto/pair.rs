@@ -69,8 +69,19 @@ impl Protocol for PairProto {
         &mut self.conns
     }
 
-    /// The first connection is the peer; any other, while it is up, is
-    /// closed with a reason (and takes nothing meanwhile).
+    /// While the peer is up a server refuses any other in the handshake, so
+    /// that the other side never has a live connection to queue on.
+    fn admit(&mut self) -> Result<(), Violation> {
+        if self.peer.is_some() {
+            self.refused += 1;
+            return Err((Reason::Occupied, OCCUPIED));
+        }
+        Ok(())
+    }
+
+    /// The first connection is the peer; any other (two handshakes that
+    /// passed [`admit`](Protocol::admit) together, or a connection this
+    /// socket made) is closed with a reason, and takes nothing meanwhile.
     fn handle_conn_up(&mut self, _now: Instant, peer: Arc<PeerInfo>) {
         let id = peer.conn_id;
         self.conns.insert(peer, ());

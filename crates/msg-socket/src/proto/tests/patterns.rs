@@ -408,7 +408,10 @@ fn a_router_says_why_it_cannot_route_and_queues_nothing() {
         .map(|(id, _)| *id)
         .expect("req connection");
     let live = Route::new(req_id.clone(), Some((req_conn, 1)));
-    assert_eq!(r.send_to(&live, &request(["a", "b"])), RouteStatus::Multipart);
+    assert_eq!(
+        r.send_to(&live, &request(["a", "b"])),
+        RouteStatus::Multipart
+    );
     assert_eq!(r.send_to(&live, &msg), RouteStatus::Queued);
 
     // A dealer takes unprompted messages, up to its connection's mark.
@@ -464,6 +467,13 @@ fn a_pair_keeps_its_one_peer_and_refuses_another_with_a_reason() {
     assert_eq!(closed.code, Reason::Occupied);
     assert_eq!(closed.text, OCCUPIED);
     assert_eq!(h.node::<PairProto>(a).refused, 1);
+    // A server turns the next one away in its handshake already.
+    assert_eq!(
+        h.node::<PairProto>(a).admit(),
+        Err((Reason::Occupied, OCCUPIED))
+    );
+    assert_eq!(h.node::<PairProto>(a).refused, 2);
+    assert_eq!(h.node::<PairProto>(c).admit(), Ok(()), "c has no peer");
     let got = h.node::<PairProto>(b).take().map(|m| text(&m));
     assert_eq!(got.as_deref(), Some("parked"));
     h.node::<PairProto>(b).send(&one_way("back"));
