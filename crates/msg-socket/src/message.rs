@@ -299,6 +299,13 @@ impl PartialEq<&[u8]> for Message {
     }
 }
 
+/// A single-part message equals its one part.
+impl PartialEq<Bytes> for Message {
+    fn eq(&self, other: &Bytes) -> bool {
+        *self == **other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

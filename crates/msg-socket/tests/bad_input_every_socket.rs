@@ -36,8 +36,8 @@ use msg_socket::wire::{
     Answer, Compression, Frame, FrameCodec, HEADER_LEN, Hello, Reason, SocketType,
 };
 use msg_socket::{
-    PubSocket, RepSocket, ReqError, ReqSocket, SocketEvent, SocketEvents, SocketOptions,
-    SocketStats, SubSocket,
+    DealerSocket, PairSocket, PubSocket, PullSocket, PushSocket, RepSocket, ReqError, ReqSocket,
+    RouterSocket, SocketEvent, SocketEvents, SocketOptions, SocketStats, SubSocket,
 };
 
 /// The victim's frame limit, small so that bombs are cheap to build.
@@ -56,6 +56,11 @@ enum Kind {
     Rep,
     Pub,
     Sub,
+    Push,
+    Pull,
+    Dealer,
+    Router,
+    Pair,
 }
 
 impl Kind {
@@ -66,6 +71,11 @@ impl Kind {
             Kind::Rep => SocketType::Req,
             Kind::Pub => SocketType::Sub,
             Kind::Sub => SocketType::Pub,
+            Kind::Push => SocketType::Pull,
+            Kind::Pull => SocketType::Push,
+            Kind::Dealer => SocketType::Router,
+            Kind::Router => SocketType::Dealer,
+            Kind::Pair => SocketType::Pair,
         }
     }
 
@@ -76,6 +86,11 @@ impl Kind {
             Kind::Rep => SocketType::Pub,
             Kind::Pub => SocketType::Req,
             Kind::Sub => SocketType::Rep,
+            Kind::Push => SocketType::Pub,
+            Kind::Pull => SocketType::Req,
+            Kind::Dealer => SocketType::Pull,
+            Kind::Router => SocketType::Push,
+            Kind::Pair => SocketType::Dealer,
         }
     }
 
@@ -85,6 +100,11 @@ impl Kind {
             Kind::Rep => SocketType::Rep,
             Kind::Pub => SocketType::Pub,
             Kind::Sub => SocketType::Sub,
+            Kind::Push => SocketType::Push,
+            Kind::Pull => SocketType::Pull,
+            Kind::Dealer => SocketType::Dealer,
+            Kind::Router => SocketType::Router,
+            Kind::Pair => SocketType::Pair,
         }
     }
 }
@@ -179,6 +199,19 @@ enum Pair {
         sub: SubSocket,
         publisher: PubSocket,
     },
+    /// A bound Push (the victim) and a Pull connected to it.
+    Push { push: PushSocket, pull: PullSocket },
+    /// A bound Pull (the victim) and a Push connected to it.
+    Pull { pull: PullSocket, push: PushSocket },
+    /// A bound Dealer (the victim) and an echoing Rep connected to it.
+    Dealer { dealer: DealerSocket, _rep: EchoRep },
+    /// A bound Router (the victim) and a Dealer connected to it.
+    Router {
+        router: RouterSocket,
+        dealer: DealerSocket,
+    },
+    /// A bound Pair (the victim) and its one peer.
+    Pair { pair: PairSocket, peer: PairSocket },
 }
 
 struct Victim {
@@ -241,6 +274,52 @@ impl Victim {
                 assert!(publisher.wait_for_subscribers(1, wait).await);
                 (Pair::Sub { sub, publisher }, endpoint, events)
             }
+            Kind::Push => {
+                let push = PushSocket::with_options(options.clone()).unwrap();
+                let events = push.events();
+                let endpoint = push.bind(&bind).await.unwrap();
+                let pull = PullSocket::with_options(partner_options()).unwrap();
+                pull.connect(&endpoint.to_string()).unwrap();
+                assert!(push.wait_for_peers(1, wait).await);
+                (Pair::Push { push, pull }, endpoint, events)
+            }
+            Kind::Pull => {
+                let pull = PullSocket::with_options(options.clone()).unwrap();
+                let events = pull.events();
+                let endpoint = pull.bind(&bind).await.unwrap();
+                let push = PushSocket::with_options(partner_options()).unwrap();
+                push.connect(&endpoint.to_string()).unwrap();
+                assert!(pull.wait_for_peers(1, wait).await);
+                (Pair::Pull { pull, push }, endpoint, events)
+            }
+            Kind::Dealer => {
+                let dealer = DealerSocket::with_options(options.clone()).unwrap();
+                let events = dealer.events();
+                let endpoint = dealer.bind(&bind).await.unwrap();
+                let rep = RepSocket::with_options(partner_options()).unwrap();
+                rep.connect(&endpoint.to_string()).unwrap();
+                assert!(dealer.wait_for_peers(1, wait).await);
+                let rep = EchoRep::spawn(rep);
+                (Pair::Dealer { dealer, _rep: rep }, endpoint, events)
+            }
+            Kind::Router => {
+                let router = RouterSocket::with_options(options.clone()).unwrap();
+                let events = router.events();
+                let endpoint = router.bind(&bind).await.unwrap();
+                let dealer = DealerSocket::with_options(partner_options()).unwrap();
+                dealer.connect(&endpoint.to_string()).unwrap();
+                assert!(router.wait_for_peers(1, wait).await);
+                (Pair::Router { router, dealer }, endpoint, events)
+            }
+            Kind::Pair => {
+                let pair = PairSocket::with_options(options.clone()).unwrap();
+                let events = pair.events();
+                let endpoint = pair.bind(&bind).await.unwrap();
+                let peer = PairSocket::with_options(partner_options()).unwrap();
+                peer.connect(&endpoint.to_string()).unwrap();
+                assert!(pair.wait_for_peers(1, wait).await);
+                (Pair::Pair { pair, peer }, endpoint, events)
+            }
         };
         Victim {
             pair,
@@ -257,6 +336,11 @@ impl Victim {
             Pair::Req { req, .. } => req.stats(),
             Pair::Pub { publisher, .. } => publisher.stats(),
             Pair::Sub { sub, .. } => sub.stats(),
+            Pair::Push { push, .. } => push.stats(),
+            Pair::Pull { pull, .. } => pull.stats(),
+            Pair::Dealer { dealer, .. } => dealer.stats(),
+            Pair::Router { router, .. } => router.stats(),
+            Pair::Pair { pair, .. } => pair.stats(),
         }
     }
 
@@ -282,6 +366,27 @@ impl Victim {
                     .expect("subscriber open");
                 assert_eq!(msg.payload(), &payload);
             }
+            Pair::Push { push: tx, pull: rx } | Pair::Pull { push: tx, pull: rx } => {
+                tx.send(payload.clone()).await.unwrap();
+                assert_eq!(next_in_time(rx, when).await, payload);
+            }
+            Pair::Dealer { dealer, .. } => {
+                dealer.send(payload.clone()).await.unwrap();
+                assert_eq!(next_in_time(dealer, when).await, payload);
+            }
+            Pair::Router { router, dealer } => {
+                dealer.send(payload.clone()).await.unwrap();
+                let (route, message) = next_in_time(router, when).await;
+                assert_eq!(message, payload);
+                router.send_to(&route, message).await.unwrap();
+                assert_eq!(next_in_time(dealer, when).await, payload);
+            }
+            Pair::Pair { pair, peer } => {
+                peer.send(payload.clone()).await.unwrap();
+                assert_eq!(next_in_time(pair, when).await, payload);
+                pair.send(payload.clone()).await.unwrap();
+                assert_eq!(next_in_time(peer, when).await, payload);
+            }
         }
     }
 
@@ -291,6 +396,34 @@ impl Victim {
     /// answered at once, the other to the attacker, and fails with
     /// `ConnectionLost` when the heartbeats close that connection.
     async fn exchange_beside_a_silent_peer(&mut self) {
+        match &mut self.pair {
+            Pair::Push { push, pull: rx } => {
+                assert!(
+                    push.wait_for_peers(2, HANG).await,
+                    "the attacker never came up"
+                );
+                // One goes to the partner, the other to the attacker (and is
+                // lost with its connection: it was written to a peer that
+                // never read it).
+                push.send("during #1").await.unwrap();
+                push.send("during #2").await.unwrap();
+                let got = next_in_time(rx, "during").await;
+                assert!(got.last().starts_with(b"during #"), "{got:?}");
+                return;
+            }
+            Pair::Dealer { dealer, .. } => {
+                assert!(
+                    dealer.wait_for_peers(2, HANG).await,
+                    "the attacker never came up"
+                );
+                dealer.send("during #1").await.unwrap();
+                dealer.send("during #2").await.unwrap();
+                let got = next_in_time(dealer, "during").await;
+                assert!(got.last().starts_with(b"during #"), "{got:?}");
+                return;
+            }
+            _ => {}
+        }
         let Pair::Req { req, .. } = &self.pair else {
             return self.exchange("during").await;
         };
@@ -343,6 +476,14 @@ impl Victim {
         .await
         .expect("no event reported the attacker")
     }
+}
+
+/// The next item of `stream`, failing the test on a hang or an end.
+async fn next_in_time<S: futures::Stream + Unpin>(stream: &mut S, when: &str) -> S::Item {
+    tokio::time::timeout(HANG, stream.next())
+        .await
+        .unwrap_or_else(|_| panic!("nothing came {when} the attack"))
+        .unwrap_or_else(|| panic!("the socket closed {when} the attack"))
 }
 
 /// A frame a peer of type `role` would send, with a body over [`LIMIT`];
@@ -629,4 +770,49 @@ every_attack! {
     pub_over_ipc => Kind::Pub, Net::Ipc;
     sub_over_tcp => Kind::Sub, Net::Tcp;
     sub_over_ipc => Kind::Sub, Net::Ipc;
+    push_over_tcp => Kind::Push, Net::Tcp;
+    push_over_ipc => Kind::Push, Net::Ipc;
+    pull_over_tcp => Kind::Pull, Net::Tcp;
+    pull_over_ipc => Kind::Pull, Net::Ipc;
+    dealer_over_tcp => Kind::Dealer, Net::Tcp;
+    dealer_over_ipc => Kind::Dealer, Net::Ipc;
+    router_over_tcp => Kind::Router, Net::Tcp;
+    router_over_ipc => Kind::Router, Net::Ipc;
+}
+
+/// The attacks before a handshake completes, for a PAIR: with its one peer
+/// connected, an attacker is refused in the handshake (tested in
+/// `bad_input_patterns`), so the attacks after one run there, on a PAIR
+/// without a peer.
+macro_rules! handshake_attacks {
+    ($($module:ident => $kind:expr, $net:expr;)*) => {$(
+        mod $module {
+            use super::*;
+
+            #[tokio::test]
+            async fn garbage_instead_of_a_handshake_is_dropped_counted_and_logged() {
+                attack($kind, $net, Attack::Garbage).await;
+            }
+
+            #[tokio::test]
+            async fn a_hello_for_an_incompatible_socket_is_rejected_with_the_reason() {
+                attack($kind, $net, Attack::WrongSocketType).await;
+            }
+
+            #[tokio::test]
+            async fn a_handshake_that_never_finishes_is_cut_at_the_timeout() {
+                attack($kind, $net, Attack::HalfHello).await;
+            }
+
+            #[tokio::test]
+            async fn a_peer_that_connects_and_says_nothing_is_cut_at_the_timeout() {
+                attack($kind, $net, Attack::Silent).await;
+            }
+        }
+    )*};
+}
+
+handshake_attacks! {
+    pair_over_tcp => Kind::Pair, Net::Tcp;
+    pair_over_ipc => Kind::Pair, Net::Ipc;
 }

@@ -9,6 +9,7 @@ mod auth_hook;
 mod bad_input_every_socket;
 mod bad_input_flood;
 mod bad_input_handshake;
+mod bad_input_patterns;
 mod compression_min_size;
 mod heartbeat_dead_peer;
 mod lifecycle_bind_with;
