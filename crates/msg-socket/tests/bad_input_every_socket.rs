@@ -211,7 +211,7 @@ enum Pair {
         dealer: DealerSocket,
     },
     /// A bound Pair (the victim) and its one peer.
-    Pair { pair: PairSocket, peer: PairSocket },
+    Exclusive { pair: PairSocket, peer: PairSocket },
 }
 
 struct Victim {
@@ -318,7 +318,7 @@ impl Victim {
                 let peer = PairSocket::with_options(partner_options()).unwrap();
                 peer.connect(&endpoint.to_string()).unwrap();
                 assert!(pair.wait_for_peers(1, wait).await);
-                (Pair::Pair { pair, peer }, endpoint, events)
+                (Pair::Exclusive { pair, peer }, endpoint, events)
             }
         };
         Victim {
@@ -340,7 +340,7 @@ impl Victim {
             Pair::Pull { pull, .. } => pull.stats(),
             Pair::Dealer { dealer, .. } => dealer.stats(),
             Pair::Router { router, .. } => router.stats(),
-            Pair::Pair { pair, .. } => pair.stats(),
+            Pair::Exclusive { pair, .. } => pair.stats(),
         }
     }
 
@@ -381,7 +381,7 @@ impl Victim {
                 router.send_to(&route, message).await.unwrap();
                 assert_eq!(next_in_time(dealer, when).await, payload);
             }
-            Pair::Pair { pair, peer } => {
+            Pair::Exclusive { pair, peer } => {
                 peer.send(payload.clone()).await.unwrap();
                 assert_eq!(next_in_time(pair, when).await, payload);
                 pair.send(payload.clone()).await.unwrap();
