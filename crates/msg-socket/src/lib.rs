@@ -1,5 +1,6 @@
-//! The messaging patterns of msg: request/reply and publish/subscribe
-//! sockets over any msg transport.
+//! The messaging patterns of msg: request/reply, publish/subscribe,
+//! pipelines, asynchronous request/reply and exclusive pairs, over any msg
+//! transport.
 //!
 //! | socket | talks to | does |
 //! |---|---|---|
@@ -7,7 +8,16 @@
 //! | [`RepSocket`] | [`ReqSocket`] | a `Stream` of requests; replies go back on the connection they came from |
 //! | [`PubSocket`] | [`SubSocket`] | publishes by topic; filters by prefix at the publisher; never waits for a subscriber |
 //! | [`SubSocket`] | [`PubSocket`] | subscribes by prefix; a `Stream` of messages with sequence numbers |
+//! | [`PushSocket`] | [`PullSocket`] | hands each message to one peer, round-robin, skipping full ones; waits, never drops |
+//! | [`PullSocket`] | [`PushSocket`] | a `Stream` of messages, fair-queued over the pushers |
+//! | [`DealerSocket`] | [`RouterSocket`], [`RepSocket`], [`DealerSocket`] | sends round-robin without waiting for replies; a `Stream` of whatever comes back |
+//! | [`RouterSocket`] | [`ReqSocket`], [`DealerSocket`] | a `Stream` of `(Route, Message)`; `send_to` a peer by identity, an error (never a drop) when it cannot |
+//! | [`PairSocket`] | [`PairSocket`] | exactly one peer, both ways; a second is refused in the handshake with a reason |
 //! | [`PeerSocket`] | [`PeerSocket`] | symmetric; `Data`/`Ack` frames routed by the peer's identity (the reliable layer's link) |
+//!
+//! A [`Message`] has one part or several ([`MAX_PARTS`] at most, all within
+//! the frame limit), sent and delivered whole: on Push/Pull, Dealer/Router,
+//! Pair, and a Dealer's requests to a Rep.
 //!
 //! Any socket can [`bind`](ReqSocket::bind) or [`connect`](ReqSocket::connect),
 //! to several endpoints at once, by endpoint string (`tcp://`, `ipc://`,
