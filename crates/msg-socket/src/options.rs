@@ -131,11 +131,16 @@ impl SocketOptions {
         self
     }
 
-    /// High-water mark of each connection's outgoing queue, in messages.
+    /// High-water mark of each connection's outgoing queue, in messages
+    /// (for Push, Dealer, Router and Pair: in frames, a message of `n` parts
+    /// counting `n`; a message goes on a queue that is below the mark).
     ///
     /// What happens at the mark depends on the socket: a Req request and a
     /// Rep reply wait for room; a publisher drops the message for that
-    /// subscriber and counts the drop. Every socket counts a message from
+    /// subscriber and counts the drop; Push, Dealer and Pair try another
+    /// peer, then wait (and queue up to the same mark in the socket while
+    /// no peer is connected); a Router's `send_to` waits for room on that
+    /// peer's connection. Every socket counts a message from
     /// the moment it is queued until its last byte is written, the batch
     /// being written included (what the operating system's socket buffer
     /// then holds is not counted). Default: 1,000.
@@ -154,11 +159,13 @@ impl SocketOptions {
     }
 
     /// High-water mark of the socket's incoming queue (requests waiting in a
-    /// Rep socket, messages waiting in a Sub socket), in messages.
+    /// Rep socket, messages waiting in a Sub socket), in messages; for Pull,
+    /// Dealer, Router and Pair, of each connection's share of it.
     ///
     /// A Rep socket stops reading from its clients while the queue is full
     /// (they feel TCP backpressure); a Sub socket drops the newest message
-    /// and counts it. Default: 1,000.
+    /// and counts it; Pull, Dealer, Router and Pair stop reading only the
+    /// connection that is at its mark. Default: 1,000.
     pub fn recv_hwm(&mut self, messages: usize) -> &mut Self {
         self.recv_hwm = messages;
         self

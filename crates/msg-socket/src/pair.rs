@@ -14,12 +14,17 @@ use crate::socket::Socket;
 /// One end of an exclusive pair: two sockets, one connection, messages both
 /// ways. For two tasks, threads or processes that belong together.
 ///
-/// A PAIR socket has exactly one peer. While it has one, any other
-/// connection (to its bound endpoint, or from a second `connect`) is closed
-/// at once with [`Reason::Occupied`](msg_wire::Reason::Occupied) and the
-/// text "a PAIR socket has its one peer already", which the other side
-/// reports as a disconnect; a connecting PAIR socket so refused keeps
-/// retrying with backoff, and gets in once the first peer is gone.
+/// A PAIR socket has exactly one peer. While it has one, a bound PAIR turns
+/// any other away in the handshake, with a Reject of reason
+/// [`Reason::Occupied`](msg_wire::Reason::Occupied) and the text "a PAIR
+/// socket has its one peer already": both sides report a
+/// [`HandshakeFailed`](crate::SocketEvent::HandshakeFailed) event, the
+/// refused side never has a connection to queue on (what it sent waits in
+/// it), and it keeps retrying with backoff until the first peer is gone.
+/// [`refused`](Self::refused) counts them. A connection that gets past the
+/// handshake anyway (two handshakes at once, or a second `connect` of this
+/// socket's own) is closed right after it with the same reason, and the
+/// other side reports a disconnect.
 ///
 /// # High-water marks
 ///

@@ -148,7 +148,9 @@ impl Socket<RepProto> {
     }
 
     /// Answers every request with `handler`, running at most `concurrency`
-    /// handlers at once, until the socket closes.
+    /// handlers at once, until the socket closes. The handler gets the
+    /// payload: for a DEALER's multipart request, its last part only (use
+    /// [`recv`](Self::recv) and [`Request::message`] to see every part).
     ///
     /// Requests beyond the limit wait in the socket's queue (and past its
     /// high-water mark, in the clients' connections): a slow handler slows

@@ -95,7 +95,8 @@ pub enum Frame {
         seq: u64,
     },
     /// A one-way message, answered by nothing: what PUSH sends to PULL,
-    /// PAIR to PAIR, and a ROUTER or DEALER to a DEALER.
+    /// PAIR to PAIR, and a ROUTER to a DEALER. (A DEALER sends Request
+    /// frames of id 0, so that a REP can answer it.)
     Message {
         /// Application payload.
         payload: Bytes,

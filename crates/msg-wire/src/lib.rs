@@ -91,7 +91,13 @@
 //! Close       0x08  | reason code u16 | reason text (UTF-8, rest of body, <= 1024 bytes)
 //! Data        0x09  | sequence u64 | payload ...
 //! Ack         0x0A  | sequence u64
+//! Message     0x0B  | payload ...
+//! Part        0x0C  | payload ...
 //! ```
+//!
+//! A multipart message is its parts before the last as Part frames, then
+//! the last in the pattern's own frame (Message, Request or Reply), back to
+//! back on one connection; see the book's protocol chapter for its limits.
 //!
 //! A compressed payload (flags `comp` not 0, only allowed on the kinds with
 //! a payload) is the original length, then the compressed bytes:
