@@ -17,6 +17,11 @@
 //!   strictly increasing sequence order;
 //! - PEER: for each identity the application sees `Up` before any frame,
 //!   frames only while up, and `Down` only after `Up`.
+//! - Push/Pull, Dealer/Router/Rep, Pair: a message the application sent
+//!   arrives whole (every part, in place) or not at all, and at most once;
+//!   a connection's queue never holds more than its send mark plus the
+//!   parts of the one message that crossed it, nor the socket's parking
+//!   queue; no connection's share of an inbox passes its receive mark.
 
 use std::collections::HashMap;
 use std::task::Waker;
@@ -25,20 +30,36 @@ use std::time::Duration;
 use bytes::Bytes;
 use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec};
 
-use crate::SocketOptions;
+use crate::message::{Encoded, Message};
 use crate::peer::PeerEvent;
 use crate::proto::Protocol;
+use crate::proto::dealer::DealerProto;
 use crate::proto::harness::{Harness, LinkId, NodeId};
+use crate::proto::pair::PairProto;
 use crate::proto::peer::PeerProto;
 use crate::proto::pending::Key;
+use crate::proto::pipeline::{PullProto, PushProto};
 use crate::proto::publish::PubProto;
 use crate::proto::rep::RepProto;
 use crate::proto::req::{Dispatch, ReqProto};
+use crate::proto::router::RouterProto;
 use crate::proto::subscribe::SubProto;
+use crate::router::Route;
+use crate::SocketOptions;
 
 /// The marks every fuzzed socket runs with: small, so they are reached.
 const SEND_HWM: usize = 4;
 const RECV_HWM: usize = 3;
+
+/// Most parts before the last in a fuzzed message, sent or injected.
+const MAX_HEAD: usize = 2;
+
+/// A connection's queue may pass its mark by the parts of the one message
+/// that crossed it.
+const SEND_BOUND: usize = SEND_HWM + MAX_HEAD;
+
+/// First byte of every part of a message the application sends.
+const OURS: u8 = 0xA5;
 
 /// Most links a run keeps (older ones are cut first).
 const MAX_LINKS: usize = 6;
@@ -70,14 +91,34 @@ impl Input<'_> {
         (0..8).fold(0, |v, _| (v << 8) | u64::from(self.byte()))
     }
 
+    /// Bytes a peer might send (never starting with [`OURS`], so that no
+    /// injected message passes for one the application sent).
     fn payload(&mut self) -> Bytes {
         let len = self.pick(24);
-        Bytes::from((0..len).map(|_| self.byte()).collect::<Vec<u8>>())
+        let mut bytes: Vec<u8> = (0..len).map(|_| self.byte()).collect();
+        if bytes.first() == Some(&OURS) {
+            bytes[0] = !OURS;
+        }
+        Bytes::from(bytes)
+    }
+
+    /// The parts a peer might send before a message's last frame: none up
+    /// to a few.
+    fn head(&mut self) -> Vec<Bytes> {
+        (0..self.pick(MAX_HEAD + 1))
+            .map(|_| self.payload())
+            .collect()
     }
 
     /// A frame a peer might send: any kind, any numbers.
     fn frame(&mut self) -> Frame {
-        match self.pick(9) {
+        match self.pick(11) {
+            9 => Frame::Message {
+                payload: self.payload(),
+            },
+            10 => Frame::Part {
+                payload: self.payload(),
+            },
             0 => Frame::Request {
                 id: self.u64(),
                 payload: self.payload(),
@@ -165,6 +206,33 @@ impl Links {
         let stalled = input.byte() % 2 == 0;
         if let Some(link) = self.pick(input) {
             self.h.stall(link, node, stalled);
+        }
+    }
+
+    /// Feeds a multipart message to `node` as if it came from its peer on
+    /// `link` (`head` empty: a single frame); a refused one ends the
+    /// connection, as the driver does.
+    fn inject_message<P: Protocol>(
+        &mut self,
+        link: LinkId,
+        node: NodeId,
+        head: Vec<Bytes>,
+        last: Frame,
+    ) {
+        if head.is_empty() {
+            return self.inject::<P>(link, node, last);
+        }
+        let now = self.h.now;
+        let Some(conn) = self.h.conn_on(link, node) else {
+            return;
+        };
+        let proto = self.h.node::<P>(node);
+        let len = head.iter().map(Bytes::len).sum::<usize>() + last.payload().map_or(0, Bytes::len);
+        if !proto.can_read(conn, Some(len)) {
+            return;
+        }
+        if proto.handle_message(now, conn, head, last).is_err() {
+            self.h.cut(link);
         }
     }
 
@@ -463,6 +531,370 @@ pub fn peer(data: &[u8]) {
     }
 }
 
+/// The `n`th message sender `from` sends: `n % 3 + 1` parts, each
+/// `[OURS, from, n, part index]`.
+fn ours(from: u8, n: u32) -> Message {
+    let parts = n as usize % (MAX_HEAD + 1) + 1;
+    (0..parts)
+        .map(|i| {
+            let mut part = vec![OURS, from];
+            part.extend_from_slice(&n.to_be_bytes());
+            part.push(i as u8);
+            Bytes::from(part)
+        })
+        .collect()
+}
+
+/// Whose message `m` is, if the application sent it: panics unless it is
+/// whole, every part in place.
+fn whose(m: &Message) -> Option<(u8, u32)> {
+    let first = m.first();
+    if first.first() != Some(&OURS) {
+        return None;
+    }
+    assert!(first.len() == 7, "a part of our message changed: {m:?}");
+    let from = first[1];
+    let n = u32::from_be_bytes(first[2..6].try_into().expect("four bytes"));
+    assert_eq!(*m, ours(from, n), "a message arrived cut or mixed");
+    Some((from, n))
+}
+
+/// Deliveries seen, to catch one arriving twice or one never sent.
+#[derive(Default)]
+struct Ledger {
+    sent: std::collections::HashSet<(u8, u32)>,
+    seen: std::collections::HashSet<(u8, u32)>,
+}
+
+impl Ledger {
+    fn sent(&mut self, from: u8, n: u32) {
+        self.sent.insert((from, n));
+    }
+
+    fn delivered(&mut self, m: &Message) {
+        if let Some(key) = whose(m) {
+            assert!(self.sent.contains(&key), "a message never sent arrived");
+            assert!(self.seen.insert(key), "a message arrived twice");
+        }
+    }
+}
+
+fn one_way_frames(m: Message) -> Encoded {
+    m.encode(&FrameCodec::new(), Compression::None, |payload| {
+        Frame::Message { payload }
+    })
+    .expect("small messages encode")
+}
+
+fn request_frames(m: Message) -> Encoded {
+    m.encode(&FrameCodec::new(), Compression::None, |payload| {
+        Frame::Request { id: 0, payload }
+    })
+    .expect("small messages encode")
+}
+
+/// Checks a load-balancing sender's queues against its marks.
+fn check_send_bounds<P: Protocol>(h: &mut Harness, node: NodeId) {
+    let proto = h.node::<P>(node);
+    for (_, conn) in proto.conns().iter() {
+        assert!(conn.frames() <= SEND_BOUND, "a send queue past its mark");
+    }
+    assert!(
+        proto.parked().0 <= SEND_BOUND,
+        "the parking queue past its mark"
+    );
+}
+
+/// Push/Pull: two pushers, two pullers.
+pub fn pipeline(data: &[u8]) {
+    let mut input = Input(data);
+    let mut h = Harness::new();
+    let pushes = [
+        h.add(PushProto::new(&options())),
+        h.add(PushProto::new(&options())),
+    ];
+    let pulls = [
+        h.add(PullProto::new(&options())),
+        h.add(PullProto::new(&options())),
+    ];
+    let mut run = Links {
+        h,
+        links: Vec::new(),
+    };
+    let mut ledger = Ledger::default();
+    let mut next = 0u32;
+    let all = [pushes[0], pushes[1], pulls[0], pulls[1]];
+    while !input.is_empty() {
+        match input.pick(8) {
+            0 => {
+                let (push, pull) = (pushes[input.pick(2)], pulls[input.pick(2)]);
+                if input.byte() % 2 == 0 {
+                    run.connect(push, pull, input.byte() % 2 == 0);
+                } else {
+                    run.connect(pull, push, input.byte() % 2 == 0);
+                }
+            }
+            1 => run.cut(&mut input),
+            2 => {
+                let from = input.pick(2);
+                next += 1;
+                let frames = one_way_frames(ours(from as u8, next));
+                let offer = run.h.node::<PushProto>(pushes[from]).send(&frames);
+                if offer == crate::proto::outbox::Offer::Taken {
+                    ledger.sent(from as u8, next);
+                }
+            }
+            3 => run.h.run(),
+            4 => run.h.advance(input.duration()),
+            5 => run.stall(&mut input, &all),
+            6 => {
+                if let Some(link) = run.pick(&mut input) {
+                    let (head, last) = (input.head(), input.frame());
+                    if let Some(&pull) = pulls.iter().find(|&&p| run.h.conn_on(link, p).is_some()) {
+                        run.inject_message::<PullProto>(link, pull, head, last);
+                    } else if let Some(&push) =
+                        pushes.iter().find(|&&p| run.h.conn_on(link, p).is_some())
+                    {
+                        run.inject_message::<PushProto>(link, push, head, last);
+                    }
+                }
+            }
+            _ => {
+                let proto = run.h.node::<PullProto>(pulls[input.pick(2)]);
+                while let Some(m) = proto.take() {
+                    ledger.delivered(&m);
+                }
+            }
+        }
+        for &push in &pushes {
+            check_send_bounds::<PushProto>(&mut run.h, push);
+        }
+        for &pull in &pulls {
+            assert!(
+                run.h.node::<PullProto>(pull).longest_inbox() <= RECV_HWM,
+                "a puller's queue past its mark"
+            );
+        }
+    }
+}
+
+/// Dealer/Router: a requester and two dealers around a router, the dealers
+/// also driving a replier.
+pub fn routing(data: &[u8]) {
+    let mut input = Input(data);
+    let mut h = Harness::new();
+    let router = h.add(RouterProto::new(&options()));
+    let req = h.add(ReqProto::new(&options()));
+    let dealers = [
+        h.add(DealerProto::new(&options())),
+        h.add(DealerProto::new(&options())),
+    ];
+    let rep = h.add(RepProto::new(&options()));
+    let mut run = Links {
+        h,
+        links: Vec::new(),
+    };
+    let mut ledger = Ledger::default();
+    let mut next = 0u32;
+    let mut open: Vec<Key> = Vec::new();
+    let waker = Waker::noop();
+    let all = [router, req, dealers[0], dealers[1], rep];
+    while !input.is_empty() {
+        match input.pick(10) {
+            0 => {
+                let server = if input.byte() % 3 == 0 { rep } else { router };
+                let client = match input.pick(3) {
+                    0 if server == router => req,
+                    i => dealers[i % 2],
+                };
+                run.connect(client, server, input.byte() % 2 == 0);
+            }
+            1 => run.cut(&mut input),
+            2 => {
+                // The requester asks (single part, as a REQ does).
+                let due = run.h.now + input.duration();
+                let frame = encode(&Frame::Request {
+                    id: 0,
+                    payload: input.payload(),
+                });
+                let proto = run.h.node::<ReqProto>(req);
+                let key = proto.insert(due, waker.clone());
+                proto.dispatch(key, &frame);
+                open.push(key);
+            }
+            3 => {
+                let from = input.pick(2);
+                next += 1;
+                let frames = request_frames(ours(from as u8, next));
+                let offer = run.h.node::<DealerProto>(dealers[from]).send(&frames);
+                if offer == crate::proto::outbox::Offer::Taken {
+                    ledger.sent(from as u8, next);
+                }
+            }
+            4 => {
+                // The router answers what it took, or sends unprompted to
+                // an identity (known or not).
+                let answer = input.byte() % 2 == 0;
+                let proto = run.h.node::<RouterProto>(router);
+                let mut taken = Vec::new();
+                while let Some((route, m)) = proto.take() {
+                    ledger.delivered(&m);
+                    taken.push(route);
+                }
+                let mut routes = if answer { taken } else { Vec::new() };
+                routes.push(Route::to(format!("node-{}", input.pick(6))));
+                for route in routes {
+                    next += 1;
+                    let message = ours(2, next);
+                    let frames = match route.request() {
+                        Some((_, id)) => message
+                            .encode(&FrameCodec::new(), Compression::None, |payload| {
+                                Frame::Reply { id, payload }
+                            })
+                            .expect("small messages encode"),
+                        None => one_way_frames(message),
+                    };
+                    let status = run.h.node::<RouterProto>(router).send_to(&route, &frames);
+                    if status == crate::proto::router::RouteStatus::Queued {
+                        ledger.sent(2, next);
+                    }
+                }
+            }
+            5 => {
+                let proto = run.h.node::<RepProto>(rep);
+                while let Some(incoming) = proto.poll_delivery() {
+                    let m = Message::from_wire(incoming.head, incoming.payload.clone());
+                    ledger.delivered(&m);
+                    let reply = encode(&Frame::Reply {
+                        id: incoming.id,
+                        payload: incoming.payload,
+                    });
+                    let _ = proto.reply(incoming.conn, &reply);
+                }
+            }
+            6 => {
+                for &dealer in &dealers {
+                    let proto = run.h.node::<DealerProto>(dealer);
+                    while let Some(m) = proto.take() {
+                        // The router's messages are checked whole; a
+                        // replier's answer echoes one part of a dealer's.
+                        if m.first().get(1) == Some(&2) {
+                            ledger.delivered(&m);
+                        }
+                    }
+                }
+                let proto = run.h.node::<ReqProto>(req);
+                open.retain(|key| proto.poll_outcome(*key, waker).is_none());
+            }
+            7 => {
+                run.h.run();
+                run.h.advance(input.duration());
+            }
+            8 => run.stall(&mut input, &all),
+            _ => {
+                if let Some(link) = run.pick(&mut input) {
+                    let (head, last) = (input.head(), input.frame());
+                    let node = all[input.pick(all.len())];
+                    if run.h.conn_on(link, node).is_none() {
+                        continue;
+                    }
+                    match node {
+                        n if n == router => run.inject_message::<RouterProto>(link, n, head, last),
+                        n if n == req => run.inject_message::<ReqProto>(link, n, head, last),
+                        n if n == rep => run.inject_message::<RepProto>(link, n, head, last),
+                        n => run.inject_message::<DealerProto>(link, n, head, last),
+                    }
+                }
+            }
+        }
+        for &dealer in &dealers {
+            check_send_bounds::<DealerProto>(&mut run.h, dealer);
+            assert!(
+                run.h.node::<DealerProto>(dealer).longest_inbox() <= RECV_HWM,
+                "a dealer's queue past its mark"
+            );
+        }
+        let proto = run.h.node::<RouterProto>(router);
+        assert!(
+            proto.longest_inbox() <= RECV_HWM,
+            "a router's queue past its mark"
+        );
+        for (_, conn) in proto.conns().iter() {
+            assert!(
+                conn.frames() <= SEND_BOUND,
+                "a router's send queue past its mark"
+            );
+        }
+        assert!(
+            run.h.node::<RepProto>(rep).pending() <= RECV_HWM,
+            "a replier's queue past its mark"
+        );
+    }
+}
+
+/// PAIR: three pair sockets, connecting every way; each keeps one peer.
+pub fn pair(data: &[u8]) {
+    let mut input = Input(data);
+    let mut h = Harness::new();
+    let nodes: Vec<NodeId> = (0..3).map(|_| h.add(PairProto::new(&options()))).collect();
+    let mut run = Links {
+        h,
+        links: Vec::new(),
+    };
+    let mut ledger = Ledger::default();
+    let mut next = 0u32;
+    while !input.is_empty() {
+        match input.pick(8) {
+            0 => {
+                let a = nodes[input.pick(3)];
+                let b = nodes[input.pick(3)];
+                // A server refuses in the handshake while it has its peer.
+                if a != b && run.h.node::<PairProto>(b).admit().is_ok() {
+                    run.connect(a, b, input.byte() % 2 == 0);
+                }
+            }
+            1 => run.cut(&mut input),
+            2 => {
+                let from = input.pick(3);
+                next += 1;
+                let frames = one_way_frames(ours(from as u8, next));
+                if run.h.node::<PairProto>(nodes[from]).send(&frames)
+                    == crate::proto::outbox::Offer::Taken
+                {
+                    ledger.sent(from as u8, next);
+                }
+            }
+            3 => run.h.run(),
+            4 => run.h.advance(input.duration()),
+            5 => run.stall(&mut input, &nodes),
+            6 => {
+                if let Some(link) = run.pick(&mut input) {
+                    let node = nodes[input.pick(3)];
+                    if run.h.conn_on(link, node).is_some() {
+                        let (head, last) = (input.head(), input.frame());
+                        run.inject_message::<PairProto>(link, node, head, last);
+                    }
+                }
+            }
+            _ => {
+                for &node in &nodes {
+                    let proto = run.h.node::<PairProto>(node);
+                    while let Some(m) = proto.take() {
+                        ledger.delivered(&m);
+                    }
+                }
+            }
+        }
+        for &node in &nodes {
+            check_send_bounds::<PairProto>(&mut run.h, node);
+            assert!(
+                run.h.node::<PairProto>(node).longest_inbox() <= RECV_HWM,
+                "a pair's queue past its mark"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// A short run of each target over reproducible pseudo-random inputs:
@@ -471,13 +903,16 @@ mod tests {
     fn every_pattern_survives_random_operation_sequences() {
         let mut rng = crate::proto::backoff::XorShift::new(0x2545_F491_4F6C_DD1D);
         let mut next = || rng.next_u64();
-        for round in 0..300 {
+        for round in 0..600 {
             let len = 16 + (next() % 400) as usize;
             let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            match round % 3 {
+            match round % 6 {
                 0 => super::reqrep(&data),
                 1 => super::pubsub(&data),
-                _ => super::peer(&data),
+                2 => super::peer(&data),
+                3 => super::pipeline(&data),
+                4 => super::routing(&data),
+                _ => super::pair(&data),
             }
         }
     }

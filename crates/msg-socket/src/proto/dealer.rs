@@ -26,6 +26,12 @@ pub struct DealerProto {
 }
 
 impl DealerProto {
+    /// The longest queue of one connection's messages for the application.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn longest_inbox(&self) -> usize {
+        self.inbox.longest()
+    }
+
     /// Queues `message` (a request frame) on the next peer with room.
     pub(crate) fn send(&mut self, message: &Encoded) -> Offer {
         self.out.send(&mut self.conns, message)

@@ -92,6 +92,16 @@ impl<T> FairInbox<T> {
         self.queues.values().map(|q| q.items.len()).sum()
     }
 
+    /// The longest connection's queue.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn longest(&self) -> usize {
+        self.queues
+            .values()
+            .map(|q| q.items.len())
+            .max()
+            .unwrap_or(0)
+    }
+
     pub(crate) fn take_delivered(&mut self) -> bool {
         std::mem::take(&mut self.delivered)
     }

@@ -34,6 +34,12 @@ pub struct PairProto {
 }
 
 impl PairProto {
+    /// The longest queue of one connection's messages for the application.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn longest_inbox(&self) -> usize {
+        self.inbox.longest()
+    }
+
     /// Queues `message` for the peer, or parks it while there is none.
     pub(crate) fn send(&mut self, message: &Encoded) -> Offer {
         self.out.send(&mut self.conns, message)

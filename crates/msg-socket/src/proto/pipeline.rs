@@ -105,6 +105,12 @@ pub struct PullProto {
 }
 
 impl PullProto {
+    /// The longest queue of one connection's messages for the application.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn longest_inbox(&self) -> usize {
+        self.inbox.longest()
+    }
+
     /// The next message, from the peer whose turn it is.
     pub(crate) fn take(&mut self) -> Option<Message> {
         self.inbox.pop().map(|(_, m)| m)

@@ -52,6 +52,12 @@ pub struct RouterProto {
 }
 
 impl RouterProto {
+    /// The longest queue of one connection's messages for the application.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn longest_inbox(&self) -> usize {
+        self.inbox.longest()
+    }
+
     /// Queues `message` for the peer `route` names, if it is connected and
     /// its connection has room. `message` was encoded as a reply to the
     /// route's request, or as a plain message when it has none.
