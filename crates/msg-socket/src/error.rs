@@ -91,6 +91,12 @@ pub enum ReqError {
     /// The request could not be encoded (too large for the frame limit, say).
     #[error("could not encode the request")]
     Encode(#[source] WireError),
+    /// The reply has several parts, and the call returns one
+    /// ([`request`](crate::ReqSocket::request)): here it is, whole. Use
+    /// [`request_message`](crate::ReqSocket::request_message) to take any
+    /// reply.
+    #[error("the reply has {} parts; request_message takes multipart replies", .0.len())]
+    MultipartReply(crate::Message),
     /// The socket was closed.
     #[error("socket is closed")]
     Closed,
@@ -183,11 +189,6 @@ pub enum RouteError {
     /// request was lost.
     #[error("the request's connection is gone")]
     Departed,
-    /// The peer is a REQ socket, which takes single-part replies only, and
-    /// the message has several parts. Nothing was sent; the peer's
-    /// connection and its other requests are untouched.
-    #[error("a REQ peer takes single-part replies only")]
-    MultipartToReq,
     /// The peer's queue is at its high-water mark (`try_send_to` only;
     /// `send_to` waits).
     #[error("the peer's queue is full")]

@@ -30,6 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec};
 
+use crate::SocketOptions;
 use crate::message::{Encoded, Message};
 use crate::peer::PeerEvent;
 use crate::proto::Protocol;
@@ -45,7 +46,6 @@ use crate::proto::req::{Dispatch, ReqProto};
 use crate::proto::router::RouterProto;
 use crate::proto::subscribe::SubProto;
 use crate::router::Route;
-use crate::SocketOptions;
 
 /// The marks every fuzzed socket runs with: small, so they are reached.
 const SEND_HWM: usize = 4;

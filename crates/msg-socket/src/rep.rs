@@ -64,9 +64,9 @@ impl Request {
         self.payload
     }
 
-    /// Whether the request has more than one part. A [`ReqSocket`](crate::ReqSocket)
-    /// sends single-part requests; a [`DealerSocket`](crate::DealerSocket)
-    /// may send multipart ones, delivered whole.
+    /// Whether the request has more than one part (from
+    /// [`ReqSocket::request_message`](crate::ReqSocket::request_message) or
+    /// a [`DealerSocket`](crate::DealerSocket)); it is delivered whole.
     pub fn is_multipart(&self) -> bool {
         !self.head.is_empty()
     }
@@ -92,30 +92,45 @@ impl Request {
     /// (the requester got [`ReqError::ConnectionLost`](crate::ReqError::ConnectionLost));
     /// [`ReplyError::Encode`] when the reply is too large.
     pub async fn reply(self, payload: impl Into<Bytes>) -> Result<(), ReplyError> {
+        self.reply_message(Message::from(payload.into())).await
+    }
+
+    /// Sends a reply of one or more parts back to the requester, whole; as
+    /// [`reply`](Self::reply) otherwise. A [`ReqSocket`](crate::ReqSocket)
+    /// takes it with [`request_message`](crate::ReqSocket::request_message),
+    /// a [`DealerSocket`](crate::DealerSocket) as any message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`reply`](Self::reply); [`ReplyError::Encode`] also for more
+    /// than [`MAX_PARTS`](crate::MAX_PARTS) parts or a message over the
+    /// frame limit in all.
+    pub async fn reply_message(self, message: impl Into<Message>) -> Result<(), ReplyError> {
         let core = &self.shared.core;
-        let frame = core
-            .codec
-            .encode_parts(
-                &Frame::Reply {
-                    id: self.id,
-                    payload: payload.into(),
-                },
-                core.opts.wire.get_compression(),
-            )
+        let id = self.id;
+        let encoded = message
+            .into()
+            .encode(&core.codec, core.opts.wire.get_compression(), |payload| {
+                Frame::Reply { id, payload }
+            })
             .map_err(ReplyError::Encode)?;
         poll_fn(|cx| {
             if core.is_closing() {
                 return Poll::Ready(Err(ReplyError::Disconnected));
             }
-            self.shared
-                .with_state(|state| match state.proto.reply(self.conn, &frame) {
+            self.shared.with_state(|state| {
+                match state
+                    .proto
+                    .reply_parts(self.conn, &encoded.head, &encoded.last)
+                {
                     ReplyStatus::Queued => Poll::Ready(Ok(())),
                     ReplyStatus::Gone => Poll::Ready(Err(ReplyError::Disconnected)),
                     ReplyStatus::Full => {
                         state.wait_for_room(cx.waker());
                         Poll::Pending
                     }
-                })
+                }
+            })
         })
         .await
     }

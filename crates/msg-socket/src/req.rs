@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::driver::shared::Shared;
 use crate::error::ReqError;
+use crate::message::Message;
 use crate::proto::pending::Key;
 use crate::proto::req::{Dispatch, ReqProto};
 use crate::socket::Socket;
@@ -78,13 +79,16 @@ impl Socket<ReqProto> {
     ///   request was in flight; it was not re-sent.
     /// - [`ReqError::Encode`]: the payload is too large for the frame limit;
     ///   returned at once, nothing was sent.
+    /// - [`ReqError::MultipartReply`]: the reply has several parts (it is in
+    ///   the error, whole); [`request_message`](Self::request_message) takes
+    ///   any reply.
     /// - [`ReqError::Closed`]: the socket shut down while the request was
     ///   waiting. In practice a request never sees this: it borrows the
     ///   socket, and [`close`](Self::close) and drop take the socket by
     ///   value, so every request has ended before the socket can close.
     pub async fn request(&self, payload: impl Into<Bytes>) -> Result<Bytes, ReqError> {
         let timeout = self.shared.core.opts.request_timeout;
-        request(&self.shared, payload.into(), timeout).await
+        single(request(&self.shared, Message::from(payload.into()), timeout).await)
     }
 
     /// Like [`request`](Self::request), with its own deadline.
@@ -97,12 +101,63 @@ impl Socket<ReqProto> {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Bytes, ReqError> {
-        request(&self.shared, payload.into(), timeout).await
+        single(request(&self.shared, Message::from(payload.into()), timeout).await)
+    }
+
+    /// Sends a message of one or more parts and waits for the reply, of one
+    /// or more parts; both go whole or not at all.
+    ///
+    /// ```
+    /// # use msg_socket::{Message, RepSocket, ReqSocket};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut rep = RepSocket::new();
+    /// let endpoint = rep.bind("inproc://req-message-doc").await?;
+    /// tokio::spawn(async move {
+    ///     while let Some(request) = rep.recv().await {
+    ///         let mut answer = request.message();
+    ///         answer.push("seen");
+    ///         let _ = request.reply_message(answer).await;
+    ///     }
+    /// });
+    /// let req = ReqSocket::new();
+    /// req.connect(&endpoint.to_string())?;
+    /// let reply = req.request_message(["header", "body"]).await?;
+    /// assert_eq!(reply, Message::from_parts(["header", "body", "seen"]));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`request`](Self::request), but for
+    /// [`ReqError::MultipartReply`]; [`ReqError::Encode`] also for more than
+    /// [`MAX_PARTS`](crate::MAX_PARTS) parts or a message over the frame
+    /// limit in all.
+    pub async fn request_message(&self, message: impl Into<Message>) -> Result<Message, ReqError> {
+        let timeout = self.shared.core.opts.request_timeout;
+        request(&self.shared, message.into(), timeout).await
+    }
+
+    /// Like [`request_message`](Self::request_message), with its own
+    /// deadline.
+    ///
+    /// # Errors
+    ///
+    /// As for [`request_message`](Self::request_message).
+    pub async fn request_message_timeout(
+        &self,
+        message: impl Into<Message>,
+        timeout: Duration,
+    ) -> Result<Message, ReqError> {
+        request(&self.shared, message.into(), timeout).await
     }
 }
 
-/// Takes a request's entry out of the table when its future is dropped
-/// before it collected its outcome, so nothing leaks.
+/// The one part of a reply, for the single-part calls.
+fn single(reply: Result<Message, ReqError>) -> Result<Bytes, ReqError> {
+    reply?.into_single().map_err(ReqError::MultipartReply)
+}
+
 struct EntryGuard<'a> {
     shared: &'a Shared<ReqProto>,
     key: Option<Key>,
@@ -128,20 +183,18 @@ fn deadline(start: Instant, timeout: Duration) -> Instant {
 /// [`ReqSocket::request`].
 async fn request(
     shared: &Shared<ReqProto>,
-    payload: Bytes,
+    message: Message,
     timeout: Duration,
-) -> Result<Bytes, ReqError> {
+) -> Result<Message, ReqError> {
     let core = &shared.core;
     let started = Instant::now();
     let due = deadline(started, timeout).into_std();
     // Encoded (and compressed) outside the lock, with id 0: the protocol
     // stamps the request's id into a copy of the header when it queues it.
-    let frame = core
-        .codec
-        .encode_parts(
-            &Frame::Request { id: 0, payload },
-            core.opts.wire.get_compression(),
-        )
+    let encoded = message
+        .encode(&core.codec, core.opts.wire.get_compression(), |payload| {
+            Frame::Request { id: 0, payload }
+        })
         .map_err(ReqError::Encode)?;
     let mut guard = EntryGuard { shared, key: None };
     let mut queued = false;
@@ -152,7 +205,7 @@ async fn request(
                 .key
                 .get_or_insert_with(|| proto.insert(due, cx.waker().clone()));
             if !queued {
-                match proto.dispatch(key, &frame) {
+                match proto.dispatch_parts(key, &encoded.head, &encoded.last) {
                     Dispatch::Queued => queued = true,
                     Dispatch::Ended => {}
                     Dispatch::Waiting => {

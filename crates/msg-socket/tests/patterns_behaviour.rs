@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use msg_socket::{
-    DealerSocket, Message, PairSocket, PubSocket, PullSocket, PushSocket, ReqSocket, RouteError,
-    RouterSocket, SendError, SocketEvent, SocketOptions, SubSocket,
+    DealerSocket, Message, PairSocket, PubSocket, PullSocket, PushSocket, ReqError, ReqSocket,
+    RouteError, RouterSocket, SendError, SocketEvent, SocketOptions, SubSocket,
 };
 use msg_testkit::next_matching;
 
@@ -214,21 +214,33 @@ async fn a_router_says_why_a_message_cannot_go_and_the_peers_are_untouched() {
     ids.sort();
     assert_eq!(ids, ["dealer-1", "req-1"]);
 
-    // A REQ peer takes only single-part replies to its requests.
+    // A REQ peer takes only replies to its requests.
     let err = router.send_to("req-1", "unasked").await.unwrap_err();
     assert!(matches!(err, RouteError::NotARequest), "{err:?}");
+    // A multipart reply to a single-part request comes back whole, in the
+    // error; request_message takes multipart both ways.
     let asking = tokio::spawn(async move { (req.request("q").await, req) });
     let (route, question) = next(&mut router, "the request").await;
     assert_eq!(question, "q");
     assert_eq!(route.identity(), "req-1");
-    let err = router
+    router
         .send_to(&route, Message::from_parts(["two", "parts"]))
         .await
-        .unwrap_err();
-    assert!(matches!(err, RouteError::MultipartToReq), "{err:?}");
-    router.send_to(&route, "a").await.unwrap();
+        .unwrap();
     let (reply, req) = asking.await.unwrap();
-    assert_eq!(reply.unwrap(), "a", "the refusal left the connection alone");
+    match reply {
+        Err(ReqError::MultipartReply(m)) => assert_eq!(m, Message::from_parts(["two", "parts"])),
+        other => panic!("{other:?}"),
+    }
+    let asking = tokio::spawn(async move { (req.request_message(["q1", "q2"]).await, req) });
+    let (route, question) = next(&mut router, "the multipart request").await;
+    assert_eq!(question, Message::from_parts(["q1", "q2"]));
+    router
+        .send_to(&route, Message::from_parts(["a1", "a2", "a3"]))
+        .await
+        .unwrap();
+    let (reply, req) = asking.await.unwrap();
+    assert_eq!(reply.unwrap(), Message::from_parts(["a1", "a2", "a3"]));
 
     // A departed peer is unreachable, never a silent drop.
     drop(dealer);

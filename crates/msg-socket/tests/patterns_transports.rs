@@ -135,6 +135,20 @@ async fn dealer_and_req_through_router(s: Setup) {
         "{}",
         s.name
     );
+
+    // A REQ and a REP exchange multipart requests and replies.
+    let req = ReqSocket::with_options(s.client.clone()).unwrap();
+    req.connect(&rep_bound.to_string()).unwrap();
+    let asking = tokio::spawn(async move { req.request_message(["x", "y"]).await });
+    let request = tokio::time::timeout(WAIT, rep.recv())
+        .await
+        .expect("a request in time")
+        .expect("rep open");
+    let mut answer = request.message();
+    answer.push("z");
+    request.reply_message(answer).await.unwrap();
+    let reply = asking.await.unwrap().unwrap();
+    assert_eq!(reply, Message::from_parts(["x", "y", "z"]), "{}", s.name);
 }
 
 /// Two pairs talk both ways; a third is refused with the reason and the

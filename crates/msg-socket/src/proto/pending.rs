@@ -18,12 +18,11 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use crate::error::ReqError;
+use crate::message::Message;
 
 /// How a request ended: its reply, or why there is none.
-pub(crate) type Outcome = Result<Bytes, ReqError>;
+pub(crate) type Outcome = Result<Message, ReqError>;
 
 /// Where a request's entry lives: its slot in the table and the slot's
 /// generation when the request took it. Also the request's id on the wire
@@ -262,10 +261,15 @@ impl<W> Table<W> {
     /// request and returns its waiter, unless the request already ended
     /// (its slot may hold another request now, under another generation) or
     /// went to another connection: then the reply is ignored.
-    pub(crate) fn handle_reply(&mut self, id: u64, conn: u64, reply: Bytes) -> Option<W> {
+    pub(crate) fn handle_reply(
+        &mut self,
+        id: u64,
+        conn: u64,
+        reply: impl Into<Message>,
+    ) -> Option<W> {
         self.get(Key::from_id(id))
             .filter(|entry| entry.awaits(conn))
-            .and_then(|entry| entry.finish(Ok(reply)))
+            .and_then(|entry| entry.finish(Ok(reply.into())))
     }
 
     /// Connection `conn` is gone: fails every request waiting on it with
@@ -323,6 +327,7 @@ mod tests {
 
     use super::*;
     use crate::proto::backoff::XorShift;
+    use bytes::Bytes;
 
     const SEC: Duration = Duration::from_secs(1);
 
@@ -391,7 +396,7 @@ mod tests {
         // Collected in yet another order.
         shuffle(&mut order, 43);
         for &i in &order {
-            assert_eq!(ended(&mut table, keys[i]).unwrap(), format!("reply {i}"));
+            assert_eq!(ended(&mut table, keys[i]).unwrap(), *format!("reply {i}"));
         }
         assert_eq!(table.len(), 0);
     }

@@ -83,12 +83,28 @@ impl RepProto {
     }
 
     /// Queues `frame`, a reply, on `conn` if it has room under its marks.
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn reply(&mut self, conn: ConnId, frame: &EncodedFrame) -> ReplyStatus {
+        self.reply_parts(conn, &[], frame)
+    }
+
+    /// [`reply`](Self::reply) for a multipart reply: the `Part` frames of
+    /// every part but the last, queued together before `frame`.
+    pub(crate) fn reply_parts(
+        &mut self,
+        conn: ConnId,
+        head: &[EncodedFrame],
+        frame: &EncodedFrame,
+    ) -> ReplyStatus {
         if self.conns.get(conn).is_none_or(|c| c.is_closing()) {
             return ReplyStatus::Gone;
         }
-        if !self.conns.has_room(conn, frame.len()) {
+        let len = head.iter().map(EncodedFrame::len).sum::<usize>() + frame.len();
+        if !self.conns.has_room(conn, len) {
             return ReplyStatus::Full;
+        }
+        for part in head {
+            self.conns.push(conn, part.clone());
         }
         self.conns.push(conn, frame.clone());
         self.stats.msgs_sent += 1;
@@ -133,8 +149,7 @@ impl Protocol for RepProto {
         self.handle_message(now, conn, Vec::new(), frame)
     }
 
-    /// A DEALER may send multipart requests: they are delivered whole, and
-    /// answered with a single-part reply.
+    /// A multipart request (from a REQ or a DEALER) is delivered whole.
     fn handle_message(
         &mut self,
         _now: Instant,

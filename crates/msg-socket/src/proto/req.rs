@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use msg_wire::{EncodedFrame, Frame, Reason, SocketType};
 
 use crate::driver::conn::PeerInfo;
+use crate::message::Message;
 use crate::options::SocketOptions;
 use crate::proto::conns::{ConnId, ConnTable, SendLimits, fits};
 use crate::proto::pending::{Key, Outcome, Status, Table};
@@ -66,7 +67,19 @@ impl ReqProto {
     /// Queues the request's frame (encoded with id 0; the request's id is
     /// stamped in here) on the next connection, round-robin, that has room
     /// under its marks. Connections at their mark are skipped.
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn dispatch(&mut self, key: Key, frame: &EncodedFrame) -> Dispatch {
+        self.dispatch_parts(key, &[], frame)
+    }
+
+    /// [`dispatch`](Self::dispatch) for a multipart request: the `Part`
+    /// frames of every part but the last, queued together before `frame`.
+    pub(crate) fn dispatch_parts(
+        &mut self,
+        key: Key,
+        head: &[EncodedFrame],
+        frame: &EncodedFrame,
+    ) -> Dispatch {
         match self.requests.get(key) {
             Some(entry) if entry.timed_out() => return Dispatch::Ended,
             Some(_) => {}
@@ -75,14 +88,11 @@ impl ReqProto {
         let order = self.conns.order();
         let n = order.len();
         let limits = self.conns.limits();
+        let len = head.iter().map(EncodedFrame::len).sum::<usize>() + frame.len();
         let chosen = (0..n)
             .map(|i| order[(self.next + i) % n])
             .enumerate()
-            .find(|&(_, id)| {
-                self.conns
-                    .get(id)
-                    .is_some_and(|c| fits(c, limits, frame.len()))
-            });
+            .find(|&(_, id)| self.conns.get(id).is_some_and(|c| fits(c, limits, len)));
         let Some((offset, conn)) = chosen else {
             return Dispatch::Waiting;
         };
@@ -94,6 +104,9 @@ impl ReqProto {
         };
         self.next = (self.next + offset + 1) % n;
         self.requests.reassign(key, Some(conn));
+        for part in head {
+            self.conns.push(conn, part.clone());
+        }
         self.conns.push(conn, stamped);
         self.stats.msgs_sent += 1;
         Dispatch::Queued
@@ -152,8 +165,19 @@ impl Protocol for ReqProto {
         self.requests.handle_conn_lost(conn, &mut self.woken);
     }
 
-    fn handle_frame(&mut self, _now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
-        let Frame::Reply { id, payload } = frame else {
+    fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
+        self.handle_message(now, conn, Vec::new(), frame)
+    }
+
+    /// A reply of one or more parts, whole.
+    fn handle_message(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        head: Vec<Bytes>,
+        last: Frame,
+    ) -> Result<(), Violation> {
+        let Frame::Reply { id, payload } = last else {
             return Err((Reason::ProtocolError, "a REQ socket only accepts replies"));
         };
         self.stats.msgs_received += 1;
@@ -161,7 +185,8 @@ impl Protocol for ReqProto {
         // its slot has a new generation now, even if another request took
         // it), or from another connection than the one the request went
         // to, is ignored.
-        if let Some(waker) = self.requests.handle_reply(id, conn, payload) {
+        let reply = Message::from_wire(head, payload);
+        if let Some(waker) = self.requests.handle_reply(id, conn, reply) {
             self.woken.push(waker);
         }
         Ok(())

@@ -34,9 +34,6 @@ pub(crate) enum RouteStatus {
     /// The peer is a REQ socket and the request's connection is gone (the
     /// requester was told its request was lost).
     Departed,
-    /// The peer is a REQ socket, which takes single-part replies only, and
-    /// the message has several parts.
-    Multipart,
 }
 
 /// The ROUTER socket's state machine: the type parameter of
@@ -75,9 +72,6 @@ impl RouterProto {
                 None => return RouteStatus::NotARequest,
                 Some((from, _)) if from != conn => return RouteStatus::Departed,
                 Some(_) => {}
-            }
-            if !message.head.is_empty() {
-                return RouteStatus::Multipart;
             }
         }
         if c.is_closing() {

@@ -369,11 +369,15 @@ fn retry(h: &mut Harness, req: NodeId, key: Key, payload: &str) -> Dispatch {
 /// comparable).
 fn outcome(h: &mut Harness, req: NodeId, key: Key) -> Option<Result<Bytes, &'static str>> {
     let ended = h.node::<ReqProto>(req).poll_outcome(key, Waker::noop())?;
-    Some(ended.map_err(|e| match e {
-        ReqError::Timeout => "timeout",
-        ReqError::ConnectionLost => "connection lost",
-        _ => "other",
-    }))
+    Some(
+        ended
+            .map(|m| m.into_single().expect("a single-part reply"))
+            .map_err(|e| match e {
+                ReqError::Timeout => "timeout",
+                ReqError::ConnectionLost => "connection lost",
+                _ => "other",
+            }),
+    )
 }
 
 /// Answers every request waiting at `rep` with its payload and `suffix`;

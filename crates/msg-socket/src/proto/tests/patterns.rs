@@ -228,7 +228,7 @@ fn a_part_cut_off_by_a_lost_connection_is_never_delivered() {
 }
 
 #[test]
-fn a_rep_takes_a_dealers_multipart_request_whole_and_a_req_refuses_multipart() {
+fn rep_and_req_take_multipart_requests_and_replies_whole() {
     let mut h = Harness::new();
     let rep = h.add(RepProto::new(&options(100, 100)));
     let dealer = h.add(DealerProto::new(&options(100, 100)));
@@ -243,40 +243,38 @@ fn a_rep_takes_a_dealers_multipart_request_whole_and_a_req_refuses_multipart() {
     assert_eq!(got.payload, "parts");
     assert_eq!(got.size(), 8);
 
-    // A REQ takes single-part replies only (a ROUTER refuses to send it
-    // more); frames pushed past that check close the connection.
+    // A REQ takes a multipart reply whole, through a ROUTER.
     let router = h.add(RouterProto::new(&options(100, 100)));
     let req = h.add(ReqProto::new(&options(100, 100)));
-    let link = h.connect(req, router);
+    h.connect(req, router);
     h.run();
-    let conn = h.conn_of(link, router);
-    let reply = request(["a", "b"]);
-    for frame in reply.iter() {
-        h.node::<RouterProto>(router)
-            .conns_mut()
-            .push(conn, frame.clone());
-    }
-    h.run();
-    let closed = h.closed.last().expect("closed").clone();
-    assert_eq!(closed.by, req);
-    assert_eq!(closed.code, Reason::ProtocolError);
-    assert!(closed.text.contains("multipart"), "{}", closed.text);
-
-    let push = h.add(PushProto::new(&options(100, 100)));
-    let other = h.add(PushProto::new(&options(100, 100)));
-    // Two PUSH sockets would be refused at the handshake; here the frames
-    // alone say it.
-    let link = h.connect(other, push);
-    h.run();
-    let conn = h.conn_of(link, other);
-    h.node::<PushProto>(other)
-        .conns_mut()
-        .push(conn, one_way("x").last);
-    h.run();
-    assert_eq!(
-        h.closed.last().unwrap().text,
-        "a PUSH socket receives nothing"
+    let now = h.now;
+    let key = h.node::<ReqProto>(req).insert(
+        now + std::time::Duration::from_secs(5),
+        futures::task::noop_waker(),
     );
+    let asked = request(["q1", "q2"]);
+    h.node::<ReqProto>(req)
+        .dispatch_parts(key, &asked.head, &asked.last);
+    h.run();
+    let (route, question) = router_take(&mut h, router).pop().expect("the request");
+    assert_eq!(text(&question), "q1|q2");
+    let (_, id) = route.request().expect("a REQ's route");
+    let reply = Message::from_parts(["a", "b"])
+        .encode(&FrameCodec::new(), Compression::None, |payload| {
+            Frame::Reply { id, payload }
+        })
+        .unwrap();
+    assert_eq!(
+        h.node::<RouterProto>(router).send_to(&route, &reply),
+        RouteStatus::Queued
+    );
+    h.run();
+    let outcome = h
+        .node::<ReqProto>(req)
+        .poll_outcome(key, &futures::task::noop_waker());
+    assert_eq!(text(&outcome.unwrap().unwrap()), "a|b");
+    assert!(h.closed.is_empty(), "{:?}", h.closed);
 }
 
 #[test]
@@ -399,20 +397,6 @@ fn a_router_says_why_it_cannot_route_and_queues_nothing() {
     );
     let stale = Route::new(req_id.clone(), Some((u64::MAX, 1)));
     assert_eq!(r.send_to(&stale, &msg), RouteStatus::Departed);
-    // A REQ peer takes single-part replies only: a multipart answer to its
-    // request is refused here, its connection untouched.
-    let req_conn = r
-        .conns()
-        .iter()
-        .find(|(_, c)| c.peer.identity == req_id)
-        .map(|(id, _)| *id)
-        .expect("req connection");
-    let live = Route::new(req_id.clone(), Some((req_conn, 1)));
-    assert_eq!(
-        r.send_to(&live, &request(["a", "b"])),
-        RouteStatus::Multipart
-    );
-    assert_eq!(r.send_to(&live, &msg), RouteStatus::Queued);
 
     // A dealer takes unprompted messages, up to its connection's mark.
     h.stall(dealer_link, dealer, true);
