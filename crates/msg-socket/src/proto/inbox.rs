@@ -87,7 +87,7 @@ impl<T> FairInbox<T> {
     }
 
     /// Messages waiting, over all connections.
-    #[cfg(any(test, fuzzing))]
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.queues.values().map(|q| q.items.len()).sum()
     }

@@ -117,7 +117,7 @@ impl PullProto {
     }
 
     /// Messages waiting for the application.
-    #[cfg(any(test, fuzzing))]
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.inbox.len()
     }
