@@ -4,6 +4,7 @@ use bytes::Bytes;
 use msg_wire::Frame;
 
 use crate::error::PublishError;
+use crate::message::Message;
 use crate::proto::publish::PubProto;
 use crate::socket::Socket;
 
@@ -118,6 +119,59 @@ impl Socket<PubProto> {
             )
             .map_err(PublishError::Encode)?;
         Ok(self.shared.with(|proto| proto.publish(&topic, &encoded)))
+    }
+
+    /// Publishes a message of one or more parts under `topic`: each
+    /// subscriber gets all of it or, at its high-water mark, none of it
+    /// (counted as one drop). As [`publish`](Self::publish) otherwise; the
+    /// subscriber sees [`PubMessage::message`](crate::PubMessage::message).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use msg_socket::{Message, PubSocket, SubSocket};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let publisher = PubSocket::new();
+    /// let endpoint = publisher.bind("inproc://publish-message-doc").await?;
+    /// let mut subscriber = SubSocket::new();
+    /// subscriber.subscribe("prices").await;
+    /// subscriber.connect(&endpoint.to_string())?;
+    /// publisher.wait_for_subscribers(1, Duration::from_secs(5)).await;
+    ///
+    /// publisher.publish_message("prices", ["EURUSD", "1.0842"])?;
+    /// let msg = subscriber.recv().await.expect("a message");
+    /// assert_eq!(msg.message(), Message::from_parts(["EURUSD", "1.0842"]));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`publish`](Self::publish); [`PublishError::Encode`] also for
+    /// more than [`MAX_PARTS`](crate::MAX_PARTS) parts or a message over
+    /// the frame limit in all.
+    pub fn publish_message(
+        &self,
+        topic: impl Into<Bytes>,
+        message: impl Into<Message>,
+    ) -> Result<usize, PublishError> {
+        let core = &self.shared.core;
+        if core.is_closing() {
+            return Err(PublishError::Closed);
+        }
+        let topic: Bytes = topic.into();
+        let encoded = message
+            .into()
+            .encode(&core.codec, core.opts.wire.get_compression(), |payload| {
+                Frame::Publish {
+                    topic: topic.clone(),
+                    seq: 0,
+                    payload,
+                }
+            })
+            .map_err(PublishError::Encode)?;
+        Ok(self
+            .shared
+            .with(|proto| proto.publish_parts(&topic, &encoded.head, &encoded.last)))
     }
 
     /// Waits until at least `n` connected subscribers have sent at least one

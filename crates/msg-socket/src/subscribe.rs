@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 use crate::driver::conn::PeerInfo;
+use crate::message::Message;
 use crate::proto::subscribe::SubProto;
 use crate::socket::Socket;
 
@@ -65,15 +66,24 @@ pub type SubSocket = Socket<SubProto>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PubMessage {
     topic: Bytes,
+    /// The parts before the payload, for a multipart publication.
+    head: Vec<Bytes>,
     payload: Bytes,
     seq: u64,
     publisher: Arc<PeerInfo>,
 }
 
 impl PubMessage {
-    pub(crate) fn new(topic: Bytes, payload: Bytes, seq: u64, publisher: Arc<PeerInfo>) -> Self {
+    pub(crate) fn new(
+        topic: Bytes,
+        head: Vec<Bytes>,
+        payload: Bytes,
+        seq: u64,
+        publisher: Arc<PeerInfo>,
+    ) -> Self {
         Self {
             topic,
+            head,
             payload,
             seq,
             publisher,
@@ -85,14 +95,38 @@ impl PubMessage {
         &self.topic
     }
 
-    /// The payload.
+    /// The payload: its only part, or the last part of a multipart
+    /// publication (see [`message`](Self::message)).
     pub fn payload(&self) -> &Bytes {
         &self.payload
     }
 
-    /// Takes the payload out.
+    /// Takes the payload out (the last part of a multipart publication).
     pub fn into_payload(self) -> Bytes {
         self.payload
+    }
+
+    /// Whether the publication has more than one part (from
+    /// [`PubSocket::publish_message`](crate::PubSocket::publish_message));
+    /// it is delivered whole.
+    pub fn is_multipart(&self) -> bool {
+        !self.head.is_empty()
+    }
+
+    /// Every part of the publication (the topic aside), as a [`Message`]
+    /// (the bytes are shared, not copied).
+    pub fn message(&self) -> Message {
+        Message::from_wire(self.head.clone(), self.payload.clone())
+    }
+
+    /// Takes every part out, as a [`Message`].
+    pub fn into_message(self) -> Message {
+        Message::from_wire(self.head, self.payload)
+    }
+
+    /// Payload bytes of every part.
+    pub(crate) fn size(&self) -> usize {
+        self.head.iter().map(Bytes::len).sum::<usize>() + self.payload.len()
     }
 
     /// Its number in the stream of messages its publisher sent this

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use msg_socket::{
-    DealerSocket, Message, PairSocket, PullSocket, PushSocket, RepSocket, ReqSocket, RouteError,
-    RouterSocket, SocketEvent,
+    DealerSocket, Message, PairSocket, PubSocket, PullSocket, PushSocket, RepSocket, ReqSocket,
+    RouteError, RouterSocket, SocketEvent, SubSocket,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -200,10 +200,32 @@ async fn pair_has_one_peer(s: Setup) {
     assert_eq!(next(&mut a, "the newcomer's message").await, "newcomer");
 }
 
+/// Multipart publications arrive whole, beside single-part ones, in
+/// sequence order.
+async fn multipart_publications(s: Setup) {
+    let publisher = PubSocket::with_options(s.server.clone()).unwrap();
+    let bound = publisher.bind(&s.bind).await.unwrap();
+    let mut sub = SubSocket::with_options(s.client.clone()).unwrap();
+    sub.subscribe("t").await;
+    sub.connect(&bound.to_string()).unwrap();
+    assert!(publisher.wait_for_subscribers(1, WAIT).await, "{}", s.name);
+    for n in 0..30 {
+        let queued = publisher.publish_message("t", numbered(n)).unwrap();
+        assert_eq!(queued, 1, "{}", s.name);
+    }
+    for n in 0..30u32 {
+        let got = next(&mut sub, "a publication").await;
+        assert_eq!(got.seq(), u64::from(n) + 1, "{}", s.name);
+        assert_eq!(got.is_multipart(), n % 3 == 0, "{}", s.name);
+        assert_eq!(got.into_message(), numbered(n), "{}: message {n}", s.name);
+    }
+}
+
 over_every_transport!(
     push_to_pull,
     dealer_and_req_through_router,
-    pair_has_one_peer
+    pair_has_one_peer,
+    multipart_publications
 );
 
 #[tokio::test]

@@ -258,6 +258,17 @@ impl<S> ConnTable<S> {
     /// Returns how many frames were queued.
     pub(crate) fn fan_out(
         &mut self,
+        f: impl FnMut(&mut Conn<S>, SendLimits) -> Option<EncodedFrame>,
+    ) -> usize {
+        self.fan_out_parts(&[], f)
+    }
+
+    /// [`fan_out`](Self::fan_out) for a multipart message: where `f` gives
+    /// back the frame of the last part, the `head` frames (the same for
+    /// every connection) are queued before it.
+    pub(crate) fn fan_out_parts(
+        &mut self,
+        head: &[EncodedFrame],
         mut f: impl FnMut(&mut Conn<S>, SendLimits) -> Option<EncodedFrame>,
     ) -> usize {
         let mut queued = 0;
@@ -266,6 +277,9 @@ impl<S> ConnTable<S> {
                 continue;
             }
             if let Some(frame) = f(conn, self.limits) {
+                for part in head {
+                    enqueue(conn, id, part.clone(), &mut self.wake);
+                }
                 queued += usize::from(enqueue(conn, id, frame, &mut self.wake));
             }
         }

@@ -62,15 +62,29 @@ impl PubProto {
     /// queue is at its high-water mark loses the message (counted in
     /// `dropped_hwm`) and sees the jump.
     pub(crate) fn publish(&mut self, topic: &[u8], encoded: &EncodedFrame) -> usize {
+        self.publish_parts(topic, &[], encoded)
+    }
+
+    /// [`publish`](Self::publish) for a multipart message: the `Part`
+    /// frames of every part but the last go before `encoded` (which carries
+    /// the topic and, once stamped, the sequence number) on each
+    /// subscriber's connection, or none of it does.
+    pub(crate) fn publish_parts(
+        &mut self,
+        topic: &[u8],
+        head: &[EncodedFrame],
+        encoded: &EncodedFrame,
+    ) -> usize {
         let headers = &mut self.headers;
         let stats = &mut self.stats;
-        let queued = self.conns.fan_out(|conn, limits| {
+        let head_len: usize = head.iter().map(EncodedFrame::len).sum();
+        let queued = self.conns.fan_out_parts(head, |conn, limits| {
             if !conn.state.topics.matches(topic) {
                 return None;
             }
             let frame = stamp(encoded, conn.state.seq + 1, headers)?;
             conn.state.seq += 1;
-            if fits(conn, limits, frame.len()) {
+            if fits(conn, limits, head_len + frame.len()) {
                 Some(frame)
             } else {
                 stats.dropped_hwm += 1;

@@ -92,7 +92,7 @@ impl SubProto {
     /// The next message for the application.
     pub(crate) fn poll_delivery(&mut self) -> Option<PubMessage> {
         let msg = self.inbox.pop_front()?;
-        self.inbox_bytes -= msg.payload().len();
+        self.inbox_bytes -= msg.size();
         Some(msg)
     }
 
@@ -159,12 +159,23 @@ impl Protocol for SubProto {
         self.conns.remove(conn);
     }
 
-    fn handle_frame(&mut self, _now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
+    fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
+        self.handle_message(now, conn, Vec::new(), frame)
+    }
+
+    /// A publication of one or more parts, whole.
+    fn handle_message(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        head: Vec<Bytes>,
+        last: Frame,
+    ) -> Result<(), Violation> {
         let Frame::Publish {
             topic,
             seq,
             payload,
-        } = frame
+        } = last
         else {
             return Err((
                 Reason::ProtocolError,
@@ -187,7 +198,7 @@ impl Protocol for SubProto {
         // A hostile publisher can claim any jump: the count saturates.
         self.stats.gaps = self.stats.gaps.saturating_add(gap(last, seq));
         self.stats.msgs_received += 1;
-        let size = payload.len();
+        let size = head.iter().map(Bytes::len).sum::<usize>() + payload.len();
         if !self
             .recv
             .admits(self.inbox.len(), self.inbox_bytes, Some(size))
@@ -195,7 +206,7 @@ impl Protocol for SubProto {
             self.stats.dropped_hwm += 1;
             return Ok(());
         }
-        let msg = PubMessage::new(topic, payload, seq, publisher.peer.clone());
+        let msg = PubMessage::new(topic, head, payload, seq, publisher.peer.clone());
         self.inbox_bytes += size;
         self.inbox.push_back(msg);
         self.delivered = true;

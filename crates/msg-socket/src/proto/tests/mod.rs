@@ -207,6 +207,64 @@ fn a_stalled_subscriber_loses_the_newest_past_the_mark_and_counts_the_gap() {
 }
 
 #[test]
+fn a_multipart_publication_reaches_each_subscriber_whole_or_not_at_all() {
+    let mut h = Harness::new();
+    let p = publisher(&mut h, 4);
+    let slow = subscriber(&mut h, 100, &[""]);
+    let fast = subscriber(&mut h, 100, &[""]);
+    let slow_link = h.connect(slow, p);
+    h.connect(fast, p);
+    h.run();
+    h.stall(slow_link, slow, true);
+    let queued: Vec<usize> = (0..3)
+        .map(|i| {
+            let encoded = crate::message::Message::from_parts([
+                "a".to_owned(),
+                "b".to_owned(),
+                format!("c{i}"),
+            ])
+            .encode(&FrameCodec::new(), Compression::None, |payload| {
+                Frame::Publish {
+                    topic: Bytes::from_static(b"t"),
+                    seq: 0,
+                    payload,
+                }
+            })
+            .unwrap();
+            let n = h
+                .node::<PubProto>(p)
+                .publish_parts(b"t", &encoded.head, &encoded.last);
+            h.run();
+            n
+        })
+        .collect();
+    // Three frames each: the slow queue (mark 4) takes two messages, then
+    // none of the third, counted as one drop.
+    assert_eq!(queued, [2, 2, 1]);
+    assert_eq!(h.node::<PubProto>(p).stats().dropped_hwm, 1);
+    let got = received(&mut h, fast);
+    let whole: Vec<_> = got.iter().map(|m| m.message().into_parts()).collect();
+    assert_eq!(whole.len(), 3);
+    for (i, parts) in whole.iter().enumerate() {
+        assert_eq!(
+            parts,
+            &[
+                Bytes::from("a"),
+                Bytes::from("b"),
+                Bytes::from(format!("c{i}"))
+            ]
+        );
+    }
+    assert!(got.iter().all(|m| m.is_multipart() && m.topic() == "t"));
+    h.stall(slow_link, slow, false);
+    h.run();
+    let got = received(&mut h, slow);
+    assert_eq!(seqs(&got), [1, 2]);
+    assert_eq!(got[1].payload(), "c1");
+    assert_eq!(got[1].message().len(), 3);
+}
+
+#[test]
 fn the_subscriber_drops_the_newest_past_its_own_mark() {
     let mut h = Harness::new();
     let p = publisher(&mut h, 100);
