@@ -24,9 +24,8 @@
 //! to its previous answer). That does not hold up here: a REQ request has a
 //! deadline (`request_timeout`, 10 s by default), so a worker idle for
 //! longer loses its pending "request" and with it the next task (the reply
-//! arrives late and is dropped); and `ReqSocket::request` carries one part,
-//! so the envelope could not travel as a part of its own. A DEALER worker
-//! has neither limit: the broker sends it a task whenever it likes, with
+//! arrives late and is dropped). A DEALER worker has no such limit: the
+//! broker sends it a task whenever it likes, with
 //! `Route::to(worker_identity)`, and the worker answers with a message of
 //! its own, as many parts as it needs.
 //!
