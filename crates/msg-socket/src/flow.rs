@@ -26,18 +26,18 @@ pub(crate) trait Balanced: Protocol {
         Frame::Message { payload }
     }
 
-    /// Queues `message` on a peer, or says it must wait.
-    fn offer(&mut self, message: &Encoded) -> Offer;
+    /// Queues `message` on a peer, or gives it back: it must wait.
+    fn offer(&mut self, message: Encoded) -> Offer;
 }
 
 impl Balanced for PushProto {
-    fn offer(&mut self, message: &Encoded) -> Offer {
+    fn offer(&mut self, message: Encoded) -> Offer {
         self.send(message)
     }
 }
 
 impl Balanced for PairProto {
-    fn offer(&mut self, message: &Encoded) -> Offer {
+    fn offer(&mut self, message: Encoded) -> Offer {
         self.send(message)
     }
 }
@@ -49,7 +49,7 @@ impl Balanced for DealerProto {
         Frame::Request { id: 0, payload }
     }
 
-    fn offer(&mut self, message: &Encoded) -> Offer {
+    fn offer(&mut self, message: Encoded) -> Offer {
         self.send(message)
     }
 }
@@ -70,14 +70,20 @@ pub(crate) async fn send<P: Balanced>(
     shared: &Shared<P>,
     message: Message,
 ) -> Result<(), SendError> {
-    let encoded = encode(shared, message)?;
+    // Moved into the pattern when it is taken, and handed back while it
+    // must wait.
+    let mut encoded = Some(encode(shared, message)?);
     poll_fn(|cx| {
         if shared.core.is_closing() {
             return Poll::Ready(Err(SendError::Closed));
         }
-        shared.with_state(|state| match state.proto.offer(&encoded) {
+        let Some(message) = encoded.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        shared.with_state(|state| match state.proto.offer(message) {
             Offer::Taken => Poll::Ready(Ok(())),
-            Offer::Full => {
+            Offer::Full(message) => {
+                encoded = Some(message);
                 state.wait_for_room(cx.waker());
                 Poll::Pending
             }
@@ -89,9 +95,9 @@ pub(crate) async fn send<P: Balanced>(
 /// Sends `message` if the pattern has room for it now.
 pub(crate) fn try_send<P: Balanced>(shared: &Shared<P>, message: Message) -> Result<(), SendError> {
     let encoded = encode(shared, message)?;
-    match shared.with(|proto| proto.offer(&encoded)) {
+    match shared.with(|proto| proto.offer(encoded)) {
         Offer::Taken => Ok(()),
-        Offer::Full => Err(SendError::Full),
+        Offer::Full(_) => Err(SendError::Full),
     }
 }
 

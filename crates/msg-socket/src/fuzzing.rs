@@ -639,7 +639,7 @@ pub fn pipeline(data: &[u8]) {
                 let from = input.pick(2);
                 next += 1;
                 let frames = one_way_frames(ours(from as u8, next));
-                let offer = run.h.node::<PushProto>(pushes[from]).send(&frames);
+                let offer = run.h.node::<PushProto>(pushes[from]).send(frames);
                 if offer == crate::proto::outbox::Offer::Taken {
                     ledger.sent(from as u8, next);
                 }
@@ -726,7 +726,7 @@ pub fn routing(data: &[u8]) {
                 let from = input.pick(2);
                 next += 1;
                 let frames = request_frames(ours(from as u8, next));
-                let offer = run.h.node::<DealerProto>(dealers[from]).send(&frames);
+                let offer = run.h.node::<DealerProto>(dealers[from]).send(frames);
                 if offer == crate::proto::outbox::Offer::Taken {
                     ledger.sent(from as u8, next);
                 }
@@ -858,7 +858,7 @@ pub fn pair(data: &[u8]) {
                 let from = input.pick(3);
                 next += 1;
                 let frames = one_way_frames(ours(from as u8, next));
-                if run.h.node::<PairProto>(nodes[from]).send(&frames)
+                if run.h.node::<PairProto>(nodes[from]).send(frames)
                     == crate::proto::outbox::Offer::Taken
                 {
                     ledger.sent(from as u8, next);

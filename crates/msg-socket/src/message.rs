@@ -1,8 +1,9 @@
 //! Messages of one or more parts, and how they go on the wire.
 
+use std::cell::RefCell;
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec, WireError};
 
 /// Most parts one message may have. A peer that sends more has its
@@ -155,7 +156,7 @@ impl Message {
     /// the last, and `last` made into the final frame (a request, reply or
     /// message) by `frame`.
     pub(crate) fn encode(
-        &self,
+        self,
         codec: &FrameCodec,
         compression: Compression,
         frame: impl FnOnce(Bytes) -> Frame,
@@ -174,23 +175,54 @@ impl Message {
                 max,
             });
         }
+        // The parts move into their frames: a one-part message costs no
+        // reference-count traffic here.
         let mut head = Vec::with_capacity(self.head.len());
-        for part in &self.head {
-            head.push(codec.encode_parts(
-                &Frame::Part {
-                    payload: part.clone(),
-                },
-                compression,
-            )?);
+        for payload in self.head {
+            head.push(encode_frame(codec, &Frame::Part { payload }, compression)?);
         }
-        let last = codec.encode_parts(&frame(self.last.clone()), compression)?;
+        let last = encode_frame(codec, &frame(self.last), compression)?;
         Ok(Encoded { head, last })
     }
 }
 
+/// Bytes of header space a thread takes at a time for the frames it
+/// encodes: one allocation serves dozens of headers. A header kept (a
+/// message parked, a frame queued) keeps its chunk alive, so chunks stay
+/// small.
+const HEADER_CHUNK: usize = 1024;
+
+/// A header of at most this many bytes takes what is left of the current
+/// chunk; a longer one (a long topic) starts a chunk of its own.
+const HEADER_ROOM: usize = 64;
+
+thread_local! {
+    /// The current header chunk of this thread.
+    static HEADERS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Encodes `frame` with its header in this thread's header chunk, not an
+/// allocation of its own.
+fn encode_frame(
+    codec: &FrameCodec,
+    frame: &Frame,
+    compression: Compression,
+) -> Result<EncodedFrame, WireError> {
+    HEADERS
+        .try_with(|chunk| {
+            let mut chunk = chunk.borrow_mut();
+            if chunk.capacity() < HEADER_ROOM {
+                *chunk = BytesMut::with_capacity(HEADER_CHUNK);
+            }
+            codec.encode_parts_in(frame, compression, &mut chunk)
+        })
+        // The thread is exiting and its chunk is gone.
+        .unwrap_or_else(|_| codec.encode_parts(frame, compression))
+}
+
 /// A message encoded for the wire: the frames of its parts, queued on one
 /// connection together.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Encoded {
     /// The `Part` frames of every part but the last.
     pub(crate) head: Vec<EncodedFrame>,
@@ -209,9 +241,9 @@ impl Encoded {
         self.head.iter().map(EncodedFrame::len).sum::<usize>() + self.last.len()
     }
 
-    /// Its frames in order, for a connection's queue.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &EncodedFrame> {
-        self.head.iter().chain(std::iter::once(&self.last))
+    /// Its frames in order, moved out.
+    pub(crate) fn into_frames(self) -> impl Iterator<Item = EncodedFrame> {
+        self.head.into_iter().chain(std::iter::once(self.last))
     }
 }
 
@@ -351,7 +383,13 @@ mod tests {
             })
             .unwrap();
         assert_eq!(e.frames(), 3);
-        assert_eq!(e.iter().map(|f| f.payload().len()).sum::<usize>(), 5);
+        assert_eq!(
+            e.clone()
+                .into_frames()
+                .map(|f| f.payload().len())
+                .sum::<usize>(),
+            5
+        );
         let too_big = Message::from_parts([vec![0u8; 60], vec![0u8; 60]]);
         assert!(matches!(
             too_big.encode(&codec, Compression::None, |payload| Frame::Message {

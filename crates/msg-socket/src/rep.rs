@@ -114,23 +114,25 @@ impl Request {
                 Frame::Reply { id, payload }
             })
             .map_err(ReplyError::Encode)?;
+        // Moved into the connection's queue once it has room.
+        let mut encoded = Some(encoded);
         poll_fn(|cx| {
             if core.is_closing() {
                 return Poll::Ready(Err(ReplyError::Disconnected));
             }
-            self.shared.with_state(|state| {
-                match state
-                    .proto
-                    .reply_parts(self.conn, &encoded.head, &encoded.last)
-                {
+            let Some(reply) = encoded.take() else {
+                return Poll::Ready(Ok(()));
+            };
+            self.shared
+                .with_state(|state| match state.proto.reply_message(self.conn, reply) {
                     ReplyStatus::Queued => Poll::Ready(Ok(())),
                     ReplyStatus::Gone => Poll::Ready(Err(ReplyError::Disconnected)),
-                    ReplyStatus::Full => {
+                    ReplyStatus::Full(reply) => {
+                        encoded = Some(reply);
                         state.wait_for_room(cx.waker());
                         Poll::Pending
                     }
-                }
-            })
+                })
         })
         .await
     }

@@ -33,7 +33,7 @@ impl DealerProto {
     }
 
     /// Queues `message` (a request frame) on the next peer with room.
-    pub(crate) fn send(&mut self, message: &Encoded) -> Offer {
+    pub(crate) fn send(&mut self, message: Encoded) -> Offer {
         self.out.send(&mut self.conns, message)
     }
 

@@ -13,8 +13,8 @@ pub(crate) enum Offer {
     /// Queued on a connection, or parked until one comes up.
     Taken,
     /// Every connection is at its mark (or the parking queue is full):
-    /// try again when room opens.
-    Full,
+    /// the message, back, to offer again when room opens.
+    Full(Encoded),
 }
 
 /// The sending half of a load-balancing pattern.
@@ -48,7 +48,7 @@ impl Outbox {
     /// under its marks. With no connection up at all it parks the message
     /// (up to the marks) for the first one to come up; with connections up
     /// but all full it is `Full`.
-    pub(crate) fn send<S>(&mut self, conns: &mut ConnTable<S>, message: &Encoded) -> Offer {
+    pub(crate) fn send<S>(&mut self, conns: &mut ConnTable<S>, message: Encoded) -> Offer {
         if !self.parked.is_empty() || !has_live(conns) {
             return self.park(conns, message);
         }
@@ -63,7 +63,7 @@ impl Outbox {
                     .is_some_and(|c| fits(c, self.limits, message.len()))
             });
         let Some((offset, id)) = chosen else {
-            return Offer::Full;
+            return Offer::Full(message);
         };
         self.next = (self.next + offset + 1) % n;
         queue(conns, id, message);
@@ -73,7 +73,7 @@ impl Outbox {
 
     /// Parks `message` while no connection is up, if the parking queue has
     /// room under the marks (one message always fits an empty queue).
-    fn park<S>(&mut self, conns: &mut ConnTable<S>, message: &Encoded) -> Offer {
+    fn park<S>(&mut self, conns: &mut ConnTable<S>, message: Encoded) -> Offer {
         // A connection came up since the last message was parked: move the
         // parked ones over first, in order.
         self.flush(conns);
@@ -84,11 +84,11 @@ impl Outbox {
             && (self.parked_bytes == 0
                 || self.parked_bytes.saturating_add(message.len()) <= self.limits.bytes);
         if !fits {
-            return Offer::Full;
+            return Offer::Full(message);
         }
         self.parked_frames += message.frames();
         self.parked_bytes += message.len();
-        self.parked.push_back(message.clone());
+        self.parked.push_back(message);
         Offer::Taken
     }
 
@@ -114,7 +114,7 @@ impl Outbox {
             };
             self.parked_frames -= message.frames();
             self.parked_bytes -= message.len();
-            queue(conns, id, &message);
+            queue(conns, id, message);
             self.sent += 1;
         }
     }
@@ -131,8 +131,8 @@ fn has_live<S>(conns: &ConnTable<S>) -> bool {
 }
 
 /// Queues every frame of `message` on `id`, together.
-pub(crate) fn queue<S>(conns: &mut ConnTable<S>, id: ConnId, message: &Encoded) {
-    for frame in message.iter() {
-        conns.push(id, frame.clone());
+pub(crate) fn queue<S>(conns: &mut ConnTable<S>, id: ConnId, message: Encoded) {
+    for frame in message.into_frames() {
+        conns.push(id, frame);
     }
 }

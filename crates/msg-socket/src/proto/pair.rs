@@ -41,7 +41,7 @@ impl PairProto {
     }
 
     /// Queues `message` for the peer, or parks it while there is none.
-    pub(crate) fn send(&mut self, message: &Encoded) -> Offer {
+    pub(crate) fn send(&mut self, message: Encoded) -> Offer {
         self.out.send(&mut self.conns, message)
     }
 

@@ -26,7 +26,7 @@ pub struct PushProto {
 
 impl PushProto {
     /// Queues `message` on the next peer with room (see [`Outbox::send`]).
-    pub(crate) fn send(&mut self, message: &Encoded) -> Offer {
+    pub(crate) fn send(&mut self, message: Encoded) -> Offer {
         self.out.send(&mut self.conns, message)
     }
 }

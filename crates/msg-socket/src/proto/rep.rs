@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use msg_wire::{EncodedFrame, Frame, Reason, SocketType};
+use msg_wire::{Frame, Reason, SocketType};
 
 use crate::driver::conn::PeerInfo;
+use crate::message::Encoded;
 use crate::options::SocketOptions;
 use crate::proto::conns::{ConnId, ConnTable, RecvLimits, SendLimits};
 use crate::proto::{ProtoStats, Protocol, Violation, Wake};
@@ -38,8 +39,9 @@ impl Incoming {
 pub(crate) enum ReplyStatus {
     /// Queued on the request's connection.
     Queued,
-    /// The connection is at its mark: try again when room opens.
-    Full,
+    /// The connection is at its mark: the reply, back, to offer again when
+    /// room opens.
+    Full(Encoded),
     /// The connection is gone.
     Gone,
 }
@@ -84,29 +86,29 @@ impl RepProto {
 
     /// Queues `frame`, a reply, on `conn` if it has room under its marks.
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn reply(&mut self, conn: ConnId, frame: &EncodedFrame) -> ReplyStatus {
-        self.reply_parts(conn, &[], frame)
+    pub(crate) fn reply(&mut self, conn: ConnId, frame: &msg_wire::EncodedFrame) -> ReplyStatus {
+        self.reply_message(
+            conn,
+            Encoded {
+                head: Vec::new(),
+                last: frame.clone(),
+            },
+        )
     }
 
-    /// [`reply`](Self::reply) for a multipart reply: the `Part` frames of
-    /// every part but the last, queued together before `frame`.
-    pub(crate) fn reply_parts(
-        &mut self,
-        conn: ConnId,
-        head: &[EncodedFrame],
-        frame: &EncodedFrame,
-    ) -> ReplyStatus {
+    /// [`reply`](Self::reply) for a reply of one or more parts, moved in:
+    /// the `Part` frames of every part but the last are queued together
+    /// before the last.
+    pub(crate) fn reply_message(&mut self, conn: ConnId, reply: Encoded) -> ReplyStatus {
         if self.conns.get(conn).is_none_or(|c| c.is_closing()) {
             return ReplyStatus::Gone;
         }
-        let len = head.iter().map(EncodedFrame::len).sum::<usize>() + frame.len();
-        if !self.conns.has_room(conn, len) {
-            return ReplyStatus::Full;
+        if !self.conns.has_room(conn, reply.len()) {
+            return ReplyStatus::Full(reply);
         }
-        for part in head {
-            self.conns.push(conn, part.clone());
+        for frame in reply.into_frames() {
+            self.conns.push(conn, frame);
         }
-        self.conns.push(conn, frame.clone());
         self.stats.msgs_sent += 1;
         ReplyStatus::Queued
     }

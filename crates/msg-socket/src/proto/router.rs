@@ -80,7 +80,7 @@ impl RouterProto {
         if !fits(c, self.conns.limits(), message.len()) {
             return RouteStatus::Full;
         }
-        queue(&mut self.conns, conn, message);
+        queue(&mut self.conns, conn, message.clone());
         self.sent += 1;
         RouteStatus::Queued
     }
