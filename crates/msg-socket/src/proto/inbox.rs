@@ -17,6 +17,10 @@ use crate::proto::conns::{ConnId, IdMap, RecvLimits};
 struct Queue<T> {
     items: VecDeque<(T, usize)>,
     bytes: usize,
+    /// The connection is gone: the queue goes once drained. A live
+    /// connection keeps its queue, and its allocation, while it empties
+    /// and fills again.
+    gone: bool,
 }
 
 /// Messages waiting for the application, queued per connection.
@@ -51,6 +55,7 @@ impl<T> FairInbox<T> {
         let queue = self.queues.entry(conn).or_insert_with(|| Queue {
             items: VecDeque::new(),
             bytes: 0,
+            gone: false,
         });
         if queue.items.is_empty() {
             self.turn.push_back(conn);
@@ -67,14 +72,32 @@ impl<T> FairInbox<T> {
         let queue = self.queues.get_mut(&conn)?;
         let (item, size) = queue.items.pop_front()?;
         queue.bytes -= size;
-        if queue.items.is_empty() {
+        if !queue.items.is_empty() {
+            self.turn.push_back(conn);
+        } else if queue.gone {
             // A connection that is gone leaves nothing behind once drained.
             self.queues.remove(&conn);
-        } else {
-            self.turn.push_back(conn);
         }
         self.readable = true;
         Some((conn, item))
+    }
+
+    /// Connection `conn` is gone: what it delivered stays to be taken, and
+    /// its queue goes once empty.
+    pub(crate) fn conn_down(&mut self, conn: ConnId) {
+        if let Some(queue) = self.queues.get_mut(&conn) {
+            if queue.items.is_empty() {
+                self.queues.remove(&conn);
+            } else {
+                queue.gone = true;
+            }
+        }
+    }
+
+    /// Connections with a queue (waiting messages, or live).
+    #[cfg(test)]
+    pub(crate) fn queues(&self) -> usize {
+        self.queues.len()
     }
 
     /// Whether `conn` may hand over a message of `next` bytes (`None`:
@@ -147,6 +170,25 @@ mod tests {
         inbox.pop();
         assert!(inbox.take_readable());
         assert!(inbox.admits(1, Some(1)));
+    }
+
+    #[test]
+    fn a_gone_connection_leaves_nothing_behind_once_drained() {
+        let mut inbox = inbox();
+        inbox.push(1, 10, 1);
+        inbox.push(1, 11, 1);
+        inbox.push(2, 20, 1);
+        // Drained but live: the queue stays for the next message.
+        assert_eq!(inbox.pop(), Some((1, 10)));
+        assert_eq!(inbox.pop(), Some((2, 20)));
+        assert_eq!(inbox.queues(), 2);
+        inbox.conn_down(2);
+        assert_eq!(inbox.queues(), 1, "an empty queue goes at once");
+        inbox.conn_down(1);
+        assert_eq!(inbox.queues(), 1, "a queue with messages stays");
+        assert_eq!(inbox.pop(), Some((1, 11)), "and they can still be taken");
+        assert_eq!(inbox.queues(), 0);
+        assert_eq!(inbox.pop(), None);
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl Protocol for PairProto {
 
     fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
         self.conns.remove(conn);
+        self.inbox.conn_down(conn);
         if self.peer == Some(conn) {
             self.peer = None;
         }

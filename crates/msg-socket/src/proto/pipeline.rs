@@ -163,6 +163,7 @@ impl Protocol for PullProto {
     /// Messages that arrived on the connection stay for the application.
     fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
         self.conns.remove(conn);
+        self.inbox.conn_down(conn);
     }
 
     fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {

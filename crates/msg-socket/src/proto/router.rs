@@ -132,6 +132,7 @@ impl Protocol for RouterProto {
     }
 
     fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
+        self.inbox.conn_down(conn);
         let Some(gone) = self.conns.remove(conn) else {
             return;
         };
