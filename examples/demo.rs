@@ -1,5 +1,7 @@
-//! The README demo: msg's sockets doing their main jobs in one process,
-//! explained as they go.
+//! msg's sockets doing their main jobs in one process, explained as they go:
+//! request/reply on three transports, many requests in flight, a server
+//! restart, a slow subscriber. (`msg demo`, the README's tour, is the
+//! command-line tool's; this is library code.)
 //!
 //! Run with `cargo run --example demo`.
 

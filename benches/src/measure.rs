@@ -61,13 +61,13 @@ impl fmt::Display for Transport {
 
 /// Where the two ends of a row run: the runtime shape.
 ///
-/// The current-thread shape is the comparison's original one; the
+/// The current-thread shape places each end on a thread of its own; the
 /// multi-thread shape is what most applications run (`#[tokio::main]`, both
 /// ends in one process); the processes shape is how two services are
 /// deployed. Ratios are only taken between rows of the same shape, except
 /// that the libzmq rows, which bring their own threads, are the reference
-/// for every shape (and are themselves compared with the current-thread
-/// tokio rows, as before the shapes existed).
+/// for every shape (and their own ratios are to the current-thread tokio
+/// rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Shape {

@@ -4,6 +4,7 @@
 mod common;
 
 mod bench_summaries;
+mod book_transcripts;
 mod demo_tour;
 mod errors_are_one_line;
 mod pubsub_delivers;

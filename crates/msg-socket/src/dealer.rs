@@ -25,8 +25,9 @@ use crate::socket::Socket;
 /// identity and can send it messages at any time), to a
 /// [`RepSocket`](crate::RepSocket) (which answers each message as a
 /// request: a multipart one arrives whole, see
-/// [`Request::message`](crate::Request::message), and its reply has one
-/// part), and to another DEALER.
+/// [`Request::message`](crate::Request::message), and the reply may have
+/// several parts, see [`Request::reply_message`](crate::Request::reply_message)),
+/// and to another DEALER.
 ///
 /// # High-water marks
 ///

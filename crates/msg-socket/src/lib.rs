@@ -17,7 +17,9 @@
 //!
 //! A [`Message`] has one part or several ([`MAX_PARTS`] at most, all within
 //! the frame limit), sent and delivered whole: on Push/Pull, Dealer/Router,
-//! Pair, and a Dealer's requests to a Rep.
+//! Pair, Req/Rep ([`ReqSocket::request_message`],
+//! [`Request::reply_message`]) and Pub/Sub
+//! ([`PubSocket::publish_message`]).
 //!
 //! Any socket can [`bind`](ReqSocket::bind) or [`connect`](ReqSocket::connect),
 //! to several endpoints at once, by endpoint string (`tcp://`, `ipc://`,
