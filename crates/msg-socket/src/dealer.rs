@@ -39,6 +39,10 @@ use crate::socket::Socket;
 /// [`recv_hwm`](crate::SocketOptions::recv_hwm) messages wait, then that
 /// connection is held back.
 ///
+/// Like [`PushSocket`](crate::PushSocket), it is a [`futures::Sink`] of
+/// anything that makes a [`Message`](crate::Message), waiting for room in
+/// `poll_ready`.
+///
 /// ```
 /// use futures::StreamExt;
 /// use msg_socket::{DealerSocket, RepSocket};
@@ -100,3 +104,5 @@ impl Stream for Socket<DealerProto> {
         flow::poll_recv(&self.shared, cx)
     }
 }
+
+flow::balanced_sink!(DealerProto);

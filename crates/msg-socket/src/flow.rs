@@ -101,6 +101,93 @@ pub(crate) fn try_send<P: Balanced>(shared: &Shared<P>, message: Message) -> Res
     }
 }
 
+/// `Sink::start_send`: queues `message` at once if there is room, and
+/// otherwise keeps it in `unsent` for [`poll_unsent`] (that is, for the
+/// sink's next `poll_ready` or `poll_flush`).
+pub(crate) fn start_send<P: Balanced>(
+    shared: &Shared<P>,
+    unsent: &mut Option<Encoded>,
+    message: Message,
+) -> Result<(), SendError> {
+    if unsent.is_some() {
+        // `poll_ready` was not called, or did not say ready: the sink has
+        // no room for a second message, and the first stays.
+        return Err(SendError::Full);
+    }
+    let encoded = encode(shared, message)?;
+    if let Offer::Full(encoded) = shared.with(|proto| proto.offer(encoded)) {
+        *unsent = Some(encoded);
+    }
+    Ok(())
+}
+
+/// `Sink::poll_ready` and `Sink::poll_flush`: offers the message
+/// [`start_send`] kept, waiting for room like [`send`].
+pub(crate) fn poll_unsent<P: Balanced>(
+    shared: &Shared<P>,
+    unsent: &mut Option<Encoded>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), SendError>> {
+    let Some(message) = unsent.take() else {
+        return Poll::Ready(Ok(()));
+    };
+    if shared.core.is_closing() {
+        *unsent = Some(message);
+        return Poll::Ready(Err(SendError::Closed));
+    }
+    shared.with_state(|state| match state.proto.offer(message) {
+        Offer::Taken => Poll::Ready(Ok(())),
+        Offer::Full(message) => {
+            *unsent = Some(message);
+            state.wait_for_room(cx.waker());
+            Poll::Pending
+        }
+    })
+}
+
+/// `futures::Sink` for the sockets that send to one peer of their choosing
+/// ([`Balanced`]): messages of any type that makes a [`Message`].
+macro_rules! balanced_sink {
+    ($proto:ty) => {
+        impl<M: Into<$crate::message::Message>> futures::Sink<M>
+            for $crate::socket::Socket<$proto>
+        {
+            type Error = $crate::error::SendError;
+
+            fn poll_ready(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                let this = self.get_mut();
+                $crate::flow::poll_unsent(&this.shared, &mut this.unsent, cx)
+            }
+
+            fn start_send(self: std::pin::Pin<&mut Self>, item: M) -> Result<(), Self::Error> {
+                let this = self.get_mut();
+                $crate::flow::start_send(&this.shared, &mut this.unsent, item.into())
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                let this = self.get_mut();
+                $crate::flow::poll_unsent(&this.shared, &mut this.unsent, cx)
+            }
+
+            /// Flushes; the socket stays open (see `close`).
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                let this = self.get_mut();
+                $crate::flow::poll_unsent(&this.shared, &mut this.unsent, cx)
+            }
+        }
+    };
+}
+pub(crate) use balanced_sink;
+
 /// A pattern that delivers what arrives to the application.
 pub(crate) trait Inbound: Protocol {
     /// What the application receives.

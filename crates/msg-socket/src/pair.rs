@@ -37,6 +37,10 @@ use crate::socket::Socket;
 /// application, then the connection is held back (backpressure). Nothing is
 /// dropped; what was queued on a connection that breaks is lost with it.
 ///
+/// Like [`PushSocket`](crate::PushSocket), it is a [`futures::Sink`] of
+/// anything that makes a [`Message`](crate::Message), waiting for room in
+/// `poll_ready`.
+///
 /// ```
 /// use futures::StreamExt;
 /// use msg_socket::PairSocket;
@@ -95,3 +99,5 @@ impl Stream for Socket<PairProto> {
         flow::poll_recv(&self.shared, cx)
     }
 }
+
+flow::balanced_sink!(PairProto);

@@ -37,6 +37,12 @@ use crate::socket::Socket;
 /// [`close`](Self::close) lingers to deliver what is queued, including what
 /// waits for a first peer, and reports what it could not.
 ///
+/// It is also a [`futures::Sink`] of anything that makes a [`Message`], so
+/// `stream.forward(&mut push)` moves a whole stream: `poll_ready` waits for
+/// room as [`send`](Self::send) does, and a flush returns once every message
+/// is queued (not yet written; [`close`](Self::close) reports what a message
+/// the sink still held did not get).
+///
 /// ```
 /// use futures::StreamExt;
 /// use msg_socket::{PullSocket, PushSocket};
@@ -115,3 +121,5 @@ impl Stream for Socket<PullProto> {
         flow::poll_recv(&self.shared, cx)
     }
 }
+
+flow::balanced_sink!(PushProto);

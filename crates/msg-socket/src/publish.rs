@@ -1,6 +1,10 @@
 //! The publishing side of publish/subscribe.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
+use futures::Sink;
 use msg_wire::Frame;
 
 use crate::error::PublishError;
@@ -196,5 +200,46 @@ impl Socket<PubProto> {
     /// Connected subscribers with at least one subscription.
     pub fn subscribers(&self) -> usize {
         self.shared.with(|proto| proto.subscribers())
+    }
+}
+
+/// Publishes `(topic, message)` pairs: what [`publish_message`](Socket::publish_message)
+/// does, as a `futures::Sink`. It never waits, as publishing never does: a
+/// subscriber at its high-water mark misses the message (counted in
+/// [`SocketStats::dropped_hwm`](crate::SocketStats::dropped_hwm)), and
+/// flushing has nothing to wait for.
+impl<T, M> Sink<(T, M)> for Socket<PubProto>
+where
+    T: Into<Bytes>,
+    M: Into<Message>,
+{
+    type Error = PublishError;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(self.open())
+    }
+
+    fn start_send(self: Pin<&mut Self>, (topic, message): (T, M)) -> Result<(), Self::Error> {
+        self.publish_message(topic, message).map(|_| ())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(self.open())
+    }
+
+    /// Flushes; the socket stays open (see [`close`](Socket::close)).
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(self.open())
+    }
+}
+
+impl Socket<PubProto> {
+    /// `Ok` while the socket is open.
+    fn open(&self) -> Result<(), PublishError> {
+        if self.shared.core.is_closing() {
+            Err(PublishError::Closed)
+        } else {
+            Ok(())
+        }
     }
 }

@@ -13,6 +13,7 @@ use msg_transport::{Endpoint, Transport};
 use crate::driver::core::Core;
 use crate::driver::shared::Shared;
 use crate::error::SocketError;
+use crate::message::Encoded;
 use crate::monitor::{SocketEvents, SocketStats};
 use crate::options::SocketOptions;
 use crate::proto::Protocol;
@@ -52,6 +53,9 @@ pub(crate) fn active_peers(core: &Core) -> usize {
 #[derive(Debug)]
 pub struct Socket<P: Protocol> {
     pub(crate) shared: Arc<Shared<P>>,
+    /// A message handed to the socket's `Sink::start_send` that had no room
+    /// yet: offered again by `poll_ready` and `poll_flush`.
+    pub(crate) unsent: Option<Encoded>,
 }
 
 impl<P: Protocol> Socket<P> {
@@ -71,6 +75,7 @@ impl<P: Protocol> Socket<P> {
         let core = Core::new(P::SOCKET_TYPE, options)?;
         Ok(Self {
             shared: Shared::new(core, proto),
+            unsent: None,
         })
     }
 
@@ -187,8 +192,16 @@ impl<P: Protocol> Socket<P> {
     /// was written, up to the transport's linger time
     /// (`QuicOptions::linger`), and the connection has drained: about 80 ms
     /// on loopback. Closing waits for that too.
-    pub async fn close(self, linger: Duration) -> CloseReport {
-        close_shared(&self.shared, linger).await
+    ///
+    /// A message given to the socket's `Sink` that was still waiting for
+    /// room (not flushed) counts as undelivered too.
+    pub async fn close(mut self, linger: Duration) -> CloseReport {
+        let mut report = close_shared(&self.shared, linger).await;
+        if let Some(unsent) = self.unsent.take() {
+            report.undelivered_frames += unsent.frames();
+            report.undelivered_bytes += unsent.len();
+        }
+        report
     }
 }
 

@@ -47,4 +47,5 @@ mod reqrep_serve;
 mod reqrep_stats;
 mod reqrep_timeouts;
 mod reqrep_topology;
+mod sinks;
 mod smoke_transports;
