@@ -41,7 +41,7 @@ use crate::error::{ReliableError, StorageError};
 use crate::link::{Link, LinkEvent};
 use crate::options::{AckMode, ReliableOptions};
 use crate::peer::PeerId;
-use crate::proto::{Session, SessionEvent, StoreBatch};
+use crate::proto::{Session, SessionEvent, SessionStats, StoreBatch};
 use crate::socket::Delivery;
 
 /// Stored messages not yet acknowledged, per peer.
@@ -76,6 +76,10 @@ pub(crate) enum Command {
     },
     /// What is stored and not yet acknowledged, per peer.
     Pending { reply: oneshot::Sender<Pending> },
+    /// The socket's counters.
+    Stats {
+        reply: oneshot::Sender<ReliableStats>,
+    },
 }
 
 /// State shared between the driver and the application's handles.
@@ -309,6 +313,10 @@ pub(crate) struct Driver {
     /// Storage operations in flight (appends, stores, acks).
     storing: usize,
     closing: bool,
+    /// Messages stored for sending since the socket opened.
+    stored_outgoing: u64,
+    /// Messages handed to the application since the socket opened.
+    delivered: u64,
 }
 
 impl Driver {
@@ -327,6 +335,8 @@ impl Driver {
             dirty: Vec::new(),
             storing: 0,
             closing: false,
+            stored_outgoing: 0,
+            delivered: 0,
         };
         for session in sessions {
             let peer = session.peer().clone();
@@ -420,6 +430,30 @@ impl Driver {
             Command::Pending { reply } => {
                 let _ = reply.send(self.pending());
             }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+        }
+    }
+
+    /// The counters: the driver's, and every session's, summed and per peer.
+    fn stats(&self) -> ReliableStats {
+        let mut per_peer: Vec<(PeerId, SessionStats)> = self
+            .peers
+            .iter()
+            .map(|(p, s)| (p.clone(), s.session.stats()))
+            .collect();
+        per_peer.sort_by(|a, b| a.0.cmp(&b.0));
+        let sessions = per_peer
+            .iter()
+            .fold(SessionStats::default(), |sum, (_, s)| add(sum, s));
+        ReliableStats {
+            peers: self.peers.len(),
+            stored_outgoing: self.stored_outgoing,
+            delivered: self.delivered,
+            unacked_outgoing: self.pending().iter().map(|(_, n)| *n).sum(),
+            sessions,
+            per_peer,
         }
     }
 
@@ -478,10 +512,12 @@ impl Driver {
                 result,
             } => {
                 self.storing -= 1;
+                let mut stored = 0;
                 let state = self.fed(&peer);
                 state.appending -= payloads.len();
                 match result {
                     Ok(first) => {
+                        stored = payloads.len() as u64;
                         for (seq, payload) in (first..).zip(payloads) {
                             state.session.handle_enqueued(now, seq, payload);
                         }
@@ -498,6 +534,7 @@ impl Driver {
                         }
                     }
                 }
+                self.stored_outgoing += stored;
                 self.shared.progress.notify_waiters();
             }
             Done::AckedOutgoing { peer, result } => {
@@ -658,6 +695,7 @@ impl Driver {
                     let delivery = Delivery::new(peer.clone(), seq, payload, acker);
                     // The receiver lives as long as the socket.
                     let _ = self.deliveries.send(delivery);
+                    self.delivered += 1;
                 }
             }
         }
@@ -863,4 +901,45 @@ pub(crate) async fn run<L: Link, B: Backend>(
         driver.ops.clear();
     }
     driver.pending()
+}
+
+/// `a` and `b` added field by field.
+fn add(a: SessionStats, b: &SessionStats) -> SessionStats {
+    SessionStats {
+        data_sent: a.data_sent + b.data_sent,
+        retransmitted: a.retransmitted + b.retransmitted,
+        timeouts: a.timeouts + b.timeouts,
+        acks_received: a.acks_received + b.acks_received,
+        acks_sent: a.acks_sent + b.acks_sent,
+        duplicates: a.duplicates + b.duplicates,
+        held_back: a.held_back + b.held_back,
+        hold_back_dropped: a.hold_back_dropped + b.hold_back_dropped,
+        window_full: a.window_full + b.window_full,
+        stored: a.stored + b.stored,
+        store_failures: a.store_failures + b.store_failures,
+    }
+}
+
+/// A snapshot of a [`ReliableSocket`](crate::ReliableSocket)'s counters,
+/// from [`stats`](crate::ReliableSocket::stats). Counts start when the
+/// socket opens; what a store held from before is not counted again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReliableStats {
+    /// Peers the socket has a session with (connected or not).
+    pub peers: usize,
+    /// Messages stored for sending (`send_to` and friends that succeeded).
+    pub stored_outgoing: u64,
+    /// Messages handed to the application (redeliveries after a restart
+    /// included).
+    pub delivered: u64,
+    /// Messages stored for sending and not yet acknowledged by their peer,
+    /// now (those being stored included).
+    pub unacked_outgoing: usize,
+    /// Every session's counters, summed: frames sent and retransmitted,
+    /// timeouts, acknowledgements, duplicates dropped, messages held back
+    /// or stored, store failures.
+    pub sessions: SessionStats,
+    /// The same counters for each peer, ordered by peer.
+    pub per_peer: Vec<(PeerId, SessionStats)>,
 }

@@ -78,6 +78,7 @@ mod socket;
 pub use backend::{Backend, MemoryBackend};
 #[cfg(feature = "redb")]
 pub use backend::{RedbBackend, RedbStats};
+pub use driver::ReliableStats;
 pub use error::{OutboxLimit, ProtocolError, ReliableError, StorageError, StorageErrorKind};
 pub use link::{Link, LinkEvent};
 pub use options::{AckMode, ReliableOptions};

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::backend::Backend;
-use crate::driver::{self, Command, Driver, Pending, Shared};
+use crate::driver::{self, Command, Driver, Pending, ReliableStats, Shared};
 use crate::error::ReliableError;
 use crate::link::{Link, LinkEvent};
 use crate::options::{AckMode, ReliableOptions};
@@ -401,6 +401,23 @@ impl ReliableSocket {
         self.shared
             .commands
             .send(Command::Pending { reply })
+            .map_err(|_| ReliableError::Closed)?;
+        rx.await.map_err(|_| ReliableError::Closed)
+    }
+
+    /// The socket's counters: messages stored for sending and handed to the
+    /// application, what waits for acknowledgement, and every peer
+    /// session's frames, retransmissions, duplicates and store failures,
+    /// summed and per peer.
+    ///
+    /// # Errors
+    ///
+    /// [`ReliableError::Closed`] after shutdown.
+    pub async fn stats(&self) -> Result<ReliableStats, ReliableError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Stats { reply })
             .map_err(|_| ReliableError::Closed)?;
         rx.await.map_err(|_| ReliableError::Closed)
     }
