@@ -408,25 +408,34 @@ impl Driver {
                     }
                 }
             }
-            Command::Ack { peer, seqs, reply } => match self.shared.ack_mode {
-                AckMode::Manual => {
-                    self.storing += 1;
-                    self.ops.push(Op::AckIncoming {
-                        peer,
-                        seqs,
-                        replies: reply.into_iter().collect(),
-                    });
-                }
-                _ => {
-                    let session = &mut self.fed(&peer).session;
-                    for seq in seqs {
-                        session.handle_app_ack(seq);
+            Command::Ack { peer, seqs, reply } => {
+                tracing::trace!(
+                    %peer,
+                    first = seqs.first(),
+                    last = seqs.last(),
+                    count = seqs.len(),
+                    "acknowledged by the application"
+                );
+                match self.shared.ack_mode {
+                    AckMode::Manual => {
+                        self.storing += 1;
+                        self.ops.push(Op::AckIncoming {
+                            peer,
+                            seqs,
+                            replies: reply.into_iter().collect(),
+                        });
                     }
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(()));
+                    _ => {
+                        let session = &mut self.fed(&peer).session;
+                        for seq in seqs {
+                            session.handle_app_ack(seq);
+                        }
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(()));
+                        }
                     }
                 }
-            },
+            }
             Command::Pending { reply } => {
                 let _ = reply.send(self.pending());
             }
@@ -518,6 +527,7 @@ impl Driver {
                 match result {
                     Ok(first) => {
                         stored = payloads.len() as u64;
+                        tracing::trace!(%peer, first, last = first + stored - 1, "stored for sending");
                         for (seq, payload) in (first..).zip(payloads) {
                             state.session.handle_enqueued(now, seq, payload);
                         }
@@ -549,7 +559,10 @@ impl Driver {
                 self.storing -= 1;
                 let state = self.fed(&peer);
                 match result {
-                    Ok(()) => state.session.handle_stored(last),
+                    Ok(()) => {
+                        tracing::trace!(%peer, last, "received and stored");
+                        state.session.handle_stored(last);
+                    }
                     Err(error) => {
                         // Not acknowledged: the peer resends after its timeout.
                         tracing::warn!(%peer, %error, "could not store incoming messages");
@@ -681,6 +694,7 @@ impl Driver {
         while let Some(event) = state.session.poll_event() {
             match event {
                 SessionEvent::Acked { up_to } => {
+                    tracing::trace!(%peer, up_to, "acknowledged by the peer");
                     self.shared.set_acked(peer, up_to);
                     self.shared.progress.notify_waiters();
                     self.storing += 1;
@@ -690,6 +704,7 @@ impl Driver {
                     });
                 }
                 SessionEvent::Deliver { seq, payload } => {
+                    tracing::trace!(%peer, seq, "delivered to the application");
                     let acker = (self.shared.ack_mode == AckMode::Manual)
                         .then(|| self.shared.commands.clone());
                     let delivery = Delivery::new(peer.clone(), seq, payload, acker);
@@ -734,6 +749,7 @@ impl Driver {
                 }
             }
             if !frames.is_empty() {
+                trace_sending(peer, &frames);
                 state.sending = true;
                 self.ops.push(Op::Send {
                     peer: peer.clone(),
@@ -942,4 +958,26 @@ pub struct ReliableStats {
     pub sessions: SessionStats,
     /// The same counters for each peer, ordered by peer.
     pub per_peer: Vec<(PeerId, SessionStats)>,
+}
+
+/// At trace level: which messages a batch of frames for `peer` carries.
+fn trace_sending(peer: &PeerId, frames: &[Frame]) {
+    if !tracing::enabled!(tracing::Level::TRACE) {
+        return;
+    }
+    let data = frames.iter().filter_map(|f| match f {
+        Frame::Data { seq, .. } => Some(*seq),
+        _ => None,
+    });
+    let (first, last) = data.fold((None, None), |(lo, hi): (Option<u64>, Option<u64>), seq| {
+        (
+            Some(lo.map_or(seq, |l| l.min(seq))),
+            Some(hi.map_or(seq, |h| h.max(seq))),
+        )
+    });
+    let acks = frames
+        .iter()
+        .filter(|f| matches!(f, Frame::Ack { .. }))
+        .count();
+    tracing::trace!(%peer, frames = frames.len(), first, last, acks, "sending");
 }

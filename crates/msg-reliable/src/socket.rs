@@ -196,7 +196,17 @@ impl ReliableSocket {
         let (deliveries_tx, deliveries_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(commands, opts.get_ack_mode()));
         let state = Driver::new(opts, sessions, shared.clone(), deliveries_tx);
-        let driver = tokio::spawn(driver::run(link, backend, state, commands_rx));
+        // One span for the socket's task: every event of every peer's
+        // session carries the socket's identity and its store.
+        let store = std::any::type_name::<B>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("?");
+        let span = tracing::debug_span!("reliable", identity = %identity, store = %store);
+        let driver = tokio::spawn(tracing::Instrument::instrument(
+            driver::run(link, backend, state, commands_rx),
+            span,
+        ));
         Ok(Self {
             identity,
             shared,

@@ -13,3 +13,4 @@ mod socket_exchange;
 mod socket_receive_window;
 mod socket_recovery;
 mod socket_stats;
+mod socket_tracing;
