@@ -72,6 +72,7 @@ mod fault;
 mod inproc;
 #[cfg(all(unix, feature = "ipc"))]
 mod ipc;
+mod peer_certs;
 #[cfg(feature = "quic")]
 mod quic;
 mod tcp;
@@ -89,6 +90,7 @@ pub use fault::{FaultHandle, FaultOptions, Faulty, FaultyConn, FaultyListener};
 pub use inproc::{INPROC_BUFFER_SIZE, Inproc, InprocListener};
 #[cfg(all(unix, feature = "ipc"))]
 pub use ipc::{Ipc, IpcListener};
+pub use peer_certs::{CertName, CertNames, PeerCertificates};
 #[cfg(feature = "quic")]
 pub use quic::{Quic, QuicConn, QuicListener, QuicOptions};
 pub use tcp::{Tcp, TcpListener, TcpOptions};
