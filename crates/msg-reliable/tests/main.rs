@@ -12,3 +12,4 @@ mod socket_batches;
 mod socket_exchange;
 mod socket_receive_window;
 mod socket_recovery;
+mod socket_takeover;

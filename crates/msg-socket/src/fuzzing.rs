@@ -28,14 +28,14 @@ use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
-use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec};
+use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec, SocketType};
 
 use crate::SocketOptions;
 use crate::message::{Encoded, Message};
 use crate::peer::PeerEvent;
 use crate::proto::Protocol;
 use crate::proto::dealer::DealerProto;
-use crate::proto::harness::{Harness, LinkId, NodeId};
+use crate::proto::harness::{self, Harness, LinkId, NodeId};
 use crate::proto::pair::PairProto;
 use crate::proto::peer::PeerProto;
 use crate::proto::pending::Key;
@@ -849,7 +849,8 @@ pub fn pair(data: &[u8]) {
                 let a = nodes[input.pick(3)];
                 let b = nodes[input.pick(3)];
                 // A server refuses in the handshake while it has its peer.
-                if a != b && run.h.node::<PairProto>(b).admit().is_ok() {
+                let candidate = harness::peer(0, a, SocketType::Pair);
+                if a != b && run.h.node::<PairProto>(b).admit(&candidate).is_ok() {
                     run.connect(a, b, input.byte() % 2 == 0);
                 }
             }

@@ -239,6 +239,7 @@ impl<P: Protocol> Shared<P> {
         stats.msgs_received += proto.msgs_received;
         stats.dropped_hwm += proto.dropped_hwm;
         stats.gaps += proto.gaps;
+        stats.identity_refusals += proto.identity_refusals;
         stats
     }
 }

@@ -492,7 +492,7 @@ impl Harness {
 
 /// Node `node`, of type `socket_type`, as its peer sees it on the
 /// connection the peer calls `conn`.
-fn peer(conn: ConnId, node: NodeId, socket_type: SocketType) -> Arc<PeerInfo> {
+pub(crate) fn peer(conn: ConnId, node: NodeId, socket_type: SocketType) -> Arc<PeerInfo> {
     Arc::new(PeerInfo {
         identity: Bytes::from(format!("node-{node}")),
         addr: PeerAddr::Inproc {
@@ -501,5 +501,7 @@ fn peer(conn: ConnId, node: NodeId, socket_type: SocketType) -> Arc<PeerInfo> {
         },
         socket_type,
         conn_id: conn,
+        certificates: None,
+        principal: Default::default(),
     })
 }

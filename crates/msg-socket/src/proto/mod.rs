@@ -26,6 +26,7 @@ pub(crate) mod handshake;
 #[cfg(any(test, fuzzing))]
 pub(crate) mod harness;
 pub(crate) mod heartbeat;
+pub(crate) mod identities;
 pub(crate) mod inbox;
 pub(crate) mod outbox;
 pub(crate) mod pair;
@@ -74,6 +75,8 @@ pub struct ProtoStats {
     pub(crate) dropped_hwm: u64,
     /// Messages a peer reported (by sequence number) it dropped for us.
     pub(crate) gaps: u64,
+    /// Connections refused because another principal holds their identity.
+    pub(crate) identity_refusals: u64,
 }
 
 /// One pattern's state machine.
@@ -109,10 +112,11 @@ pub trait Protocol: Send + 'static {
     fn conns_mut(&mut self) -> &mut ConnTable<Self::ConnState>;
 
     /// A peer passed the server's handshake checks (and authentication) and
-    /// is about to be accepted. An `Err` refuses it before it is up: the
-    /// peer hears a Reject with this reason instead of an Accept (PAIR
-    /// turns away a second peer so).
-    fn admit(&mut self) -> Result<(), Violation> {
+    /// is about to be accepted as `peer`. An `Err` refuses it before it is
+    /// up: the peer hears a Reject with this reason instead of an Accept
+    /// (PAIR turns away a second peer so, PEER and ROUTER a repeated
+    /// identity of another principal).
+    fn admit(&mut self, _peer: &PeerInfo) -> Result<(), Violation> {
         Ok(())
     }
 
