@@ -354,7 +354,7 @@ impl TlsClientConfig {
 
 /// The one rustls crypto provider of msg, for TLS and QUIC alike: aws-lc-rs,
 /// with its default key exchange groups, post-quantum hybrid X25519MLKEM768 first
-/// (then X25519, P-384 and P-256 for peers without it).
+/// (then P-384, X25519 and P-256 for peers without it).
 ///
 /// Why aws-lc-rs and not ring is in the book's security chapter: ring has no
 /// post-quantum key exchange, and rustls deprecates its provider for that.
