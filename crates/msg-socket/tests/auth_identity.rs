@@ -220,3 +220,37 @@ async fn a_bound_server_refuses_everyone_over_tcp() {
     );
     assert_eq!(server.stats().auth_rejections, 1);
 }
+
+/// A peer that reconnects with a certificate for the same name (a restart,
+/// a renewed certificate) is the same principal: it replaces its old
+/// connection at once, without waiting for the heartbeat timeout.
+#[tokio::test]
+async fn the_same_certificate_name_replaces_a_connected_identity() {
+    let pki = MutualTls::new();
+    let mut server_opts = options();
+    server_opts.transport(pki.server());
+    let server = PeerSocket::with_options(server_opts).unwrap();
+    let endpoint = server.bind("quic://127.0.0.1:0").await.unwrap().to_string();
+    let mut alice_opts = options();
+    alice_opts.identity("alice").transport(pki.client("alice"));
+    let old = PeerSocket::with_options(alice_opts.clone()).unwrap();
+    let mut old_events = old.events();
+    old.connect(&endpoint).unwrap();
+    assert_eq!(next_up(&server).await.0, "alice");
+
+    // A new certificate for the same name.
+    alice_opts.transport(pki.client("alice"));
+    let new = PeerSocket::with_options(alice_opts).unwrap();
+    new.connect(&endpoint).unwrap();
+    assert_eq!(next_up(&server).await.0, "alice", "the newer one took over");
+    let reason = next_matching(&mut old_events, |e| match e {
+        SocketEvent::Disconnected { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert!(
+        reason.contains("replaced by a newer connection"),
+        "{reason}"
+    );
+    assert_eq!(server.stats().identity_refusals, 0);
+}
