@@ -79,10 +79,14 @@ pub enum SocketEvent {
     /// connected one (another certificate, another token, or none): on a
     /// server, it refused the newcomer (Reject
     /// [`Reason::IdentityInUse`](msg_wire::Reason::IdentityInUse)); on a
-    /// client, the server refused us so. The connected peer keeps its
-    /// connection.
+    /// client, the server refused us so, or the client refused a server it
+    /// connected to, which announced an identity that another principal
+    /// holds here (then the connection came up and is closed with that
+    /// reason; the client tries it again after
+    /// [`auth_reject_delay`](crate::SocketOptions::auth_reject_delay)). The
+    /// connected peer keeps its connection.
     IdentityRefused {
-        /// The peer refused (server), or the server that refused us (client).
+        /// The peer refused, or the server that refused us.
         peer: PeerAddr,
         /// The identity in question.
         identity: bytes::Bytes,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use msg_socket::transport::PeerCertificates;
 use msg_socket::{
-    AuthRequest, DealerSocket, PeerEvent, PeerSocket, RouterSocket, SocketEvent, SocketOptions,
+    AuthRequest, DealerSocket, PeerEvent, PeerSocket, RouterSocket, SocketEvent, SocketEvents,
+    SocketOptions,
 };
 use msg_testkit::{MutualTls, next_matching};
 use tokio::sync::mpsc;
@@ -35,6 +36,17 @@ async fn next_up(socket: &PeerSocket) -> (Bytes, Option<std::sync::Arc<PeerCerti
     })
     .await
     .expect("a peer came up")
+}
+
+/// The identity and reason of the next `IdentityRefused` event.
+async fn identity_refused(events: &mut SocketEvents) -> (Bytes, String) {
+    next_matching(events, |e| match e {
+        SocketEvent::IdentityRefused {
+            identity, reason, ..
+        } => Some((identity, reason)),
+        _ => None,
+    })
+    .await
 }
 
 async fn certificates_reach_the_authenticator_and_peer_info(scheme: &str) {
@@ -128,13 +140,7 @@ async fn router_refuses_a_repeated_identity_of_another_principal() {
     let forged = DealerSocket::with_options(forged_opts).unwrap();
     let mut forged_events = forged.events();
     forged.connect(&endpoint).unwrap();
-    let (identity, reason) = next_matching(&mut forged_events, |e| match e {
-        SocketEvent::IdentityRefused {
-            identity, reason, ..
-        } => Some((identity, reason)),
-        _ => None,
-    })
-    .await;
+    let (identity, reason) = identity_refused(&mut forged_events).await;
     assert_eq!(identity, "worker");
     assert!(reason.contains("another principal"), "{reason}");
     next_matching(&mut router_events, |e| {
@@ -253,4 +259,63 @@ async fn the_same_certificate_name_replaces_a_connected_identity() {
         "{reason}"
     );
     assert_eq!(server.stats().identity_refusals, 0);
+}
+
+/// A client connected to a server with a certificate refuses a second
+/// server announcing the same identity without one: another principal.
+/// Nothing is admitted on the client's side, so the refusal comes once the
+/// connection is up, and is reported the same way.
+#[tokio::test]
+async fn a_client_refuses_a_second_server_of_another_principal_with_the_same_identity() {
+    let pki = MutualTls::new();
+    let mut certified_opts = options();
+    certified_opts.identity("srv").transport(pki.server());
+    let certified = PeerSocket::with_options(certified_opts).unwrap();
+    let certified_at = certified.bind("tls://127.0.0.1:0").await.unwrap();
+    let mut impostor_opts = options();
+    impostor_opts.identity("srv");
+    let impostor = PeerSocket::with_options(impostor_opts).unwrap();
+    let mut impostor_events = impostor.events();
+    let impostor_at = impostor.bind("tcp://127.0.0.1:0").await.unwrap();
+
+    let mut client_opts = options();
+    client_opts.transport(pki.client("alice"));
+    let client = PeerSocket::with_options(client_opts).unwrap();
+    let mut events = client.events();
+    client.connect(&certified_at.to_string()).unwrap();
+    let (identity, certs) = next_up(&client).await;
+    assert_eq!(identity, "srv");
+    assert!(certs.is_some());
+    client.connect(&impostor_at.to_string()).unwrap();
+    let (identity, reason) = identity_refused(&mut events).await;
+    assert_eq!(identity, "srv");
+    assert!(reason.contains("another principal"), "{reason}");
+    let closed = next_matching(&mut impostor_events, |e| match e {
+        SocketEvent::Disconnected { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert!(closed.contains("identity in use"), "{closed}");
+    assert_eq!(client.stats().identity_refusals, 1);
+    // The certified server keeps the route: a frame reaches it.
+    client
+        .send(
+            b"srv",
+            msg_socket::wire::Frame::Data {
+                seq: 1,
+                payload: Bytes::from_static(b"to the certified one"),
+            },
+        )
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            if let PeerEvent::Frame(_, frame) = certified.recv().await.unwrap() {
+                return frame;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.payload().unwrap(), "to the certified one");
 }

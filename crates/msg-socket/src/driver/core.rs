@@ -293,9 +293,16 @@ async fn connect_loop<T: Transport, P: Protocol>(
         let extra_wait = match attempt {
             Attempt::Up(conn, peer, buf) => {
                 backoff.reset();
+                let id = peer.conn_id;
                 let conn = link::run(shared.clone(), conn, peer, buf).await;
                 close_conn(&core, &transport, conn);
-                Duration::ZERO
+                if shared.take_refused(id) {
+                    // The server announced an identity another principal
+                    // holds here: it will again, so no tight loop.
+                    core.opts.auth_reject_delay
+                } else {
+                    Duration::ZERO
+                }
             }
             Attempt::Failed(wait) => wait,
         };
@@ -429,9 +436,11 @@ async fn serve_accepted<P: Protocol, C: Conn>(
     };
     match result {
         Ok((peer, buf)) => {
+            let id = peer.conn_id;
             // Dropped: a QUIC connection then closes in the background, and
             // the listener's close waits for it (see `accept_loop`).
-            drop(link::run(shared, conn, peer, buf).await);
+            drop(link::run(shared.clone(), conn, peer, buf).await);
+            shared.take_refused(id);
         }
         Err(HandshakeError::Refused {
             code: Reason::AuthRejected,

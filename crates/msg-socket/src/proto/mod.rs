@@ -123,6 +123,14 @@ pub trait Protocol: Send + 'static {
     /// A connection finished its handshake.
     fn handle_conn_up(&mut self, now: Instant, peer: Arc<PeerInfo>);
 
+    /// Whether the pattern refused `conn` when it came up, because another
+    /// principal holds the identity it announced (PEER and ROUTER): it is
+    /// being closed with [`Reason::IdentityInUse`], and the driver reports
+    /// it. True until the connection is down.
+    fn is_refused(&self, _conn: ConnId) -> bool {
+        false
+    }
+
     /// A connection ended; whatever was queued on it is dropped.
     fn handle_conn_down(&mut self, now: Instant, conn: ConnId);
 

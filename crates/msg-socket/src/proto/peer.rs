@@ -159,6 +159,10 @@ impl Protocol for PeerProto {
         self.push_control(PeerEvent::Up(peer.identity.clone(), (*peer).clone()));
     }
 
+    fn is_refused(&self, conn: ConnId) -> bool {
+        self.routes.is_refused(conn)
+    }
+
     fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
         let Some(gone) = self.conns.remove(conn) else {
             return;

@@ -134,6 +134,10 @@ impl Protocol for RouterProto {
         self.routes.conn_up(&mut self.conns, &peer);
     }
 
+    fn is_refused(&self, conn: ConnId) -> bool {
+        self.routes.is_refused(conn)
+    }
+
     fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
         let Some(gone) = self.conns.remove(conn) else {
             return;
