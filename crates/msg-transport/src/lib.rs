@@ -36,7 +36,10 @@
 //! | `inproc://name` | [`Inproc`] | `tokio::io::duplex` pipes, for tests and same-process use |
 //!
 //! Certificates for TLS and QUIC are [`Certificate`]s and [`PrivateKey`]s, loaded from
-//! PEM or made for development by [`dev`]. For tests of the layers above, `Faulty`
+//! PEM or made for development by [`dev`]. Both use one rustls crypto provider,
+//! aws-lc-rs, which prefers the post-quantum hybrid key exchange X25519MLKEM768. A
+//! connection reports the peer's verified certificate chain and the names in it through
+//! [`Conn::peer_certificates`] ([`PeerCertificates`]). For tests of the layers above, `Faulty`
 //! (feature `fault`) wraps any transport and injects delays, short reads and writes,
 //! errors and cuts.
 //!
