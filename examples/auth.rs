@@ -1,12 +1,13 @@
 //! Authentication: a Rep socket that only serves clients with the right
-//! token. One client gets in, the other is told why it was refused.
+//! token. One client gets in, the other is told why it was refused. Then a
+//! token table, which binds each identity to a token of its own.
 //!
 //! Run with `cargo run --example auth`.
 
 use std::time::Duration;
 
 use msg::prelude::*;
-use msg::{AuthRejection, AuthRequest};
+use msg::{AuthRejection, AuthRequest, TokenTable};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -52,5 +53,30 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     // ANCHOR_END: rejected
+
+    // ANCHOR: token_table
+    let mut tokens = TokenTable::new();
+    tokens
+        .insert("alice", "7f3a9c1e5b2d4f60")
+        .insert("bob", "c81e728d9d4c2f63");
+    let mut guarded = SocketOptions::new();
+    guarded.authenticator(tokens);
+    let rep = RepSocket::with_options(guarded)?;
+    let endpoint = rep.bind("tcp://127.0.0.1:0").await?;
+    tokio::spawn(rep.serve(4, |payload, _| async move { payload }));
+
+    // Mallory knows bob's token but announces alice's identity: refused.
+    let mut forged = SocketOptions::new();
+    forged.identity("alice").auth_token("c81e728d9d4c2f63");
+    let mallory = ReqSocket::with_options(forged)?;
+    let mut events = mallory.events();
+    mallory.connect(&endpoint.to_string())?;
+    while let Some(event) = events.next().await {
+        if let SocketEvent::AuthRejected { reason, .. } = event {
+            println!("mallory as alice: rejected: {reason}");
+            break;
+        }
+    }
+    // ANCHOR_END: token_table
     Ok(())
 }

@@ -33,13 +33,18 @@ async fn main() -> anyhow::Result<()> {
 
     // ANCHOR: sockets
     let mut server = SocketOptions::new();
-    server.transport(AnyTransport::new().with_tls(Tls::new(&server_tls)?));
+    server
+        .transport(AnyTransport::new().with_tls(Tls::new(&server_tls)?))
+        // A subscriber's identity must be a name in its certificate.
+        .bind_identity_to_certificate(true);
     let publisher = PubSocket::with_options(server)?;
     let endpoint = publisher.bind("tls://127.0.0.1:0").await?;
     println!("pub: bound {endpoint}");
 
     let mut client = SocketOptions::new();
-    client.transport(AnyTransport::new().with_tls(Tls::new(&client_tls)?));
+    client
+        .identity("subscriber-1")
+        .transport(AnyTransport::new().with_tls(Tls::new(&client_tls)?));
     let mut subscriber = SubSocket::with_options(client)?;
     subscriber.subscribe("alerts.").await;
     subscriber.connect(&endpoint.to_string())?;

@@ -262,6 +262,18 @@ fn log_event(event: &SocketEvent) {
         SocketEvent::AuthRejected { peer, reason } => {
             tracing::warn!(%peer, %reason, "authentication rejected");
         }
+        SocketEvent::IdentityRefused {
+            peer,
+            identity,
+            reason,
+        } => {
+            tracing::warn!(
+                %peer,
+                identity = %String::from_utf8_lossy(identity),
+                %reason,
+                "identity refused"
+            );
+        }
         SocketEvent::Listening(endpoint) => tracing::info!(%endpoint, "listening"),
         other => tracing::info!(event = ?other, "socket event"),
     }
@@ -304,7 +316,8 @@ impl Watch {
     }
 
     /// Resolves with an error when the connection fails for good: the
-    /// server rejected our token, the first attempt was refused or its
+    /// server rejected our token (or, before the first connection, our
+    /// identity, which another principal holds), the first attempt was refused or its
     /// handshake failed (unless `--retry`), or the socket gave up.
     /// Otherwise it never resolves.
     ///
@@ -321,6 +334,16 @@ impl Watch {
                 SocketEvent::Connected { .. } => self.connected_once = true,
                 SocketEvent::AuthRejected { peer, reason } => {
                     return anyhow!("{peer} rejected our authentication: {reason}");
+                }
+                SocketEvent::IdentityRefused {
+                    peer,
+                    identity,
+                    reason,
+                } if fatal_before_connect => {
+                    return anyhow!(
+                        "{peer} refused our identity \"{}\": {reason}",
+                        String::from_utf8_lossy(&identity)
+                    );
                 }
                 SocketEvent::ConnectFailed { endpoint, error } => {
                     // The transport's message usually names the endpoint

@@ -13,4 +13,5 @@ mod socket_exchange;
 mod socket_receive_window;
 mod socket_recovery;
 mod socket_stats;
+mod socket_takeover;
 mod socket_tracing;

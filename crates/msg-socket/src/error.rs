@@ -49,6 +49,16 @@ pub enum HandshakeError {
         /// Reason text we sent.
         text: String,
     },
+    /// We refused the peer because another principal holds the identity it
+    /// announced (sent as a Reject with
+    /// [`Reason::IdentityInUse`](msg_wire::Reason::IdentityInUse)).
+    #[error("refused the peer: identity \"{}\" is in use: {text}", identity.escape_ascii())]
+    IdentityRefused {
+        /// The identity the peer announced.
+        identity: bytes::Bytes,
+        /// Reason text we sent.
+        text: String,
+    },
     /// The peer sent bytes that are not a valid handshake.
     #[error("invalid handshake")]
     Wire(#[from] WireError),

@@ -28,14 +28,15 @@ use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
-use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec};
+use msg_wire::{Compression, EncodedFrame, Frame, FrameCodec, SocketType};
 
 use crate::SocketOptions;
+use crate::auth::Principal;
 use crate::message::{Encoded, Message};
 use crate::peer::PeerEvent;
 use crate::proto::Protocol;
 use crate::proto::dealer::DealerProto;
-use crate::proto::harness::{Harness, LinkId, NodeId};
+use crate::proto::harness::{self, Harness, LinkId, NodeId};
 use crate::proto::pair::PairProto;
 use crate::proto::peer::PeerProto;
 use crate::proto::pending::Key;
@@ -461,13 +462,30 @@ pub fn peer(data: &[u8]) {
     // Whether each node's application sees each identity up.
     let mut up: HashMap<(NodeId, Bytes), bool> = HashMap::new();
     while !input.is_empty() {
-        match input.pick(8) {
+        match input.pick(9) {
             0 => {
                 let a = nodes[input.pick(3)];
                 let b = nodes[input.pick(3)];
-                if a != b {
+                // A server refuses a repeated identity of another principal
+                // in the handshake; sometimes the check is skipped, as when
+                // two handshakes pass it together.
+                let candidate = run.h.candidate(a);
+                let admitted =
+                    input.byte() % 4 == 0 || run.h.node::<PeerProto>(b).admit(&candidate).is_ok();
+                if a != b && admitted {
                     run.connect(a, b, input.byte() % 2 == 0);
                 }
+            }
+            8 => {
+                // A node authenticates as someone else from now on (a token
+                // of three, or none).
+                let node = nodes[input.pick(3)];
+                let token = match input.pick(4) {
+                    3 => None,
+                    t => Some(Bytes::from(vec![b't', t as u8])),
+                };
+                run.h
+                    .set_principal(node, Principal::new(None, false, token));
             }
             1 => run.cut(&mut input),
             2 => {
@@ -849,7 +867,8 @@ pub fn pair(data: &[u8]) {
                 let a = nodes[input.pick(3)];
                 let b = nodes[input.pick(3)];
                 // A server refuses in the handshake while it has its peer.
-                if a != b && run.h.node::<PairProto>(b).admit().is_ok() {
+                let candidate = harness::peer(0, a, SocketType::Pair);
+                if a != b && run.h.node::<PairProto>(b).admit(&candidate).is_ok() {
                     run.connect(a, b, input.byte() % 2 == 0);
                 }
             }

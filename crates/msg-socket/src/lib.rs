@@ -47,7 +47,7 @@
 //! `Socket<ReqProto>`, and so on). The state machines in `proto/` make
 //! every decision of their pattern (peer choice, pending requests and
 //! their deadlines, high-water marks and drops, subscriptions, sequence
-//! numbers, the newer connection winning) from inputs: connections up and
+//! numbers, which connection holds a repeated identity) from inputs: connections up and
 //! down, frames, application calls, time as an argument. They do no I/O,
 //! spawn nothing, lock nothing and read no clock, and are tested on a
 //! harness without sockets and fuzzed. One driver in `driver/` runs any of
@@ -89,7 +89,7 @@ mod router;
 mod socket;
 mod subscribe;
 
-pub use auth::{AuthRejection, AuthRequest, Authenticator};
+pub use auth::{AuthRejection, AuthRequest, Authenticator, TokenTable};
 pub use dealer::DealerSocket;
 pub use driver::conn::PeerInfo;
 pub use error::{

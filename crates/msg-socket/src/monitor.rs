@@ -74,6 +74,25 @@ pub enum SocketEvent {
         /// The rejection text.
         reason: String,
     },
+    /// A connection announcing an identity that is already connected was
+    /// refused, because it did not authenticate as the same principal as the
+    /// connected one (another certificate, another token, or none): on a
+    /// server, it refused the newcomer (Reject
+    /// [`Reason::IdentityInUse`](msg_wire::Reason::IdentityInUse)); on a
+    /// client, the server refused us so, or the client refused a server it
+    /// connected to, which announced an identity that another principal
+    /// holds here (then the connection came up and is closed with that
+    /// reason; the client tries it again after
+    /// [`auth_reject_delay`](crate::SocketOptions::auth_reject_delay)). The
+    /// connected peer keeps its connection.
+    IdentityRefused {
+        /// The peer refused, or the server that refused us.
+        peer: PeerAddr,
+        /// The identity in question.
+        identity: bytes::Bytes,
+        /// Why, in words.
+        reason: String,
+    },
     /// A connection was closed because the peer broke the protocol (a frame
     /// over the size limit, a decompression bomb, a malformed frame) or went
     /// silent past the heartbeat timeout.
@@ -151,6 +170,7 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) active_peers: AtomicUsize,
     pub(crate) auth_rejections: AtomicU64,
+    pub(crate) identity_refusals: AtomicU64,
     pub(crate) handshake_failures: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) heartbeat_timeouts: AtomicU64,
@@ -237,6 +257,10 @@ pub struct SocketStats {
     /// Peers refused by the authenticator (server) or refusals received
     /// (client).
     pub auth_rejections: u64,
+    /// Connections refused because another principal holds the identity
+    /// they announced (server), or refusals of our identity received
+    /// (client); see [`SocketEvent::IdentityRefused`].
+    pub identity_refusals: u64,
     /// Handshakes that failed for any other reason.
     pub handshake_failures: u64,
     /// Connections closed because the peer broke the protocol.
@@ -271,6 +295,7 @@ impl Counters {
             reconnects: self.reconnects.load(Relaxed),
             active_peers: self.active_peers.load(Relaxed),
             auth_rejections: self.auth_rejections.load(Relaxed),
+            identity_refusals: self.identity_refusals.load(Relaxed),
             handshake_failures: self.handshake_failures.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             heartbeat_timeouts: self.heartbeat_timeouts.load(Relaxed),

@@ -48,6 +48,7 @@ pub struct SocketOptions {
     pub(crate) auth_token: Option<Bytes>,
     pub(crate) authenticator: Option<Arc<dyn DynAuthenticator>>,
     pub(crate) auth_timeout: Duration,
+    pub(crate) bind_identity_to_certificate: bool,
     pub(crate) max_connections: usize,
     pub(crate) transport: AnyTransport,
 }
@@ -72,6 +73,7 @@ impl Default for SocketOptions {
             auth_token: None,
             authenticator: None,
             auth_timeout: Duration::from_secs(3),
+            bind_identity_to_certificate: false,
             max_connections: 65_536,
             transport: AnyTransport::new(),
         }
@@ -100,6 +102,10 @@ impl fmt::Debug for SocketOptions {
             )
             .field("authenticator", &self.authenticator.is_some())
             .field("auth_timeout", &self.auth_timeout)
+            .field(
+                "bind_identity_to_certificate",
+                &self.bind_identity_to_certificate,
+            )
             .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
@@ -324,6 +330,30 @@ impl SocketOptions {
     /// before trying again) instead of timing out. Default: 3 s.
     pub fn auth_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.auth_timeout = timeout;
+        self
+    }
+
+    /// Requires every peer's identity to be one of the names in the
+    /// certificate it presented (see
+    /// [`CertName::matches`](msg_transport::CertName::matches): exactly a DNS
+    /// or IP subject alternative name, a URI or email name, or the common
+    /// name). With it, no peer can announce an identity it holds no
+    /// certificate for.
+    ///
+    /// On a server the client certificate is checked (mutual TLS or QUIC
+    /// with [`TlsServerConfig::require_client_auth`](msg_transport::TlsServerConfig::require_client_auth)),
+    /// before the [`Authenticator`] runs: a client without a verified
+    /// certificate, or whose certificate does not name its identity, is
+    /// rejected with [`Reason::AuthRejected`](msg_wire::Reason::AuthRejected)
+    /// (counted in
+    /// [`SocketStats::auth_rejections`](crate::SocketStats::auth_rejections),
+    /// reported as [`SocketEvent::AuthRejected`](crate::SocketEvent::AuthRejected)).
+    /// On a client the server's certificate is checked against the identity
+    /// the server announces, and a mismatch fails the handshake. Over
+    /// `tcp://`, `ipc://` and `inproc://`, which carry no certificates, every
+    /// handshake fails. Default: off.
+    pub fn bind_identity_to_certificate(&mut self, bind: bool) -> &mut Self {
+        self.bind_identity_to_certificate = bind;
         self
     }
 

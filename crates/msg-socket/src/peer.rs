@@ -1,7 +1,7 @@
 //! The symmetric PEER socket: frames routed by the peer's identity.
 //!
 //! [`PeerProto`] decides which connection carries frames to each identity
-//! (the newer connection wins) and keeps the ordered queue of events for
+//! (the newer connection of the same principal wins) and keeps the ordered queue of events for
 //! the application; this module is the thin handle over it.
 
 use std::future::poll_fn;
@@ -29,8 +29,10 @@ use crate::socket::Socket;
 pub enum PeerEvent {
     /// A connection to the peer with this identity finished its handshake
     /// and is now the one frames to it go on. An `Up` for an identity that
-    /// is already up means a newer connection replaced the old one, which
-    /// was closed; frames in flight on the old one may have been lost.
+    /// is already up means a newer connection of the same principal
+    /// replaced the old one, which was closed; frames in flight on the old
+    /// one may have been lost. The [`PeerInfo`] carries the peer's verified
+    /// certificates, if any.
     Up(Bytes, PeerInfo),
     /// The connection to the peer with this identity ended, and no other
     /// replaced it.
@@ -57,14 +59,30 @@ pub enum PeerEvent {
 /// [`SocketOptions::identity`](crate::SocketOptions::identity); by default it is random), and a peer that
 /// announces an empty one is refused in the handshake.
 ///
-/// **The newer connection wins.** When a second connection with an
-/// identity that is already connected finishes its handshake (the peer
-/// restarted and reconnected before the old connection was found dead, or
-/// someone else uses its identity), it replaces the first: frames go on the
-/// new one, and the old one is closed with a `Close` frame. Identities are
-/// only as trustworthy as the [`Authenticator`](crate::Authenticator) that
-/// admits them. Connect two peers in one direction only: if both connect
-/// to each other, each new connection replaces the other's.
+/// **Repeated identities: the newer connection of the same principal
+/// wins.** When a second connection announces an identity that is already
+/// connected (the peer restarted and reconnected before the old connection
+/// was found dead, or someone else uses its identity), it replaces the
+/// first only if it authenticated as the same principal: the same verified
+/// certificate names, the same token accepted by the authenticator. Then
+/// frames go on the new one, and the old one is closed with a `Close`
+/// frame. A connection of another principal is refused in the handshake
+/// with [`Reason::IdentityInUse`](msg_wire::Reason::IdentityInUse),
+/// counted in [`SocketStats::identity_refusals`](crate::SocketStats::identity_refusals)
+/// and reported as
+/// [`SocketEvent::IdentityRefused`](crate::SocketEvent::IdentityRefused);
+/// the connected peer keeps its connection and never hears of it.
+///
+/// Without authentication every connection is the same anonymous
+/// principal and the newer connection always wins: an unauthenticated
+/// identity is only a claim, anyone could announce it while its holder is
+/// away, and refusing the newcomer would lock a restarted peer out until
+/// the heartbeat timeout. To make identities trustworthy, bind them to a
+/// credential: a name in the client certificate
+/// ([`SocketOptions::bind_identity_to_certificate`](crate::SocketOptions::bind_identity_to_certificate))
+/// or a token ([`TokenTable`](crate::TokenTable)). Connect two peers in one
+/// direction only: if both connect to each other, each new connection
+/// replaces the other's.
 ///
 /// # High-water marks: backpressure, never drop
 ///

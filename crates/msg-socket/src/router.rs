@@ -143,7 +143,10 @@ route_from_identity!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
 /// request is gone. Identities come from the peers' handshakes
 /// ([`SocketOptions::identity`](crate::SocketOptions::identity); a random
 /// one when unset); when a second connection announces an identity that is
-/// connected, the newer connection wins and the old one is closed.
+/// connected, the newer connection wins if it authenticated as the same
+/// principal (the old one is closed), and is refused with
+/// [`Reason::IdentityInUse`](msg_wire::Reason::IdentityInUse) otherwise,
+/// as for [`PeerSocket`](crate::PeerSocket).
 ///
 /// # High-water marks
 ///

@@ -163,6 +163,12 @@ const DEFAULTS: &[Documented] = &[
     ),
     d("auth_timeout", "3 s", "3 s", Some("auth_timeout: 3s,")),
     d(
+        "bind_identity_to_certificate",
+        "off",
+        "off",
+        Some("bind_identity_to_certificate: false,"),
+    ),
+    d(
         "max_connections",
         "65,536",
         "65,536",

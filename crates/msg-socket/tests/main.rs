@@ -6,6 +6,7 @@ mod common;
 mod raw;
 
 mod auth_hook;
+mod auth_identity;
 mod bad_input_every_socket;
 mod bad_input_flood;
 mod bad_input_handshake;

@@ -5,6 +5,9 @@
 //!
 //! - [`secure_transports`]: TLS and QUIC transports for a server and a
 //!   client that trusts it, on a development certificate;
+//! - [`MutualTls`]: a development CA, a server that requires client
+//!   certificates from it (TLS and QUIC), and clients with a certificate
+//!   for any name;
 //! - [`unique`] and [`unique_inproc`]: names no other test in the process
 //!   uses, for `inproc://` endpoints and files;
 //! - [`next_matching`]: the next item of an event stream that a test is
@@ -16,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use msg_transport::{AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions, dev};
+use msg_transport::{
+    AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions, TlsServerConfig, dev,
+};
 
 mod rng;
 
@@ -53,6 +58,71 @@ pub fn secure_transports() -> (AnyTransport, AnyTransport) {
         .with_tls(Tls::new(&tls_client).expect("tls client"))
         .with_quic(Quic::new(&quic_client).expect("quic client"));
     (server, client)
+}
+
+/// A development CA, with transports for a server that requires client
+/// certificates signed by it and for clients that present one.
+///
+/// Both sides keep the transports [`AnyTransport::new`] has (TCP, IPC,
+/// inproc) and get TLS and QUIC; the server presents a certificate for
+/// `localhost` and `127.0.0.1`, which the clients trust through the CA.
+pub struct MutualTls {
+    ca: dev::DevCa,
+    server: TlsServerConfig,
+}
+
+impl MutualTls {
+    /// A new CA and server certificate.
+    ///
+    /// # Panics
+    ///
+    /// If a certificate cannot be made: a broken test setup.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let ca = dev::DevCa::new("msg test ca").expect("dev ca");
+        let cert = ca
+            .server_cert(["localhost", "127.0.0.1"])
+            .expect("server cert");
+        let mut server = cert.server_config();
+        server.require_client_auth(vec![ca.certificate()]);
+        Self { ca, server }
+    }
+
+    /// The server's transports: TLS and QUIC requiring a client certificate
+    /// from the CA.
+    ///
+    /// # Panics
+    ///
+    /// If a transport cannot be made: a broken test setup.
+    pub fn server(&self) -> AnyTransport {
+        let mut tls = TlsOptions::new();
+        tls.server(self.server.clone());
+        let mut quic = QuicOptions::new();
+        quic.server(self.server.clone());
+        AnyTransport::new()
+            .with_tls(Tls::new(&tls).expect("tls server"))
+            .with_quic(Quic::new(&quic).expect("quic server"))
+    }
+
+    /// A client's transports, presenting a certificate the CA signed with
+    /// the common name `name`.
+    ///
+    /// # Panics
+    ///
+    /// If the certificate or a transport cannot be made: a broken test setup.
+    pub fn client(&self, name: &str) -> AnyTransport {
+        let cert = self.ca.client_cert(name).expect("client cert");
+        let mut config = TlsClientConfig::new();
+        config.add_root(self.ca.certificate());
+        config.client_auth(cert.cert_chain(), cert.private_key());
+        let mut tls = TlsOptions::new();
+        tls.client(config.clone());
+        let mut quic = QuicOptions::new();
+        quic.client(config);
+        AnyTransport::new()
+            .with_tls(Tls::new(&tls).expect("tls client"))
+            .with_quic(Quic::new(&quic).expect("quic client"))
+    }
 }
 
 /// A name no other caller in this process gets: `prefix`, the process id

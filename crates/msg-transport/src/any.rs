@@ -8,8 +8,8 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::{
-    Endpoint, Inproc, InprocListener, Listener, PeerAddr, Scheme, Tcp, TcpListener, Transport,
-    TransportError,
+    Conn, Endpoint, Inproc, InprocListener, Listener, PeerAddr, PeerCertificates, Scheme, Tcp,
+    TcpListener, Transport, TransportError,
 };
 #[cfg(all(unix, feature = "ipc"))]
 use crate::{Ipc, IpcListener};
@@ -185,6 +185,19 @@ pub enum AnyConn {
     Quic(QuicConn),
     /// An in-process connection.
     Inproc(DuplexStream),
+}
+
+impl Conn for AnyConn {
+    fn peer_certificates(&self) -> Option<PeerCertificates> {
+        match self {
+            #[cfg(feature = "tls")]
+            AnyConn::Tls(c) => c.peer_certificates(),
+            #[cfg(feature = "quic")]
+            AnyConn::Quic(c) => c.peer_certificates(),
+            // TCP, IPC and inproc carry no certificates.
+            _ => None,
+        }
+    }
 }
 
 /// Forwards a method call to whichever connection `self` holds.

@@ -201,8 +201,8 @@ impl TlsServerConfig {
         self
     }
 
-    /// Builds the rustls configuration, with the ring provider, the given protocol
-    /// versions and msg's ALPN id.
+    /// Builds the rustls configuration, with msg's crypto provider (aws-lc-rs), the
+    /// given protocol versions and msg's ALPN id.
     pub(crate) fn build(
         &self,
         versions: &[&'static SupportedProtocolVersion],
@@ -298,8 +298,13 @@ impl TlsClientConfig {
         self
     }
 
-    /// Builds the rustls configuration, with the ring provider, the given protocol
-    /// versions and msg's ALPN id, plus the server name override if any.
+    /// Whether this configuration accepts any server certificate.
+    pub(crate) fn skips_verification(&self) -> bool {
+        self.skip_verification
+    }
+
+    /// Builds the rustls configuration, with msg's crypto provider (aws-lc-rs), the
+    /// given protocol versions and msg's ALPN id, plus the server name override if any.
     pub(crate) fn build(
         &self,
         versions: &[&'static SupportedProtocolVersion],
@@ -347,8 +352,14 @@ impl TlsClientConfig {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The one rustls crypto provider of msg, for TLS and QUIC alike: aws-lc-rs,
+/// with its default key exchange groups, post-quantum hybrid X25519MLKEM768 first
+/// (then P-384, X25519 and P-256 for peers without it).
+///
+/// Why aws-lc-rs and not ring is in the book's security chapter: ring has no
+/// post-quantum key exchange, and rustls deprecates its provider for that.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 fn root_store(roots: &[Certificate], what: &str) -> Result<RootCertStore, TransportError> {
@@ -412,5 +423,28 @@ impl ServerCertVerifier for SkipServerVerification {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TLS and QUIC build their rustls configurations here, so both offer the
+    /// post-quantum hybrid first (the TLS test negotiates it end to end; quinn
+    /// does not tell which group a connection settled on).
+    #[test]
+    fn both_sides_prefer_post_quantum_key_exchange_for_tls_and_quic() {
+        let cert = crate::dev::self_signed(["127.0.0.1"]).unwrap();
+        let mut client = TlsClientConfig::new();
+        client.add_root(cert.certificate());
+        for versions in [rustls::DEFAULT_VERSIONS, &[&rustls::version::TLS13]] {
+            let (client, _) = client.build(versions).unwrap();
+            let server = cert.server_config().build(versions).unwrap();
+            for provider in [client.crypto_provider(), server.crypto_provider()] {
+                let first = provider.kx_groups.first().map(|g| g.name());
+                assert_eq!(first, Some(rustls::NamedGroup::X25519MLKEM768));
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::{Endpoint, Listener, PeerAddr, Transport, TransportError};
+use crate::{Conn, Endpoint, Listener, PeerAddr, PeerCertificates, Transport, TransportError};
 
 /// Which faults a [`FaultyConn`] injects. Everything is off by default.
 ///
@@ -480,6 +480,13 @@ fn reset() -> io::Error {
 
 fn injected(kind: io::ErrorKind) -> io::Error {
     io::Error::new(kind, "injected fault")
+}
+
+/// The wrapped connection's certificates, until it is cut.
+impl<C: Conn> Conn for FaultyConn<C> {
+    fn peer_certificates(&self) -> Option<PeerCertificates> {
+        self.inner.as_ref().and_then(Conn::peer_certificates)
+    }
 }
 
 impl<C: AsyncRead + Unpin> AsyncRead for FaultyConn<C> {

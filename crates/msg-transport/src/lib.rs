@@ -36,7 +36,10 @@
 //! | `inproc://name` | [`Inproc`] | `tokio::io::duplex` pipes, for tests and same-process use |
 //!
 //! Certificates for TLS and QUIC are [`Certificate`]s and [`PrivateKey`]s, loaded from
-//! PEM or made for development by [`dev`]. For tests of the layers above, `Faulty`
+//! PEM or made for development by [`dev`]. Both use one rustls crypto provider,
+//! aws-lc-rs, which prefers the post-quantum hybrid key exchange X25519MLKEM768. A
+//! connection reports the peer's verified certificate chain and the names in it through
+//! [`Conn::peer_certificates`] ([`PeerCertificates`]). For tests of the layers above, `Faulty`
 //! (feature `fault`) wraps any transport and injects delays, short reads and writes,
 //! errors and cuts.
 //!
@@ -72,6 +75,7 @@ mod fault;
 mod inproc;
 #[cfg(all(unix, feature = "ipc"))]
 mod ipc;
+mod peer_certs;
 #[cfg(feature = "quic")]
 mod quic;
 mod tcp;
@@ -89,6 +93,7 @@ pub use fault::{FaultHandle, FaultOptions, Faulty, FaultyConn, FaultyListener};
 pub use inproc::{INPROC_BUFFER_SIZE, Inproc, InprocListener};
 #[cfg(all(unix, feature = "ipc"))]
 pub use ipc::{Ipc, IpcListener};
+pub use peer_certs::{CertName, CertNames, PeerCertificates};
 #[cfg(feature = "quic")]
 pub use quic::{Quic, QuicConn, QuicListener, QuicOptions};
 pub use tcp::{Tcp, TcpListener, TcpOptions};

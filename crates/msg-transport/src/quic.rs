@@ -20,8 +20,8 @@ use tracing::{debug, warn};
 use crate::accept::AcceptQueue;
 use crate::tcp::check_scheme;
 use crate::{
-    Endpoint, Host, Listener, PeerAddr, Scheme, TlsClientConfig, TlsServerConfig, Transport,
-    TransportError,
+    Conn, Endpoint, Host, Listener, PeerAddr, PeerCertificates, Scheme, TlsClientConfig,
+    TlsServerConfig, Transport, TransportError,
 };
 
 /// The byte a client writes when it opens its stream.
@@ -173,7 +173,7 @@ impl QuicOptions {
     }
 }
 
-/// The QUIC transport (`quic://host:port`), built on quinn and rustls (ring).
+/// The QUIC transport (`quic://host:port`), built on quinn and rustls (aws-lc-rs).
 ///
 /// Each connection is one QUIC connection carrying one bidirectional stream, opened by
 /// the client during [`connect`](Transport::connect). Certificates are verified as for
@@ -216,7 +216,9 @@ pub struct Quic {
 
 struct QuicInner {
     server: Option<quinn::ServerConfig>,
-    client: Option<(quinn::ClientConfig, Option<String>)>,
+    /// The client configuration, the server name override, and whether server
+    /// certificates are verified.
+    client: Option<(quinn::ClientConfig, Option<String>, bool)>,
     connect_timeout: Duration,
     handshake_timeout: Duration,
     linger: Duration,
@@ -263,7 +265,7 @@ impl Quic {
                 config.transport_config(Arc::new(options.transport_config(false)?));
                 // The rustls ServerName was validated in build(); quinn wants a string.
                 let name = name.map(|n| n.to_str().into_owned());
-                Some((config, name))
+                Some((config, name, !client.skips_verification()))
             }
             None => None,
         };
@@ -369,7 +371,9 @@ impl Transport for Quic {
                                     "client opened its stream with an unexpected byte",
                                 ));
                             }
-                            Ok::<_, io::Error>(QuicConn::new(send, recv, conn, None, linger))
+                            // Client certificates are only ever asked for with a
+                            // verifier: what quinn has was verified.
+                            Ok::<_, io::Error>(QuicConn::new(send, recv, conn, None, linger, true))
                         };
                         match tokio::time::timeout(timeout, handshake).await {
                             Ok(Ok(conn)) => {
@@ -398,7 +402,7 @@ impl Transport for Quic {
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<(QuicConn, PeerAddr), TransportError> {
         check_scheme(endpoint, Scheme::Quic)?;
-        let (config, name_override) =
+        let (config, name_override, verified) =
             self.inner
                 .client
                 .as_ref()
@@ -418,7 +422,12 @@ impl Transport for Quic {
             let attempts: Vec<_> = addrs
                 .into_iter()
                 .map(|addr| {
-                    connect_addr(endpoint, config.clone(), addr, &server_name, linger).boxed()
+                    let peer = Peer {
+                        addr,
+                        server_name: &server_name,
+                        verified: *verified,
+                    };
+                    connect_addr(endpoint, config.clone(), peer, linger).boxed()
                 })
                 .collect();
             if attempts.is_empty() {
@@ -605,13 +614,25 @@ fn unspecified_like(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// The server a client connects to: its address, the name its certificate must
+/// hold, and whether that is checked.
+struct Peer<'a> {
+    addr: SocketAddr,
+    server_name: &'a str,
+    verified: bool,
+}
+
 async fn connect_addr(
     endpoint: &Endpoint,
     config: quinn::ClientConfig,
-    addr: SocketAddr,
-    server_name: &str,
+    peer: Peer<'_>,
     linger: Duration,
 ) -> Result<(QuicConn, SocketAddr), TransportError> {
+    let Peer {
+        addr,
+        server_name,
+        verified,
+    } = peer;
     let (client, released) = udp_endpoint(unspecified_like(addr), None)
         .map_err(|e| TransportError::io("bind a client socket for", endpoint, e))?;
     let connecting = client
@@ -641,7 +662,10 @@ async fn connect_addr(
         endpoint: client,
         released,
     };
-    Ok((QuicConn::new(send, recv, conn, Some(own), linger), addr))
+    Ok((
+        QuicConn::new(send, recv, conn, Some(own), linger, verified),
+        addr,
+    ))
 }
 
 /// The reserved QUIC version the refusal probe announces.
@@ -811,6 +835,8 @@ pub struct QuicConn {
     linger: Duration,
     /// Set once closing has begun, so that dropping has nothing left to do.
     closing: bool,
+    /// The peer's verified certificates, read once the handshake completed.
+    certificates: Option<PeerCertificates>,
 }
 
 /// A client connection's own endpoint, and the signal that its socket is closed.
@@ -827,7 +853,13 @@ impl QuicConn {
         conn: quinn::Connection,
         own_endpoint: Option<OwnEndpoint>,
         linger: Duration,
+        verified: bool,
     ) -> Self {
+        let certificates = if verified {
+            peer_certificates(&conn)
+        } else {
+            None
+        };
         QuicConn {
             send,
             recv,
@@ -835,6 +867,7 @@ impl QuicConn {
             own_endpoint,
             linger,
             closing: false,
+            certificates,
         }
     }
 
@@ -888,6 +921,29 @@ impl QuicConn {
     /// The peer's UDP address (it can change if the peer migrates).
     pub fn remote_address(&self) -> SocketAddr {
         self.conn.remote_address()
+    }
+}
+
+/// The chain quinn's rustls session holds for the peer, if any.
+fn peer_certificates(conn: &quinn::Connection) -> Option<PeerCertificates> {
+    let identity = conn.peer_identity()?;
+    let chain = identity
+        .downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    PeerCertificates::from_chain(
+        chain
+            .iter()
+            .map(|c| bytes::Bytes::copy_from_slice(c.as_ref()))
+            .collect(),
+    )
+}
+
+impl Conn for QuicConn {
+    /// The chain the peer presented, leaf first, when it was verified: a client's
+    /// under [`TlsServerConfig::require_client_auth`], the server's unless the client
+    /// skips verification.
+    fn peer_certificates(&self) -> Option<PeerCertificates> {
+        self.certificates.clone()
     }
 }
 

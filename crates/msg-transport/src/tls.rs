@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -15,7 +17,7 @@ use tracing::{debug, warn};
 use crate::accept::AcceptQueue;
 use crate::tcp::{accept_tcp, bind_tcp, check_scheme, connect_tcp};
 use crate::{
-    Certificate, Endpoint, Listener, PeerAddr, Scheme, TcpOptions, TlsClientConfig,
+    Conn, Endpoint, Listener, PeerAddr, PeerCertificates, Scheme, TcpOptions, TlsClientConfig,
     TlsServerConfig, Transport, TransportError,
 };
 
@@ -106,7 +108,7 @@ impl TlsOptions {
     }
 }
 
-/// The TLS-over-TCP transport (`tls://host:port`), built on rustls with the ring
+/// The TLS-over-TCP transport (`tls://host:port`), built on rustls with the aws-lc-rs
 /// provider.
 ///
 /// Listeners run each handshake in its own task, with a timeout, and `accept` yields
@@ -124,7 +126,9 @@ pub struct Tls {
 
 struct TlsInner {
     acceptor: Option<TlsAcceptor>,
-    connector: Option<(TlsConnector, Option<ServerName<'static>>)>,
+    /// The connector, the server name override, and whether server certificates
+    /// are verified.
+    connector: Option<(TlsConnector, Option<ServerName<'static>>, bool)>,
     tcp: TcpOptions,
     handshake_timeout: Duration,
     max_pending_handshakes: usize,
@@ -160,7 +164,8 @@ impl Tls {
         let connector = match &options.client {
             Some(client) => {
                 let (config, name) = client.build(versions)?;
-                Some((TlsConnector::from(Arc::new(config)), name))
+                let verified = !client.skips_verification();
+                Some((TlsConnector::from(Arc::new(config)), name, verified))
             }
             None => None,
         };
@@ -230,6 +235,7 @@ impl Transport for Tls {
                             Ok(Ok(stream)) => {
                                 debug!(peer = %addr, "tls accepted");
                                 let conn = TlsConn {
+                                    verified: true,
                                     inner: Box::new(tokio_rustls::TlsStream::Server(stream)),
                                 };
                                 // An error means the listener is gone; the
@@ -255,7 +261,7 @@ impl Transport for Tls {
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<(TlsConn, PeerAddr), TransportError> {
         check_scheme(endpoint, Scheme::Tls)?;
-        let (connector, name_override) =
+        let (connector, name_override, verified) =
             self.inner
                 .connector
                 .as_ref()
@@ -303,6 +309,7 @@ impl Transport for Tls {
                 })??;
         debug!(endpoint = %endpoint, peer = %addr, "tls connected");
         let conn = TlsConn {
+            verified: *verified,
             inner: Box::new(tokio_rustls::TlsStream::Client(stream)),
         };
         Ok((conn, PeerAddr::Tls(addr)))
@@ -347,21 +354,41 @@ impl Listener for TlsListener {
 /// Shutting down the write half sends TLS `close_notify` and then a TCP FIN.
 #[derive(Debug)]
 pub struct TlsConn {
+    /// Whether the peer's certificates were verified: always on a server (rustls
+    /// asks for client certificates only with a verifier), on a client unless it
+    /// skips server verification.
+    verified: bool,
     // Boxed: a rustls session is over a kilobyte, and connections get moved around
     // (into tasks, into `AnyConn`). One allocation per connection, none per I/O.
     inner: Box<tokio_rustls::TlsStream<TcpStream>>,
 }
 
-impl TlsConn {
-    /// The certificate chain the peer presented (leaf first), if it presented one.
-    pub fn peer_certificates(&self) -> Option<Vec<Certificate>> {
+impl Conn for TlsConn {
+    /// The chain the peer presented, leaf first, when it was verified: a client's
+    /// under [`TlsServerConfig::require_client_auth`], the server's unless the client
+    /// skips verification.
+    fn peer_certificates(&self) -> Option<PeerCertificates> {
+        if !self.verified {
+            return None;
+        }
         let (_, session) = self.inner.get_ref();
-        session.peer_certificates().map(|certs| {
-            certs
-                .iter()
-                .map(|c| Certificate::from_der(c.as_ref().to_vec()))
-                .collect()
-        })
+        let chain = session
+            .peer_certificates()?
+            .iter()
+            .map(|c| Bytes::copy_from_slice(c.as_ref()))
+            .collect();
+        PeerCertificates::from_chain(chain)
+    }
+}
+
+impl TlsConn {
+    /// The key exchange group the handshake settled on, such as `X25519MLKEM768`
+    /// (post-quantum hybrid) or `X25519`, as rustls names it.
+    pub fn key_exchange_group(&self) -> Option<String> {
+        let (_, session) = self.inner.get_ref();
+        session
+            .negotiated_key_exchange_group()
+            .map(|group| format!("{:?}", group.name()))
     }
 
     /// The underlying TCP stream.

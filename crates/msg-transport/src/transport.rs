@@ -4,17 +4,38 @@ use std::future::Future;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::{Endpoint, PeerAddr, TransportError};
+use crate::{Endpoint, PeerAddr, PeerCertificates, TransportError};
 
-/// A byte stream between two peers, as produced by a [`Transport`].
+/// A byte stream between two peers, as produced by a [`Transport`], and what the
+/// transport knows about the peer's credentials.
 ///
-/// Anything `AsyncRead + AsyncWrite + Send + Unpin + 'static` is a connection; this
-/// trait only names that bound. Shutting down the write half
-/// ([`AsyncWriteExt::shutdown`](tokio::io::AsyncWriteExt::shutdown)) tells the peer no
-/// more bytes are coming (it reads EOF); dropping the connection closes it.
-pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+/// A connection is `AsyncRead + AsyncWrite + Send + Unpin + 'static`. Shutting down
+/// the write half ([`AsyncWriteExt::shutdown`](tokio::io::AsyncWriteExt::shutdown))
+/// tells the peer no more bytes are coming (it reads EOF); dropping the connection
+/// closes it.
+///
+/// The TCP, IPC, in-process, TLS and QUIC connections implement it; a stream of your
+/// own for a custom [`Transport`] needs one line, `impl Conn for MyStream {}`, unless
+/// it can vouch for the peer's certificates.
+pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// The certificate chain the peer presented and this side verified, with the names
+    /// in it, if there is one.
+    ///
+    /// TLS and QUIC connections have one when the peer presented a certificate that
+    /// was verified: a client certificate on a server that requires them (mutual TLS),
+    /// the server's certificate on a client (unless verification was skipped). Every
+    /// other connection has none, which is the default.
+    fn peer_certificates(&self) -> Option<PeerCertificates> {
+        None
+    }
+}
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Conn for T {}
+impl Conn for tokio::net::TcpStream {}
+
+#[cfg(unix)]
+impl Conn for tokio::net::UnixStream {}
+
+impl Conn for tokio::io::DuplexStream {}
 
 /// A way to bind listeners and open connections for one kind of [`Endpoint`].
 ///

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::{chain, echo_conn, echo_sizes, spawn_echo_server, try_echo};
 use msg_transport::{
-    Certificate, Endpoint, Listener, Quic, QuicOptions, TlsClientConfig, TlsServerConfig,
+    Certificate, Conn, Endpoint, Listener, Quic, QuicOptions, TlsClientConfig, TlsServerConfig,
     Transport, TransportError, dev,
 };
 
@@ -80,6 +80,10 @@ async fn dangerous_skip_verification_connects() {
     let mut config = TlsClientConfig::new();
     config.dangerous_skip_server_verification();
     let (conn, _) = quic(None, Some(config)).connect(&endpoint).await.unwrap();
+    assert!(
+        conn.peer_certificates().is_none(),
+        "an unverified certificate is not reported as the peer's"
+    );
     echo_sizes(conn, &[10], 2).await;
 }
 
@@ -115,9 +119,16 @@ async fn mutual_tls_accepts_ca_signed_client_and_refuses_anonymous() {
     config.client_auth(client_cert.cert_chain(), client_cert.private_key());
     let good = tokio::spawn(async move {
         let (conn, _) = quic(None, Some(config)).connect(&endpoint).await.unwrap();
+        let server = conn.peer_certificates().expect("the server's certificate");
+        assert!(server.names().contains(b"127.0.0.1"));
         echo_sizes(conn, &[1, 3000], 3).await;
     });
     let (conn, _) = listener.accept().await.unwrap();
+    let presented = conn
+        .peer_certificates()
+        .expect("client presented no certificate");
+    assert_eq!(presented.end_entity(), client_cert.certificate().der());
+    assert!(presented.names().contains(b"client"));
     tokio::spawn(echo_conn(conn));
     good.await.unwrap();
 }

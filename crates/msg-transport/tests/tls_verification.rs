@@ -3,8 +3,8 @@
 
 use crate::common::{chain, echo_conn, echo_sizes, spawn_echo_server, try_echo};
 use msg_transport::{
-    AnyTransport, Endpoint, Listener, Tls, TlsClientConfig, TlsOptions, TlsServerConfig, Transport,
-    TransportError, dev,
+    AnyTransport, Conn, Endpoint, Listener, Tls, TlsClientConfig, TlsOptions, TlsServerConfig,
+    Transport, TransportError, dev,
 };
 
 const ANY_LOCAL: &str = "tls://127.0.0.1:0";
@@ -112,7 +112,52 @@ async fn dangerous_skip_verification_connects_to_untrusted_server() {
     let mut config = TlsClientConfig::new();
     config.dangerous_skip_server_verification();
     let (conn, _) = tls(None, Some(config)).connect(&endpoint).await.unwrap();
+    assert!(
+        conn.peer_certificates().is_none(),
+        "an unverified certificate is not reported as the peer's"
+    );
     echo_sizes(conn, &[10], 4).await;
+}
+
+/// A client connection to a server presenting `cert`, which the client trusts, and
+/// the server's side of it.
+async fn connected(cert: &dev::DevCert) -> (msg_transport::TlsConn, msg_transport::TlsConn) {
+    let mut listener = tls(Some(cert.server_config()), None)
+        .bind(&ANY_LOCAL.parse().unwrap())
+        .await
+        .unwrap();
+    let endpoint = listener.local_endpoint().clone();
+    let client = tls(None, Some(trusting(cert.certificate())));
+    let (conn, _) = client.connect(&endpoint).await.unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    (conn, accepted)
+}
+
+#[tokio::test]
+async fn client_sees_the_verified_server_certificate_and_no_client_certificate_is_asked() {
+    let cert = dev::self_signed(["127.0.0.1", "server.example"]).unwrap();
+    let (conn, accepted) = connected(&cert).await;
+    let server = conn.peer_certificates().expect("the server's certificate");
+    assert_eq!(server.end_entity(), cert.certificate().der());
+    assert!(server.names().contains(b"server.example"));
+    assert!(server.names().contains(b"127.0.0.1"));
+    assert!(
+        accepted.peer_certificates().is_none(),
+        "without require_client_auth no client certificate is asked for"
+    );
+}
+
+/// msg's crypto provider is aws-lc-rs, whose preferred key exchange is the
+/// post-quantum hybrid X25519MLKEM768: two msg peers agree on it.
+#[tokio::test]
+async fn two_msg_peers_negotiate_post_quantum_key_exchange() {
+    let cert = dev::self_signed(["127.0.0.1"]).unwrap();
+    let (conn, accepted) = connected(&cert).await;
+    assert_eq!(conn.key_exchange_group().as_deref(), Some("X25519MLKEM768"));
+    assert_eq!(
+        accepted.key_exchange_group().as_deref(),
+        Some("X25519MLKEM768")
+    );
 }
 
 #[tokio::test]
@@ -179,7 +224,13 @@ async fn mutual_tls_accepts_client_signed_by_trusted_ca() {
     let presented = conn
         .peer_certificates()
         .expect("client presented no certificate");
-    assert_eq!(presented[0], client_cert.certificate());
+    assert_eq!(presented.end_entity(), client_cert.certificate().der());
+    assert_eq!(presented.chain().len(), 2, "leaf and ca");
+    assert_eq!(
+        presented.names().common_names().collect::<Vec<_>>(),
+        ["client one"]
+    );
+    assert!(presented.names().contains(b"client one"));
     tokio::spawn(echo_conn(conn));
     connecting.await.unwrap();
 }
@@ -221,8 +272,8 @@ async fn mutual_tls_refuses_client_without_certificate() {
     });
     let (conn, _) = listener.accept().await.unwrap();
     assert_eq!(
-        conn.peer_certificates().unwrap()[0],
-        client_cert.certificate()
+        conn.peer_certificates().unwrap().end_entity(),
+        client_cert.certificate().der()
     );
     tokio::spawn(echo_conn(conn));
     good.await.unwrap();

@@ -286,6 +286,11 @@ pub enum Reason {
     /// 10: the socket already has every peer it takes (a PAIR socket has
     /// its one peer).
     Occupied,
+    /// 11: another principal holds this identity: a connection announcing an
+    /// identity that is already connected, from a peer that did not
+    /// authenticate as the connected one (another certificate, another
+    /// token, or none), is refused rather than displacing it.
+    IdentityInUse,
     /// Any other code, kept as received.
     Unknown(u16),
 }
@@ -305,6 +310,7 @@ impl Reason {
             Reason::Internal => 8,
             Reason::Overloaded => 9,
             Reason::Occupied => 10,
+            Reason::IdentityInUse => 11,
             Reason::Unknown(code) => code,
         }
     }
@@ -324,6 +330,7 @@ impl Reason {
             8 => Reason::Internal,
             9 => Reason::Overloaded,
             10 => Reason::Occupied,
+            11 => Reason::IdentityInUse,
             other => Reason::Unknown(other),
         }
     }
@@ -369,6 +376,7 @@ impl fmt::Display for Reason {
             Reason::Internal => "internal error",
             Reason::Overloaded => "overloaded",
             Reason::Occupied => "socket occupied",
+            Reason::IdentityInUse => "identity in use by another principal",
             Reason::Unknown(code) => return write!(f, "unknown reason {code}"),
         };
         f.write_str(text)

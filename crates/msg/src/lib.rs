@@ -67,6 +67,7 @@ pub use msg_socket::{
     PeerSendError, PeerSocket, PubMessage, PubSocket, PublishError, PullSocket, PushSocket,
     RepSocket, ReplyError, ReqError, ReqSocket, Request, Route, RouteError, RouterSocket,
     SendError, SocketError, SocketEvent, SocketEvents, SocketOptions, SocketStats, SubSocket,
+    TokenTable,
 };
 pub use msg_wire::Compression;
 

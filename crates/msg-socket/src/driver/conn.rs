@@ -4,14 +4,16 @@
 //! itself is in `link.rs`.
 
 use std::io::IoSlice;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use msg_transport::PeerAddr;
+use msg_transport::{PeerAddr, PeerCertificates};
 use msg_wire::{Reason, SocketType};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::auth::Principal;
 use crate::driver::core::Core;
 use crate::monitor::SocketEvent;
 
@@ -36,6 +38,13 @@ pub struct PeerInfo {
     pub socket_type: SocketType,
     /// This socket's id for the connection, unique within the process.
     pub conn_id: u64,
+    /// The certificate chain the peer presented and the transport verified,
+    /// with the names in it: over `tls://` and `quic://`, a client's
+    /// certificate on a server that requires them (mutual TLS), the server's
+    /// on a client. `None` for every other connection.
+    pub certificates: Option<Arc<PeerCertificates>>,
+    /// Who the peer authenticated as, for repeated identities.
+    pub(crate) principal: Principal,
 }
 
 /// How a connection ended, for events and logs.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use msg_transport::{Conn, Endpoint, Listener, PeerAddr, Transport};
+use msg_transport::{Conn, Endpoint, Listener, PeerAddr, PeerCertificates, Transport};
 use msg_wire::{
     Answer, FrameCodec, HandshakeCodec, Hello, MAX_REASON_LEN, Reason, SocketType, WireError,
 };
@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::auth::{AuthRejection, AuthRequest};
+use crate::auth::{AuthRejection, AuthRequest, Principal};
 use crate::driver::conn::PeerInfo;
 use crate::driver::link;
 use crate::driver::shared::Shared;
@@ -293,9 +293,16 @@ async fn connect_loop<T: Transport, P: Protocol>(
         let extra_wait = match attempt {
             Attempt::Up(conn, peer, buf) => {
                 backoff.reset();
+                let id = peer.conn_id;
                 let conn = link::run(shared.clone(), conn, peer, buf).await;
                 close_conn(&core, &transport, conn);
-                Duration::ZERO
+                if shared.take_refused(id) {
+                    // The server announced an identity another principal
+                    // holds here: it will again, so no tight loop.
+                    core.opts.auth_reject_delay
+                } else {
+                    Duration::ZERO
+                }
             }
             Attempt::Failed(wait) => wait,
         };
@@ -387,6 +394,25 @@ async fn attempt<T: Transport>(
             // Not a tight loop: a rejected client waits before trying again.
             Attempt::Failed(opts.auth_reject_delay)
         }
+        Err(HandshakeError::Rejected {
+            code: Reason::IdentityInUse,
+            text,
+        }) => {
+            core.counters.identity_refusals.fetch_add(1, Relaxed);
+            tracing::warn!(
+                peer = %addr,
+                identity = %core.identity.escape_ascii(),
+                reason = %text,
+                "server refused our identity: another principal holds it"
+            );
+            core.emit(SocketEvent::IdentityRefused {
+                peer: addr,
+                identity: core.identity.clone(),
+                reason: text,
+            });
+            // The holder may stay connected for long: no tight loop either.
+            Attempt::Failed(opts.auth_reject_delay)
+        }
         Err(e) => {
             let error = describe(&e);
             core.counters.handshake_failures.fetch_add(1, Relaxed);
@@ -405,14 +431,16 @@ async fn serve_accepted<P: Protocol, C: Conn>(
     addr: PeerAddr,
 ) {
     let result = tokio::select! {
-        r = server_handshake(&core, &mut conn, &addr, || shared.with(P::admit)) => r,
+        r = server_handshake(&core, &mut conn, &addr, |peer| shared.with(|p| p.admit(peer))) => r,
         _ = core.cancel.cancelled() => return,
     };
     match result {
         Ok((peer, buf)) => {
+            let id = peer.conn_id;
             // Dropped: a QUIC connection then closes in the background, and
             // the listener's close waits for it (see `accept_loop`).
-            drop(link::run(shared, conn, peer, buf).await);
+            drop(link::run(shared.clone(), conn, peer, buf).await);
+            shared.take_refused(id);
         }
         Err(HandshakeError::Refused {
             code: Reason::AuthRejected,
@@ -422,6 +450,19 @@ async fn serve_accepted<P: Protocol, C: Conn>(
             tracing::warn!(peer = %addr, reason = %text, "authentication rejected a peer");
             core.emit(SocketEvent::AuthRejected {
                 peer: addr,
+                reason: text,
+            });
+        }
+        Err(HandshakeError::IdentityRefused { identity, text }) => {
+            // Counted by the pattern, which refused it.
+            tracing::warn!(
+                peer = %addr,
+                identity = %identity.escape_ascii(),
+                "refused a connection: {text}"
+            );
+            core.emit(SocketEvent::IdentityRefused {
+                peer: addr,
+                identity,
                 reason: text,
             });
         }
@@ -484,26 +525,63 @@ async fn client_handshake<C: Conn>(
     let mut buf = BytesMut::with_capacity(256);
     let answer = read_until(conn, &mut buf, |b| codec.decode_answer(b)).await?;
     let (socket_type, identity) = check_answer(core.socket_type, answer)?;
+    let certificates = conn.peer_certificates().map(Arc::new);
+    let bound = core.opts.bind_identity_to_certificate;
+    if bound {
+        check_bound(&identity, certificates.as_deref(), "server").map_err(|text| {
+            HandshakeError::Refused {
+                code: Reason::AuthRejected,
+                text,
+            }
+        })?;
+    }
+    // The server's token is not ours to check: its certificate is all there is.
+    let principal = Principal::new(certificates.as_deref(), bound, None);
     Ok((
         PeerInfo {
             identity,
             addr: addr.clone(),
             socket_type,
             conn_id: NEXT_CONN_ID.fetch_add(1, Relaxed),
+            certificates,
+            principal,
         },
         buf,
     ))
 }
 
+/// Whether `identity` is a name in the verified `certificates` of the peer
+/// (`side`: "client" or "server"); if not, why, for the peer and the logs.
+fn check_bound(
+    identity: &[u8],
+    certificates: Option<&PeerCertificates>,
+    side: &str,
+) -> Result<(), String> {
+    match certificates {
+        None => Err(format!(
+            "identity \"{}\" must be a name in a verified {side} certificate, and there is none",
+            identity.escape_ascii()
+        )),
+        Some(certs) if certs.names().contains(identity) => Ok(()),
+        Some(_) => Err(format!(
+            "identity \"{}\" is not a name in the {side} certificate",
+            identity.escape_ascii()
+        )),
+    }
+}
+
 /// The server's side of the handshake. The peer gets the handshake timeout
-/// to send its Hello; the authenticator then gets the auth timeout; every
-/// refusal is answered with a Reject naming the reason, except garbage (a
-/// peer that does not speak msg gets no answer at all).
+/// to send its Hello; the identity is checked against the client
+/// certificate (if bound to it) and the authenticator gets the auth timeout;
+/// the pattern then admits the peer or not (a repeated identity of another
+/// principal is not). Every refusal is answered with a Reject naming the
+/// reason, except garbage (a peer that does not speak msg gets no answer at
+/// all).
 async fn server_handshake<C: Conn>(
     core: &Core,
     conn: &mut C,
     addr: &PeerAddr,
-    admit: impl FnOnce() -> Result<(), Violation>,
+    admit: impl FnOnce(&PeerInfo) -> Result<(), Violation>,
 ) -> Result<(PeerInfo, BytesMut), HandshakeError> {
     let opts = &core.opts;
     let mut codec = HandshakeCodec::with_options(opts.wire.clone());
@@ -535,12 +613,24 @@ async fn server_handshake<C: Conn>(
         reject(&codec, conn, code, &text).await;
         return Err(HandshakeError::Refused { code, text });
     }
+    let certificates = conn.peer_certificates().map(Arc::new);
+    let bound = opts.bind_identity_to_certificate;
+    if bound {
+        if let Err(text) = check_bound(&hello.identity, certificates.as_deref(), "client") {
+            reject(&codec, conn, Reason::AuthRejected, &text).await;
+            return Err(HandshakeError::Refused {
+                code: Reason::AuthRejected,
+                text,
+            });
+        }
+    }
     if let Some(auth) = &opts.authenticator {
         let request = AuthRequest {
             identity: hello.identity.clone(),
             token: hello.token.clone(),
             addr: addr.clone(),
             socket_type: hello.socket_type,
+            certificates: certificates.clone(),
         };
         let verdict = tokio::time::timeout(opts.auth_timeout, auth.authenticate_dyn(request))
             .await
@@ -554,8 +644,24 @@ async fn server_handshake<C: Conn>(
             });
         }
     }
-    if let Err((code, text)) = admit() {
+    // A token is a credential only once an authenticator has checked it.
+    let token = opts.authenticator.as_ref().and(hello.token);
+    let peer = PeerInfo {
+        identity: hello.identity,
+        addr: addr.clone(),
+        socket_type: hello.socket_type,
+        conn_id: NEXT_CONN_ID.fetch_add(1, Relaxed),
+        principal: Principal::new(certificates.as_deref(), bound, token),
+        certificates,
+    };
+    if let Err((code, text)) = admit(&peer) {
         reject(&codec, conn, code, text).await;
+        if code == Reason::IdentityInUse {
+            return Err(HandshakeError::IdentityRefused {
+                identity: peer.identity,
+                text: text.to_owned(),
+            });
+        }
         return Err(HandshakeError::Refused {
             code,
             text: text.to_owned(),
@@ -576,15 +682,7 @@ async fn server_handshake<C: Conn>(
         Ok(result) => result?,
         Err(_) => return Err(HandshakeError::Timeout),
     }
-    Ok((
-        PeerInfo {
-            identity: hello.identity,
-            addr: addr.clone(),
-            socket_type: hello.socket_type,
-            conn_id: NEXT_CONN_ID.fetch_add(1, Relaxed),
-        },
-        buf,
-    ))
+    Ok((peer, buf))
 }
 
 /// Sends a Reject and shuts the stream down; best effort and bounded, since

@@ -26,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::driver::conn::PeerInfo;
 use crate::driver::core::Core;
-use crate::monitor::SocketStats;
+use crate::monitor::{SocketEvent, SocketStats};
 use crate::proto::Protocol;
 use crate::proto::conns::{ConnId, IdMap};
+use crate::proto::identities::IDENTITY_IN_USE;
 
 /// Locks `mutex`, going on with its state if a panic poisoned it (see the
 /// module docs).
@@ -64,6 +65,9 @@ pub(crate) struct State<P> {
     undelivered: (usize, usize),
     /// Whether the timer task runs, and the deadline it sleeps until.
     timer: Option<Option<Instant>>,
+    /// Connections the protocol refused as they came up (a repeated
+    /// identity of another principal), until their task has ended.
+    refused: Vec<ConnId>,
 }
 
 /// The driver's side of one connection: how to reach its task.
@@ -126,6 +130,7 @@ impl<P: Protocol> Shared<P> {
                 paused: Vec::new(),
                 undelivered: (0, 0),
                 timer: None,
+                refused: Vec::new(),
             }),
         })
     }
@@ -175,12 +180,36 @@ impl<P: Protocol> Shared<P> {
         self.core.tasks.spawn(run_timer(me));
     }
 
-    /// A connection finished its handshake.
+    /// A connection finished its handshake. If the protocol refuses it at
+    /// once (a repeated identity of another principal, which got past the
+    /// handshake's check or was never checked there: a connection this
+    /// socket made), that is reported as in the handshake.
     pub(crate) fn conn_up(&self, peer: Arc<PeerInfo>, link: Arc<Link>) {
-        self.with_state(|state| {
+        let refused = self.with_state(|state| {
             state.links.insert(peer.conn_id, link);
-            state.proto.handle_conn_up(now(), peer);
+            state.proto.handle_conn_up(now(), peer.clone());
+            let refused = state.proto.is_refused(peer.conn_id);
+            if refused {
+                state.refused.push(peer.conn_id);
+            }
+            refused
         });
+        if refused {
+            self.core.emit(SocketEvent::IdentityRefused {
+                peer: peer.addr.clone(),
+                identity: peer.identity.clone(),
+                reason: IDENTITY_IN_USE.to_owned(),
+            });
+        }
+    }
+
+    /// Whether the protocol refused connection `id` as it came up; forgets
+    /// it. For the task that ran the connection, once it has ended.
+    pub(crate) fn take_refused(&self, id: ConnId) -> bool {
+        let mut state = lock(&self.state);
+        let before = state.refused.len();
+        state.refused.retain(|&c| c != id);
+        state.refused.len() != before
     }
 
     /// A connection is ending (its reader or writer stopped): it takes no
@@ -239,6 +268,7 @@ impl<P: Protocol> Shared<P> {
         stats.msgs_received += proto.msgs_received;
         stats.dropped_hwm += proto.dropped_hwm;
         stats.gaps += proto.gaps;
+        stats.identity_refusals += proto.identity_refusals;
         stats
     }
 }

@@ -422,6 +422,8 @@ mod tests {
             },
             socket_type: SocketType::Sub,
             conn_id: id,
+            certificates: None,
+            principal: Default::default(),
         })
     }
 

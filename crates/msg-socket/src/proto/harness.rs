@@ -19,7 +19,7 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ use bytes::{Bytes, BytesMut};
 use msg_transport::PeerAddr;
 use msg_wire::{EncodedFrame, Frame, FrameCodec, Reason, SocketType};
 
+use crate::auth::Principal;
 use crate::driver::conn::PeerInfo;
 use crate::proto::conns::ConnId;
 use crate::proto::{Protocol, Violation};
@@ -172,6 +173,9 @@ pub(crate) struct Harness {
     links: Vec<Link>,
     /// Every connection the harness closed, in order.
     pub(crate) closed: Vec<Closed>,
+    /// Who each node authenticates as on its next connections (anonymous
+    /// unless set).
+    principals: HashMap<NodeId, Principal>,
 }
 
 impl Harness {
@@ -181,7 +185,30 @@ impl Harness {
             nodes: Vec::new(),
             links: Vec::new(),
             closed: Vec::new(),
+            principals: HashMap::new(),
         }
+    }
+
+    /// Node `node` authenticates as `principal` on the connections made
+    /// from now on.
+    pub(crate) fn set_principal(&mut self, node: NodeId, principal: Principal) {
+        self.principals.insert(node, principal);
+    }
+
+    /// Node `node` as a peer on a connection about to be made, as the
+    /// server's handshake would admit it.
+    pub(crate) fn candidate(&self, node: NodeId) -> PeerInfo {
+        self.peer_info(0, node)
+    }
+
+    /// Node `node` as its peer sees it on the connection the peer calls
+    /// `conn`.
+    fn peer_info(&self, conn: ConnId, node: NodeId) -> PeerInfo {
+        let mut info = (*peer(conn, node, self.nodes[node].socket_type())).clone();
+        if let Some(principal) = self.principals.get(&node) {
+            info.principal = principal.clone();
+        }
+        info
     }
 
     /// Adds a node; returns its id.
@@ -236,8 +263,8 @@ impl Harness {
             up: true,
         });
         let now = self.now;
-        let client_peer = peer(c, server, self.nodes[server].socket_type());
-        let server_peer = peer(s, client, self.nodes[client].socket_type());
+        let client_peer = Arc::new(self.peer_info(c, server));
+        let server_peer = Arc::new(self.peer_info(s, client));
         if server_first {
             self.nodes[server].conn_up(now, server_peer);
             self.nodes[client].conn_up(now, client_peer);
@@ -492,7 +519,7 @@ impl Harness {
 
 /// Node `node`, of type `socket_type`, as its peer sees it on the
 /// connection the peer calls `conn`.
-fn peer(conn: ConnId, node: NodeId, socket_type: SocketType) -> Arc<PeerInfo> {
+pub(crate) fn peer(conn: ConnId, node: NodeId, socket_type: SocketType) -> Arc<PeerInfo> {
     Arc::new(PeerInfo {
         identity: Bytes::from(format!("node-{node}")),
         addr: PeerAddr::Inproc {
@@ -501,5 +528,7 @@ fn peer(conn: ConnId, node: NodeId, socket_type: SocketType) -> Arc<PeerInfo> {
         },
         socket_type,
         conn_id: conn,
+        certificates: None,
+        principal: Default::default(),
     })
 }

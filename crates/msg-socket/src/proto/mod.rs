@@ -26,6 +26,7 @@ pub(crate) mod handshake;
 #[cfg(any(test, fuzzing))]
 pub(crate) mod harness;
 pub(crate) mod heartbeat;
+pub(crate) mod identities;
 pub(crate) mod inbox;
 pub(crate) mod outbox;
 pub(crate) mod pair;
@@ -74,6 +75,8 @@ pub struct ProtoStats {
     pub(crate) dropped_hwm: u64,
     /// Messages a peer reported (by sequence number) it dropped for us.
     pub(crate) gaps: u64,
+    /// Connections refused because another principal holds their identity.
+    pub(crate) identity_refusals: u64,
 }
 
 /// One pattern's state machine.
@@ -109,15 +112,24 @@ pub trait Protocol: Send + 'static {
     fn conns_mut(&mut self) -> &mut ConnTable<Self::ConnState>;
 
     /// A peer passed the server's handshake checks (and authentication) and
-    /// is about to be accepted. An `Err` refuses it before it is up: the
-    /// peer hears a Reject with this reason instead of an Accept (PAIR
-    /// turns away a second peer so).
-    fn admit(&mut self) -> Result<(), Violation> {
+    /// is about to be accepted as `peer`. An `Err` refuses it before it is
+    /// up: the peer hears a Reject with this reason instead of an Accept
+    /// (PAIR turns away a second peer so, PEER and ROUTER a repeated
+    /// identity of another principal).
+    fn admit(&mut self, _peer: &PeerInfo) -> Result<(), Violation> {
         Ok(())
     }
 
     /// A connection finished its handshake.
     fn handle_conn_up(&mut self, now: Instant, peer: Arc<PeerInfo>);
+
+    /// Whether the pattern refused `conn` when it came up, because another
+    /// principal holds the identity it announced (PEER and ROUTER): it is
+    /// being closed with [`Reason::IdentityInUse`], and the driver reports
+    /// it. True until the connection is down.
+    fn is_refused(&self, _conn: ConnId) -> bool {
+        false
+    }
 
     /// A connection ended; whatever was queued on it is dropped.
     fn handle_conn_down(&mut self, now: Instant, conn: ConnId);

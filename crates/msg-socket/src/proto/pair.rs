@@ -77,7 +77,7 @@ impl Protocol for PairProto {
 
     /// While the peer is up a server refuses any other in the handshake, so
     /// that the other side never has a live connection to queue on.
-    fn admit(&mut self) -> Result<(), Violation> {
+    fn admit(&mut self, _peer: &PeerInfo) -> Result<(), Violation> {
         if self.peer.is_some() {
             self.refused += 1;
             return Err((Reason::Occupied, OCCUPIED));

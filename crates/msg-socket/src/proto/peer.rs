@@ -1,10 +1,11 @@
 //! The PEER socket's state machine: which connection carries frames to each
-//! identity (the newer connection wins), and the one ordered queue of `Up`,
+//! identity (the newer connection of the same principal wins, see
+//! [`identities`](crate::proto::identities)), and the one ordered queue of `Up`,
 //! `Down` and frame events for the application, bounded for frames
 //! (connections are held back while it is full: backpressure, never a
 //! drop).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::error::ConfigError;
 use crate::options::SocketOptions;
 use crate::peer::PeerEvent;
 use crate::proto::conns::{ConnId, ConnTable, RecvLimits, SendLimits, fits};
+use crate::proto::identities::{Identities, Up};
 use crate::proto::{ProtoStats, Protocol, Violation, Wake};
 
 /// Where a frame for a peer stands after [`PeerProto::send`].
@@ -35,7 +37,7 @@ pub(crate) enum SendStatus {
 pub struct PeerProto {
     conns: ConnTable<()>,
     /// The connection frames to each identity go on.
-    routes: HashMap<Bytes, ConnId>,
+    routes: Identities,
     /// Events for the application, each with its payload size (`None` for
     /// `Up` and `Down`, which never wait and do not count).
     events: VecDeque<(PeerEvent, Option<usize>)>,
@@ -52,7 +54,7 @@ impl PeerProto {
     pub(crate) fn with_limits(send: SendLimits, recv: RecvLimits) -> Self {
         Self {
             conns: ConnTable::new(send),
-            routes: HashMap::new(),
+            routes: Identities::default(),
             events: VecDeque::new(),
             frames: 0,
             bytes: 0,
@@ -65,12 +67,12 @@ impl PeerProto {
 
     /// The connection currently up for `identity`.
     pub(crate) fn route(&self, identity: &[u8]) -> Option<ConnId> {
-        self.routes.get(identity).copied()
+        self.routes.route(identity)
     }
 
     /// The identities of the peers connected now.
     pub(crate) fn identities(&self) -> impl Iterator<Item = &Bytes> {
-        self.routes.keys()
+        self.routes.identities()
     }
 
     /// Queues `frame` (`msgs` of the frames in it carry a payload) on
@@ -139,23 +141,26 @@ impl Protocol for PeerProto {
         &mut self.conns
     }
 
-    /// The newer connection wins: a connection for an identity that is
-    /// already up replaces the old one, which is closed.
+    /// Another principal connected with the identity: refused in the
+    /// handshake.
+    fn admit(&mut self, peer: &PeerInfo) -> Result<(), Violation> {
+        self.routes.admit(&self.conns, peer)
+    }
+
+    /// The newer connection of the same principal wins: it replaces the
+    /// old one, which is closed. One of another principal is closed itself
+    /// (two handshakes for one identity at once, or a connection this
+    /// socket made), and the application never hears of it.
     fn handle_conn_up(&mut self, _now: Instant, peer: Arc<PeerInfo>) {
-        let identity = peer.identity.clone();
-        let id = peer.conn_id;
         self.conns.insert(peer.clone(), ());
-        if let Some(old) = self.routes.insert(identity.clone(), id) {
-            tracing::debug!(
-                identity = %identity.escape_ascii(),
-                old,
-                new = id,
-                "a newer connection replaces the old one"
-            );
-            self.conns
-                .close(old, Reason::Normal, "replaced by a newer connection", false);
+        if self.routes.conn_up(&mut self.conns, &peer) == Up::Refused {
+            return;
         }
-        self.push_control(PeerEvent::Up(identity, (*peer).clone()));
+        self.push_control(PeerEvent::Up(peer.identity.clone(), (*peer).clone()));
+    }
+
+    fn is_refused(&self, conn: ConnId) -> bool {
+        self.routes.is_refused(conn)
     }
 
     fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
@@ -163,8 +168,7 @@ impl Protocol for PeerProto {
             return;
         };
         let identity = &gone.peer.identity;
-        if self.routes.get(identity) == Some(&conn) {
-            self.routes.remove(identity);
+        if self.routes.conn_down(identity, conn) {
             self.push_control(PeerEvent::Down(identity.clone()));
         }
     }
@@ -180,9 +184,9 @@ impl Protocol for PeerProto {
             return Ok(());
         };
         let identity = c.peer.identity.clone();
-        if self.routes.get(&identity) != Some(&conn) {
-            // A replaced connection on its way out: its frames are as lost
-            // as those in flight when it was cut.
+        if self.routes.route(&identity) != Some(conn) {
+            // A replaced or refused connection on its way out: its frames
+            // are as lost as those in flight when it was cut.
             return Ok(());
         }
         let size = frame.payload().map_or(0, Bytes::len);
@@ -213,6 +217,9 @@ impl Protocol for PeerProto {
     }
 
     fn stats(&self) -> ProtoStats {
-        self.stats
+        ProtoStats {
+            identity_refusals: self.routes.refusals,
+            ..self.stats
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! peer that is connected now, and what cannot be routed is an error for
 //! the caller, never a silent drop.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +13,7 @@ use crate::driver::conn::PeerInfo;
 use crate::message::{Encoded, Message};
 use crate::options::SocketOptions;
 use crate::proto::conns::{ConnId, ConnTable, fits};
+use crate::proto::identities::Identities;
 use crate::proto::inbox::FairInbox;
 use crate::proto::outbox::queue;
 use crate::proto::{ProtoStats, Protocol, Violation, Wake};
@@ -42,8 +42,9 @@ pub(crate) enum RouteStatus {
 pub struct RouterProto {
     conns: ConnTable<()>,
     /// The connection each identity's messages go on (the newer connection
-    /// wins).
-    routes: HashMap<Bytes, ConnId>,
+    /// of the same principal wins, see
+    /// [`identities`](crate::proto::identities)).
+    routes: Identities,
     inbox: FairInbox<(Route, Message)>,
     sent: u64,
 }
@@ -59,7 +60,7 @@ impl RouterProto {
     /// its connection has room. `message` was encoded as a reply to the
     /// route's request, or as a plain message when it has none.
     pub(crate) fn send_to(&mut self, route: &Route, message: &Encoded) -> RouteStatus {
-        let Some(&conn) = self.routes.get(route.identity()) else {
+        let Some(conn) = self.routes.route(route.identity()) else {
             return RouteStatus::Unreachable;
         };
         let Some(c) = self.conns.get(conn) else {
@@ -93,7 +94,7 @@ impl RouterProto {
 
     /// The identities of the peers connected now.
     pub(crate) fn identities(&self) -> impl Iterator<Item = &Bytes> {
-        self.routes.keys()
+        self.routes.identities()
     }
 }
 
@@ -105,7 +106,7 @@ impl Protocol for RouterProto {
     fn new(options: &SocketOptions) -> Self {
         Self {
             conns: ConnTable::new(options.send_limits()),
-            routes: HashMap::new(),
+            routes: Identities::default(),
             inbox: FairInbox::new(options.recv_limits()),
             sent: 0,
         }
@@ -119,16 +120,22 @@ impl Protocol for RouterProto {
         &mut self.conns
     }
 
-    /// The newer connection wins: a connection for an identity that is
-    /// already up replaces the old one, which is closed.
+    /// Another principal connected with the identity: refused in the
+    /// handshake.
+    fn admit(&mut self, peer: &PeerInfo) -> Result<(), Violation> {
+        self.routes.admit(&self.conns, peer)
+    }
+
+    /// The newer connection of the same principal wins: it replaces the
+    /// old one, which is closed. One of another principal is closed itself,
+    /// and what it sends is dropped.
     fn handle_conn_up(&mut self, _now: Instant, peer: Arc<PeerInfo>) {
-        let identity = peer.identity.clone();
-        let id = peer.conn_id;
-        self.conns.insert(peer, ());
-        if let Some(old) = self.routes.insert(identity, id) {
-            self.conns
-                .close(old, Reason::Normal, "replaced by a newer connection", false);
-        }
+        self.conns.insert(peer.clone(), ());
+        self.routes.conn_up(&mut self.conns, &peer);
+    }
+
+    fn is_refused(&self, conn: ConnId) -> bool {
+        self.routes.is_refused(conn)
     }
 
     fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
@@ -136,9 +143,7 @@ impl Protocol for RouterProto {
         let Some(gone) = self.conns.remove(conn) else {
             return;
         };
-        if self.routes.get(&gone.peer.identity) == Some(&conn) {
-            self.routes.remove(&gone.peer.identity);
-        }
+        self.routes.conn_down(&gone.peer.identity, conn);
     }
 
     fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) -> Result<(), Violation> {
@@ -155,6 +160,11 @@ impl Protocol for RouterProto {
         let Some(c) = self.conns.get(conn) else {
             return Ok(());
         };
+        if self.routes.is_refused(conn) {
+            // Refused for another principal's identity, on its way out:
+            // nothing it sends may pass for that principal's.
+            return Ok(());
+        }
         // Only a REQ peer needs its request's id back: it matches replies
         // to requests. A DEALER's request (it sends requests so that a REP
         // can answer it too) is a plain message, answered by identity.
@@ -192,6 +202,7 @@ impl Protocol for RouterProto {
         ProtoStats {
             msgs_sent: self.sent,
             msgs_received: self.inbox.received,
+            identity_refusals: self.routes.refusals,
             ..ProtoStats::default()
         }
     }

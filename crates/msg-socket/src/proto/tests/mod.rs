@@ -912,4 +912,5 @@ fn huge_jumps_in_sequence_numbers_saturate_the_gap_count() {
     assert_eq!(h.node::<SubProto>(s).stats().gaps, u64::MAX);
 }
 
+mod identities;
 mod patterns;

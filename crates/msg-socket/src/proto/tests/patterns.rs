@@ -3,13 +3,13 @@
 //! multipart messages arriving whole.
 
 use bytes::Bytes;
-use msg_wire::{Compression, Frame, FrameCodec, Reason};
+use msg_wire::{Compression, Frame, FrameCodec, Reason, SocketType};
 
 use crate::message::{Encoded, Message};
 use crate::options::SocketOptions;
 use crate::proto::Protocol;
 use crate::proto::dealer::DealerProto;
-use crate::proto::harness::{Harness, NodeId};
+use crate::proto::harness::{Harness, NodeId, peer};
 use crate::proto::outbox::Offer;
 use crate::proto::pair::{OCCUPIED, PairProto};
 use crate::proto::pipeline::{PullProto, PushProto};
@@ -449,11 +449,15 @@ fn a_pair_keeps_its_one_peer_and_refuses_another_with_a_reason() {
     assert_eq!(h.node::<PairProto>(a).refused, 1);
     // A server turns the next one away in its handshake already.
     assert_eq!(
-        h.node::<PairProto>(a).admit(),
+        h.node::<PairProto>(a).admit(&peer(0, c, SocketType::Pair)),
         Err((Reason::Occupied, OCCUPIED))
     );
     assert_eq!(h.node::<PairProto>(a).refused, 2);
-    assert_eq!(h.node::<PairProto>(c).admit(), Ok(()), "c has no peer");
+    assert_eq!(
+        h.node::<PairProto>(c).admit(&peer(0, a, SocketType::Pair)),
+        Ok(()),
+        "c has no peer"
+    );
     let got = h.node::<PairProto>(b).take().map(|m| text(&m));
     assert_eq!(got.as_deref(), Some("parked"));
     h.node::<PairProto>(b).send(one_way("back"));
