@@ -427,8 +427,14 @@ Examples:
   msg sub tcp://127.0.0.1:5556 --count 1 --format json
   msg sub --bind tcp://127.0.0.1:6000 alerts        # publishers connect to us
 
-Text output is `TOPIC PAYLOAD` per message; JSON lines carry topic, payload
-and seq (the publisher's sequence number: a jump means lost messages).";
+Text output is `TOPIC PAYLOAD` per message; JSON lines carry topic, payload,
+seq (the publisher's sequence number on this connection), conn (the
+connection), and when so: first (the connection's first message), restart (a
+publisher seen before, on a new connection: what it published in between is
+lost) and lost (messages missing from the sequence just before). In text,
+losses and restarts are notices on stderr. Every exit, Ctrl-C included,
+ends with a summary line on stderr: messages printed, missing from the
+sequences, dropped at this subscriber's recv_hwm, and stream restarts.";
 
 /// `msg sub`.
 #[derive(Debug, Args)]

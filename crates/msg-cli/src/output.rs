@@ -68,27 +68,64 @@ impl Printer {
     }
 
     /// A published message (`msg sub`): topic and payload, and in JSON its
-    /// sequence number.
-    pub(crate) fn message(&self, message: &PubMessage) -> anyhow::Result<()> {
+    /// sequence number, its publisher connection, and what was lost before
+    /// it. In text and hex, losses and restarts go to stderr as notices.
+    pub(crate) fn message(&self, message: &PubMessage, lost: Lost) -> anyhow::Result<()> {
         let (topic, payload) = (message.topic(), message.payload());
         let line = match self.format {
-            Format::Text => {
-                let mut line = String::from_utf8_lossy(topic).into_owned();
-                line.push(' ');
-                line.push_str(&text_line(payload));
-                line
+            Format::Text | Format::Hex => {
+                let from = &message.publisher().addr;
+                if lost.restart {
+                    eprintln!(
+                        "msg: stream from {from} restarted on a new connection; what was \
+                         published in between is lost"
+                    );
+                }
+                if lost.missing > 0 {
+                    eprintln!(
+                        "msg: {} message(s) from {from} lost before seq {}",
+                        lost.missing,
+                        message.seq()
+                    );
+                }
+                if self.format == Format::Hex {
+                    hex_line(&[topic, payload])
+                } else {
+                    let mut line = String::from_utf8_lossy(topic).into_owned();
+                    line.push(' ');
+                    line.push_str(&text_line(payload));
+                    line
+                }
             }
-            Format::Hex => hex_line(&[topic, payload]),
             Format::Json => {
                 let mut record = Map::new();
                 put_bytes(&mut record, "topic", topic);
                 put_bytes(&mut record, "payload", payload);
                 record.insert("seq".into(), Value::from(message.seq()));
+                record.insert("conn".into(), Value::from(message.publisher().conn_id));
+                if message.is_first() {
+                    record.insert("first".into(), Value::Bool(true));
+                }
+                if lost.restart {
+                    record.insert("restart".into(), Value::Bool(true));
+                }
+                if lost.missing > 0 {
+                    record.insert("lost".into(), Value::from(lost.missing));
+                }
                 json_line(record)
             }
         };
         emit(&line)
     }
+}
+
+/// What a subscriber lost before a message, as its numbering shows.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Lost {
+    /// The message starts a publisher's stream again on a new connection.
+    pub(crate) restart: bool,
+    /// Messages missing from the sequence just before it.
+    pub(crate) missing: u64,
 }
 
 impl Printer {

@@ -285,7 +285,7 @@ pub(crate) async fn send(args: SendArgs) -> anyhow::Result<()> {
             Ok(seqs) => {
                 if !seqs.is_empty() {
                     let last = seqs.end - 1;
-                    tracing::info!(%peer, first = seqs.start, last, "stored");
+                    tracing::debug!(%peer, first = seqs.start, last, "stored");
                     match last_seqs.iter_mut().find(|(p, _)| p == &peer) {
                         Some((_, known)) => *known = last,
                         None => last_seqs.push((peer.clone(), last)),

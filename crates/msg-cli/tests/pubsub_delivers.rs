@@ -43,14 +43,20 @@ fn pub_waits_for_a_subscriber_before_publishing() {
     let sub = Proc::start(&["sub", &endpoint, "--count", "2", "--format", "json"]);
     publisher.finish().ok();
     let lines = sub.finish().ok();
-    let messages: Vec<serde_json::Value> = lines
+    let mut messages: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // One connection, named by its id in each record.
+    let conns: Vec<serde_json::Value> = messages
+        .iter_mut()
+        .map(|m| m.as_object_mut().unwrap().remove("conn").expect("a conn field"))
+        .collect();
+    assert_eq!(conns[0], conns[1]);
     assert_eq!(
         messages,
         [
-            serde_json::json!({ "topic": "news", "payload": "hello", "seq": 1 }),
+            serde_json::json!({ "topic": "news", "payload": "hello", "seq": 1, "first": true }),
             serde_json::json!({ "topic": "news", "payload": "hello", "seq": 2 }),
         ]
     );
@@ -115,7 +121,47 @@ fn sub_keeps_receiving_after_its_publisher_restarts() {
     let mut sub = Proc::start(&["sub", &endpoint, "--count", "2"]);
     assert_eq!(sub.stdout_line(), "t before");
     first.finish().ok();
-    // The same endpoint again; the subscriber reconnects by itself.
+    // The same endpoint again; the subscriber reconnects by itself, and
+    // says that the stream started again.
     run(&["pub", &endpoint, "t", "after"], b"").ok();
-    assert_eq!(sub.finish().ok(), ["t after"]);
+    let finished = sub.finish();
+    assert!(
+        finished.stderr.iter().any(|l| l
+            == &format!(
+                "msg: stream from {endpoint} restarted on a new connection; what was \
+                 published in between is lost"
+            )),
+        "{finished:#?}"
+    );
+    assert!(
+        finished.stderr.iter().any(|l| l
+            == "msg: printed 2 message(s); 0 missing from the sequence numbers; 0 dropped \
+                at this subscriber's recv_hwm; 1 stream restart(s)"),
+        "{finished:#?}"
+    );
+    assert_eq!(finished.ok(), ["t after"]);
+}
+
+#[test]
+fn sub_reports_what_it_received_when_interrupted() {
+    let mut publisher = Proc::start(&["pub", "tcp://127.0.0.1:0", "t", "x", "--count", "3"]);
+    let endpoint = publisher.listening();
+    let mut sub = Proc::start(&["sub", &endpoint, "--format", "json"]);
+    for _ in 0..3 {
+        sub.stdout_line();
+    }
+    publisher.finish().ok();
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &sub.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let finished = sub.finish();
+    assert!(
+        finished.stderr.iter().any(|l| l
+            == "msg: printed 3 message(s); 0 missing from the sequence numbers; 0 dropped \
+                at this subscriber's recv_hwm; 0 stream restart(s)"),
+        "{finished:#?}"
+    );
+    assert!(finished.status.success(), "{finished:#?}");
 }

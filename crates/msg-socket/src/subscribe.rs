@@ -71,6 +71,7 @@ pub struct PubMessage {
     payload: Bytes,
     seq: u64,
     publisher: Arc<PeerInfo>,
+    first: bool,
 }
 
 impl PubMessage {
@@ -80,6 +81,7 @@ impl PubMessage {
         payload: Bytes,
         seq: u64,
         publisher: Arc<PeerInfo>,
+        first: bool,
     ) -> Self {
         Self {
             topic,
@@ -87,6 +89,7 @@ impl PubMessage {
             payload,
             seq,
             publisher,
+            first,
         }
     }
 
@@ -146,6 +149,17 @@ impl PubMessage {
     /// `conn_id` tells connections apart).
     pub fn publisher(&self) -> &PeerInfo {
         &self.publisher
+    }
+
+    /// Whether it is the first message this socket delivers from its
+    /// connection (see [`publisher`](Self::publisher)'s `conn_id`): the
+    /// start of a stream. After a reconnect to the same publisher it marks
+    /// a restart: [`seq`](Self::seq) numbers start again, and what was
+    /// published while the subscriber was away is lost without a number
+    /// to show it. The socket's events say the same (a `Disconnected`,
+    /// then a `Connected`).
+    pub fn is_first(&self) -> bool {
+        self.first
     }
 }
 

@@ -41,6 +41,11 @@ async fn subscribers_come_back_to_a_restarted_publisher(bind: &str) {
         let m = next(sub).await;
         assert_eq!((m.payload().as_ref(), m.seq()), (&b"before"[..], 1));
         assert_eq!(&m.publisher().identity, first.identity());
+        assert!(m.is_first(), "the first message of a connection says so");
+    }
+    assert_eq!(first.publish("news.1", "again").unwrap(), 3);
+    for sub in &mut subs {
+        assert!(!next(sub).await.is_first(), "the second does not");
     }
 
     let first_identity = first.identity().clone();
@@ -59,6 +64,7 @@ async fn subscribers_come_back_to_a_restarted_publisher(bind: &str) {
         let m = next(sub).await;
         assert_eq!(m.payload(), "after");
         assert_eq!(m.seq(), 1, "a new connection numbers from 1");
+        assert!(m.is_first(), "and its first message marks the restart");
         assert_eq!(&m.publisher().identity, second.identity());
         assert_ne!(m.publisher().identity, first_identity);
         assert_eq!(sub.stats().gaps, 0);

@@ -20,9 +20,10 @@ use crate::subscribe::PubMessage;
 /// crate).
 #[derive(Debug, Default)]
 pub struct Publisher {
-    /// The last sequence number seen on this connection (0 before the
-    /// first).
     last_seq: u64,
+    /// A message from this connection was delivered (queued for the
+    /// application): the next is not the first.
+    delivered: bool,
 }
 
 /// The subscriber's state machine: the type parameter of
@@ -206,7 +207,8 @@ impl Protocol for SubProto {
             self.stats.dropped_hwm += 1;
             return Ok(());
         }
-        let msg = PubMessage::new(topic, head, payload, seq, publisher.peer.clone());
+        let first = !std::mem::replace(&mut publisher.state.delivered, true);
+        let msg = PubMessage::new(topic, head, payload, seq, publisher.peer.clone(), first);
         self.inbox_bytes += size;
         self.inbox.push_back(msg);
         self.delivered = true;

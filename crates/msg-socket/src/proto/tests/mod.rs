@@ -265,6 +265,46 @@ fn a_multipart_publication_reaches_each_subscriber_whole_or_not_at_all() {
 }
 
 #[test]
+fn the_first_message_delivered_from_each_connection_is_marked() {
+    let mut h = Harness::new();
+    let p = publisher(&mut h, 100);
+    let s = subscriber(&mut h, 1, &[""]);
+    let link = h.connect(s, p);
+    h.run();
+    publish(&mut h, p, "t", "0");
+    publish(&mut h, p, "t", "dropped at the subscriber's mark");
+    h.run();
+    let got = received(&mut h, s);
+    assert_eq!(
+        got.iter().map(PubMessage::is_first).collect::<Vec<_>>(),
+        [true]
+    );
+    publish(&mut h, p, "t", "2");
+    h.run();
+    assert!(!received(&mut h, s)[0].is_first());
+
+    // One message of the old connection stays queued; a new connection's
+    // first message finds the queue full and is dropped: the first one
+    // delivered from it is the one marked.
+    publish(&mut h, p, "t", "held");
+    h.run();
+    h.cut(link);
+    h.run();
+    h.connect(s, p);
+    h.run();
+    publish(&mut h, p, "t", "dropped at the mark");
+    h.run();
+    let got = received(&mut h, s);
+    assert_eq!(payloads(&got), ["held"]);
+    assert!(!got[0].is_first());
+    publish(&mut h, p, "t", "y");
+    h.run();
+    let got = received(&mut h, s);
+    assert_eq!(payloads(&got), ["y"]);
+    assert_eq!((got[0].is_first(), got[0].seq()), (true, 2));
+}
+
+#[test]
 fn the_subscriber_drops_the_newest_past_its_own_mark() {
     let mut h = Harness::new();
     let p = publisher(&mut h, 100);
