@@ -89,6 +89,23 @@ pub(crate) enum Command {
     Demo(DemoArgs),
 }
 
+impl Command {
+    /// The connection flags, for the commands that have a socket.
+    pub(crate) fn conn(&self) -> Option<&ConnArgs> {
+        match self {
+            Command::Rep(a) => Some(&a.conn),
+            Command::Req(a) => Some(&a.conn),
+            Command::Pub(a) => Some(&a.conn),
+            Command::Sub(a) => Some(&a.conn),
+            Command::Push(a) => Some(&a.conn),
+            Command::Pull(a) => Some(&a.conn),
+            Command::Send(a) => Some(&a.conn),
+            Command::Recv(a) => Some(&a.conn),
+            Command::Bench(_) | Command::Demo(_) => None,
+        }
+    }
+}
+
 /// Which end of the connection a socket is: the one that binds and waits,
 /// or the one that connects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +137,13 @@ pub(crate) struct ConnArgs {
     /// The identity announced to peers (default: a random one).
     #[arg(long, value_name = "NAME", help_heading = "Connection")]
     pub(crate) identity: Option<String>,
+
+    /// Serve the socket's metrics in the Prometheus text format at
+    /// http://ADDR/metrics while the command runs. ADDR is IP:PORT, or a
+    /// PORT alone for loopback (127.0.0.1); port 0 picks a free one. The
+    /// address is printed on stderr.
+    #[arg(long, value_name = "ADDR", help_heading = "Observability")]
+    pub(crate) metrics_addr: Option<String>,
 
     /// Compress outgoing payloads of 1 KiB or more (receivers need no flag).
     #[arg(long, value_enum, default_value_t = CompressionArg::None, help_heading = "Connection")]

@@ -25,6 +25,7 @@ mod bench;
 mod cli;
 mod demo;
 mod input;
+mod metrics_http;
 mod output;
 mod parse;
 mod pipeline;
@@ -81,8 +82,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs one command to completion.
+/// Runs one command to completion, serving its metrics meanwhile when asked
+/// to.
 async fn run(command: Command) -> anyhow::Result<()> {
+    let server = match command.conn().and_then(|c| c.metrics_addr.as_deref()) {
+        Some(addr) => Some(metrics_http::serve(addr).await?),
+        None => None,
+    };
+    let result = run_command(command).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    result
+}
+
+/// Runs one command to completion.
+async fn run_command(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Rep(args) => rep::run(args).await,
         Command::Req(args) => req::run(args).await,

@@ -57,6 +57,8 @@ pub(crate) fn socket_options(
             bail!("--identity is longer than 255 bytes");
         }
         opts.identity(identity.clone());
+        // The `name` label of the socket's metrics (--metrics-addr).
+        opts.name(identity.clone());
     }
     match side {
         Side::Connect => {

@@ -7,6 +7,7 @@ mod bench_summaries;
 mod book_transcripts;
 mod demo_tour;
 mod errors_are_one_line;
+mod metrics_scrape;
 mod pubsub_delivers;
 mod pushpull_delivers;
 mod reqrep_round_trips;

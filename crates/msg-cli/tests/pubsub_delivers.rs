@@ -50,7 +50,12 @@ fn pub_waits_for_a_subscriber_before_publishing() {
     // One connection, named by its id in each record.
     let conns: Vec<serde_json::Value> = messages
         .iter_mut()
-        .map(|m| m.as_object_mut().unwrap().remove("conn").expect("a conn field"))
+        .map(|m| {
+            m.as_object_mut()
+                .unwrap()
+                .remove("conn")
+                .expect("a conn field")
+        })
         .collect();
     assert_eq!(conns[0], conns[1]);
     assert_eq!(

@@ -788,7 +788,9 @@ fn start<'a, L: Link, B: Backend>(op: Op, link: &'a L, backend: &'a B) -> Task<'
             payloads,
             parts,
         } => Box::pin(async move {
+            let started = std::time::Instant::now();
             let result = backend.append_outgoing(&peer, payloads.clone()).await;
+            store_latency("append", started);
             Done::Appended {
                 peer,
                 payloads,
@@ -797,12 +799,16 @@ fn start<'a, L: Link, B: Backend>(op: Op, link: &'a L, backend: &'a B) -> Task<'
             }
         }),
         Op::AckOutgoing { peer, up_to } => Box::pin(async move {
+            let started = std::time::Instant::now();
             let result = backend.ack_outgoing(&peer, up_to).await;
+            store_latency("ack_outgoing", started);
             Done::AckedOutgoing { peer, result }
         }),
         Op::StoreIncoming { peer, batch } => Box::pin(async move {
             let last = batch.last_seq();
+            let started = std::time::Instant::now();
             let result = backend.store_incoming(&peer, batch).await;
+            store_latency("store", started);
             Done::Stored { peer, last, result }
         }),
         Op::AckIncoming {
@@ -810,7 +816,9 @@ fn start<'a, L: Link, B: Backend>(op: Op, link: &'a L, backend: &'a B) -> Task<'
             seqs,
             replies,
         } => Box::pin(async move {
+            let started = std::time::Instant::now();
             let result = backend.ack_incoming(&peer, seqs.clone()).await;
+            store_latency("ack_incoming", started);
             Done::AckedIncoming {
                 peer,
                 seqs,
@@ -824,6 +832,13 @@ fn start<'a, L: Link, B: Backend>(op: Op, link: &'a L, backend: &'a B) -> Task<'
         }),
     }
 }
+
+/// Records a store operation's latency (feature `metrics`; nothing
+/// without it).
+#[cfg(feature = "metrics")]
+use crate::metrics_export::store_latency;
+#[cfg(not(feature = "metrics"))]
+fn store_latency(_op: &'static str, _started: std::time::Instant) {}
 
 /// The tokio clock (paused in tests) as a std `Instant` for the sessions.
 fn now() -> Instant {

@@ -70,6 +70,8 @@ mod backend;
 mod driver;
 mod error;
 mod link;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod options;
 mod peer;
 mod proto;
@@ -81,6 +83,8 @@ pub use backend::{RedbBackend, RedbStats};
 pub use driver::ReliableStats;
 pub use error::{OutboxLimit, ProtocolError, ReliableError, StorageError, StorageErrorKind};
 pub use link::{Link, LinkEvent};
+#[cfg(feature = "metrics")]
+pub use metrics_export::METRICS;
 pub use options::{AckMode, ReliableOptions};
 pub use peer::PeerId;
 pub use proto::{

@@ -55,6 +55,7 @@ pub struct ReliableOptions {
     pub(crate) recv_window: usize,
     pub(crate) recv_window_bytes: usize,
     pub(crate) ack_mode: AckMode,
+    pub(crate) metrics_interval: Duration,
 }
 
 impl Default for ReliableOptions {
@@ -70,6 +71,7 @@ impl Default for ReliableOptions {
             recv_window: 4096,
             recv_window_bytes: 64 * 1024 * 1024,
             ack_mode: AckMode::Manual,
+            metrics_interval: Duration::from_secs(1),
         }
     }
 }
@@ -185,6 +187,14 @@ impl ReliableOptions {
         self
     }
 
+    /// How often the socket's metrics are brought up to date (feature
+    /// `metrics`), from a background task that asks the socket's task for
+    /// its [`stats`](crate::ReliableSocket::stats). Default: 1 s.
+    pub fn metrics_interval(&mut self, every: Duration) -> &mut Self {
+        self.metrics_interval = every;
+        self
+    }
+
     /// The configured [`AckMode`].
     pub fn get_ack_mode(&self) -> AckMode {
         self.ack_mode
@@ -200,6 +210,9 @@ impl ReliableOptions {
         let bad = |what| Err(ReliableError::InvalidOptions { what });
         if self.window == 0 {
             return bad("window must be at least 1");
+        }
+        if self.metrics_interval.is_zero() {
+            return bad("metrics_interval must not be zero");
         }
         if self.ack_timeout.is_zero() {
             return bad("ack_timeout must not be zero");

@@ -118,7 +118,8 @@ impl ReliableSocket {
 
     /// Like [`open`](Self::open), with options for the socket (transports
     /// with TLS or QUIC certificates, authentication, heartbeats, reconnect
-    /// backoff, high-water marks). Its identity is set to `identity`.
+    /// backoff, high-water marks). Its identity is set to `identity`, and
+    /// its [`name`](SocketOptions::name), when none is set, too.
     ///
     /// # Errors
     ///
@@ -130,6 +131,10 @@ impl ReliableSocket {
         backend: B,
     ) -> Result<Self, ReliableError> {
         socket_options.identity(identity.to_bytes());
+        if socket_options.get_name().is_none() {
+            // Its metrics' name label, unless one was given: the identity.
+            socket_options.name(identity.to_string());
+        }
         let socket = Arc::new(PeerSocket::with_options(socket_options)?);
         let link = SocketLink(socket.clone());
         Self::start(identity, options, backend, link, Some(socket)).await
@@ -160,6 +165,8 @@ impl ReliableSocket {
         socket: Option<Arc<PeerSocket>>,
     ) -> Result<Self, ReliableError> {
         options.validate()?;
+        #[cfg(feature = "metrics")]
+        let metrics_every = options.metrics_interval;
         let opts = Arc::new(options);
         let mut sessions = Vec::new();
         for peer in backend.peers().await? {
@@ -207,6 +214,8 @@ impl ReliableSocket {
             driver::run(link, backend, state, commands_rx),
             span,
         ));
+        #[cfg(feature = "metrics")]
+        crate::metrics_export::start(&shared, &identity, metrics_every);
         Ok(Self {
             identity,
             shared,

@@ -10,6 +10,8 @@ mod crash_sigkill;
 mod driver_batching;
 mod socket_batches;
 mod socket_exchange;
+#[cfg(feature = "metrics")]
+mod socket_metrics;
 mod socket_receive_window;
 mod socket_recovery;
 mod socket_stats;

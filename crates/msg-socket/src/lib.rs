@@ -76,6 +76,8 @@ mod flow;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 mod message;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod monitor;
 mod options;
 mod pair;
@@ -97,6 +99,8 @@ pub use error::{
     SendError, SocketError,
 };
 pub use message::{MAX_PARTS, Message};
+#[cfg(feature = "metrics")]
+pub use metrics_export::METRICS;
 pub use monitor::{SocketEvent, SocketEvents, SocketStats};
 pub use options::SocketOptions;
 pub use pair::PairSocket;

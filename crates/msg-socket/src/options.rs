@@ -51,6 +51,8 @@ pub struct SocketOptions {
     pub(crate) bind_identity_to_certificate: bool,
     pub(crate) max_connections: usize,
     pub(crate) transport: AnyTransport,
+    pub(crate) name: Option<String>,
+    pub(crate) metrics_interval: Duration,
 }
 
 impl Default for SocketOptions {
@@ -76,6 +78,8 @@ impl Default for SocketOptions {
             bind_identity_to_certificate: false,
             max_connections: 65_536,
             transport: AnyTransport::new(),
+            name: None,
+            metrics_interval: Duration::from_secs(1),
         }
     }
 }
@@ -107,6 +111,8 @@ impl fmt::Debug for SocketOptions {
                 &self.bind_identity_to_certificate,
             )
             .field("max_connections", &self.max_connections)
+            .field("name", &self.name)
+            .field("metrics_interval", &self.metrics_interval)
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +131,28 @@ impl SocketOptions {
     /// socket is created.
     pub fn identity(&mut self, identity: impl Into<Bytes>) -> &mut Self {
         self.identity = Some(identity.into());
+        self
+    }
+
+    /// A name for this socket, of your choosing: the `name` label of its
+    /// metrics (feature `metrics`), to tell sockets of one type apart.
+    /// Default: none (an empty label).
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The name set with [`name`](Self::name), if any.
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// How often the socket's metrics are brought up to date (feature
+    /// `metrics`): a background task copies its [`stats`](crate::ReqSocket::stats)
+    /// into the `metrics` facade this often, and once more when the socket
+    /// closes, so sending and receiving pay nothing for them. Default: 1 s.
+    pub fn metrics_interval(&mut self, every: Duration) -> &mut Self {
+        self.metrics_interval = every;
         self
     }
 
@@ -424,6 +452,9 @@ impl SocketOptions {
         }
         if self.max_connections == 0 {
             return bad("max_connections must be at least one");
+        }
+        if self.metrics_interval.is_zero() {
+            return bad("metrics_interval must be positive");
         }
         Ok(())
     }

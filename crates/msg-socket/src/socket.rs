@@ -112,6 +112,8 @@ impl<P: Protocol> Socket<P> {
         transport: T,
         endpoint: &Endpoint,
     ) -> Result<Endpoint, SocketError> {
+        #[cfg(feature = "metrics")]
+        crate::metrics_export::start(&self.shared);
         self.core()
             .bind(self.shared.clone(), transport, endpoint)
             .await
@@ -147,6 +149,8 @@ impl<P: Protocol> Socket<P> {
         transport: T,
         endpoint: &Endpoint,
     ) -> Result<(), SocketError> {
+        #[cfg(feature = "metrics")]
+        crate::metrics_export::start(&self.shared);
         self.core()
             .connect(self.shared.clone(), transport, endpoint.clone())
     }

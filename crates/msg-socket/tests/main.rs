@@ -20,6 +20,8 @@ mod lifecycle_greeting;
 mod lifecycle_linger;
 mod lifecycle_options;
 mod lifecycle_stats;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod patterns_behaviour;
 mod patterns_transports;
 mod peer_routing;

@@ -57,10 +57,17 @@
 //!
 //! Off by default:
 //!
+//! - `metrics`: every socket's counters and gauges, and the reliable
+//!   layer's, through the `metrics` facade; install an exporter (such as
+//!   `metrics-exporter-prometheus`) and set
+//!   [`SocketOptions::name`] to label them. `METRICS` lists the socket
+//!   metrics, `reliable::METRICS` the reliable layer's.
 //! - `fault`: fault injection for tests, `transport::Faulty` (delays,
 //!   short reads and writes, injected errors, cuts). Enable it in
 //!   `[dev-dependencies]`; it adds types and changes none.
 
+#[cfg(feature = "metrics")]
+pub use msg_socket::METRICS;
 pub use msg_socket::{
     AuthRejection, AuthRequest, Authenticator, BackoffPolicy, CloseReport, ConfigError,
     DealerSocket, HandshakeError, MAX_PARTS, Message, PairSocket, PeerEvent, PeerInfo,

@@ -68,6 +68,9 @@ pub(crate) struct Core {
     /// Accepted connections that are still open (in their handshake or
     /// established), against `max_connections`.
     accepted: AtomicUsize,
+    /// The metrics task runs (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_started: AtomicBool,
 }
 
 impl Core {
@@ -94,6 +97,8 @@ impl Core {
             tasks: TaskTracker::new(),
             progress: Notify::new(),
             accepted: AtomicUsize::new(0),
+            #[cfg(feature = "metrics")]
+            metrics_started: AtomicBool::new(false),
         }))
     }
 
