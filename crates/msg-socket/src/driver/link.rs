@@ -71,14 +71,19 @@ async fn run_link<P: Protocol, C: Conn>(
     let addr = peer.addr.clone();
     let link = Arc::new(Link::new(core.cancel.child_token()));
 
-    core.counters.active_peers.fetch_add(1, Relaxed);
-    shared.conn_up(peer.clone(), link.clone());
-    core.progress.notify_waiters();
-    core.emit(SocketEvent::Connected {
-        peer: addr.clone(),
-        identity: peer.identity.clone(),
-    });
-    tracing::debug!(peer = %addr, identity = ?peer.identity, "connected");
+    // A connection refused as it comes up (an identity another principal
+    // holds) was reported as such, and is never up: no Connected, no
+    // Disconnected, not among the peers.
+    let refused = shared.conn_up(peer.clone(), link.clone());
+    if !refused {
+        core.counters.active_peers.fetch_add(1, Relaxed);
+        core.progress.notify_waiters();
+        core.emit(SocketEvent::Connected {
+            peer: addr.clone(),
+            identity: peer.identity.clone(),
+        });
+        tracing::debug!(peer = %addr, identity = ?peer.identity, "connected");
+    }
 
     let (mut reader, mut writer) = tokio::io::split(conn);
     let end = {
@@ -102,10 +107,16 @@ async fn run_link<P: Protocol, C: Conn>(
     };
     let conn = reader.unsplit(writer);
     link.closed.cancel();
-    core.counters.active_peers.fetch_sub(1, Relaxed);
+    if !refused {
+        core.counters.active_peers.fetch_sub(1, Relaxed);
+    }
     shared.conn_down(id);
     core.progress.notify_waiters();
-    report_end(&core, addr, &end);
+    if refused {
+        tracing::debug!(peer = %addr, "refused as it came up: identity in use");
+    } else {
+        report_end(&core, addr, &end);
+    }
     conn
 }
 

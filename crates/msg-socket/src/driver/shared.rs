@@ -183,8 +183,9 @@ impl<P: Protocol> Shared<P> {
     /// A connection finished its handshake. If the protocol refuses it at
     /// once (a repeated identity of another principal, which got past the
     /// handshake's check or was never checked there: a connection this
-    /// socket made), that is reported as in the handshake.
-    pub(crate) fn conn_up(&self, peer: Arc<PeerInfo>, link: Arc<Link>) {
+    /// socket made), that is reported as in the handshake, and this returns
+    /// `true`: the connection never counts as up.
+    pub(crate) fn conn_up(&self, peer: Arc<PeerInfo>, link: Arc<Link>) -> bool {
         let refused = self.with_state(|state| {
             state.links.insert(peer.conn_id, link);
             state.proto.handle_conn_up(now(), peer.clone());
@@ -201,6 +202,7 @@ impl<P: Protocol> Shared<P> {
                 reason: IDENTITY_IN_USE.to_owned(),
             });
         }
+        refused
     }
 
     /// Whether the protocol refused connection `id` as it came up; forgets
