@@ -175,7 +175,12 @@ const DEFAULTS: &[Documented] = &[
         Some("max_connections: 65536,"),
     ),
     d("name", "none (an empty label)", "none", Some("name: None,")),
-    d("metrics_interval", "1 s", "1 s", Some("metrics_interval: 1s")),
+    d(
+        "metrics_interval",
+        "1 s",
+        "1 s",
+        Some("metrics_interval: 1s"),
+    ),
     // Not in `Debug`: see `the_default_transport_knows_tcp_ipc_and_inproc`.
     d(
         "transport",
