@@ -50,6 +50,7 @@ use redb::{Database, DatabaseError, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::Backend;
+use crate::backend::batch::{batch_count, corrupt, decode_batch, encode_batch, first_seq};
 use crate::error::{StorageError, StorageErrorKind};
 use crate::peer::PeerId;
 use crate::proto::{IncomingState, OutgoingState, StoreBatch};
@@ -597,74 +598,6 @@ impl Tables<'_> {
     }
 }
 
-/// Encodes payloads as one batch row: `count: u32 LE`, then `len: u32 LE`
-/// and the bytes of each.
-fn encode_batch(payloads: &[Bytes]) -> Result<Vec<u8>, StorageError> {
-    let too_large = || {
-        StorageError::new(
-            StorageErrorKind::Io,
-            "a batch or payload over 4 GiB cannot be stored",
-        )
-    };
-    let count = u32::try_from(payloads.len()).map_err(|_| too_large())?;
-    let size = 4 + payloads.iter().map(|p| 4 + p.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&count.to_le_bytes());
-    for payload in payloads {
-        let len = u32::try_from(payload.len()).map_err(|_| too_large())?;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(payload);
-    }
-    Ok(out)
-}
-
-/// The number of messages in a batch row (at least one).
-fn batch_count(row: &[u8]) -> Result<u64, StorageError> {
-    let head: [u8; 4] = row
-        .get(..4)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| corrupt("a batch row shorter than its header"))?;
-    match u32::from_le_bytes(head) {
-        0 => Err(corrupt("an empty batch row")),
-        n => Ok(u64::from(n)),
-    }
-}
-
-/// The payloads of a batch row, copied out.
-fn decode_batch(row: &[u8]) -> Result<Vec<Bytes>, StorageError> {
-    let count = batch_count(row)?;
-    let mut rest = &row[4..];
-    let mut out = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let len: [u8; 4] = rest
-            .get(..4)
-            .and_then(|l| l.try_into().ok())
-            .ok_or_else(|| corrupt("a truncated batch row"))?;
-        let len = u32::from_le_bytes(len) as usize;
-        let payload = rest
-            .get(4..4 + len)
-            .ok_or_else(|| corrupt("a truncated batch row"))?;
-        out.push(Bytes::copy_from_slice(payload));
-        rest = &rest[4 + len..];
-    }
-    if !rest.is_empty() {
-        return Err(corrupt("bytes after the last message of a batch row"));
-    }
-    Ok(out)
-}
-
-/// The first sequence number of a batch of `count` ending at `last`.
-fn first_seq(last: u64, count: u64) -> Result<u64, StorageError> {
-    (last + 1)
-        .checked_sub(count)
-        .filter(|&first| first >= 1)
-        .ok_or_else(|| corrupt("a batch row with more messages than its key allows"))
-}
-
-fn corrupt(what: &'static str) -> StorageError {
-    StorageError::new(StorageErrorKind::Corrupt, what)
-}
-
 impl Write {
     fn answer(self, outcome: Result<Outcome, StorageError>) {
         match (self, outcome) {
@@ -726,7 +659,7 @@ fn answer_read(db: &Database, read: Read) {
                 for entry in table.range((p, 0)..=(p, u64::MAX)).map_err(io)? {
                     let (k, v) = entry.map_err(io)?;
                     let last = k.value().1;
-                    let payloads = decode_batch(v.value())?;
+                    let payloads = decode_batch(Bytes::copy_from_slice(v.value()))?;
                     let first = first_seq(last, payloads.len() as u64)?;
                     unacked.extend((first..).zip(payloads).filter(|(seq, _)| *seq > acked));
                 }
@@ -748,7 +681,7 @@ fn answer_read(db: &Database, read: Read) {
                 for entry in table.range((p, 0)..=(p, u64::MAX)).map_err(io)? {
                     let (k, v) = entry.map_err(io)?;
                     let last = k.value().1;
-                    let payloads = decode_batch(v.value())?;
+                    let payloads = decode_batch(Bytes::copy_from_slice(v.value()))?;
                     let first = first_seq(last, payloads.len() as u64)?;
                     let bits = bitmaps
                         .get((p, last))

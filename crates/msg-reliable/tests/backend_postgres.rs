@@ -1,0 +1,539 @@
+//! `PostgresBackend` on a real PostgreSQL server: the backend contract,
+//! persistence across reopening, group commit, schema migrations, damaged
+//! rows, ownership of an identity and fencing, and a database that goes
+//! away and comes back.
+//!
+//! The server is `MSG_TEST_POSTGRES` or a throwaway cluster (see
+//! `msg_testkit::postgres`); each test works in a schema of its own.
+
+#![cfg(feature = "postgres")]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::common::*;
+use crate::support::{WAIT, fast, payload, quick};
+use msg_reliable::{
+    Backend, IncomingState, PostgresBackend, PostgresOptions, ReliableSocket, StorageErrorKind,
+    StoreBatch,
+};
+use msg_testkit::postgres::{Cluster, server, skip_reason, unique_schema};
+
+/// The server and a fresh schema, or `None` (skip, reason printed).
+fn setup(test: &str) -> Option<(&'static str, PostgresOptions, String)> {
+    let url = server(test)?;
+    let schema = unique_schema("t");
+    let mut opts = PostgresOptions::new();
+    opts.schema(schema.clone())
+        .acquire_timeout(Duration::from_secs(10));
+    Some((url, opts, schema))
+}
+
+async fn open(url: &str, opts: &PostgresOptions, me: &str) -> PostgresBackend {
+    PostgresBackend::open_with_options(url, &peer(me), opts)
+        .await
+        .unwrap()
+}
+
+/// A plain client for looking at (and damaging) the tables.
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let Some((url, opts, _)) = setup(concat!("postgres_", stringify!($name))) else {
+                return;
+            };
+            let b = open(url, &opts, "me").await;
+            crate::common::$name(&b).await;
+            b.close().await;
+        }
+    )*};
+}
+
+mod postgres_contract {
+    use super::*;
+    contract!(
+        append_assigns_consecutive_numbers_per_peer,
+        ack_outgoing_deletes_only_the_acked_prefix,
+        store_incoming_moves_the_watermark_with_the_messages,
+        ack_incoming_deletes_only_those_messages,
+        peers_lists_both_directions,
+        binary_and_prefix_peer_ids_stay_apart,
+    );
+}
+
+#[tokio::test]
+async fn postgres_state_survives_reopening_and_identities_stay_apart() {
+    let Some((url, opts, _)) = setup("postgres_state_survives_reopening") else {
+        return;
+    };
+    let (x, y) = (peer("x"), peer("y"));
+    let b = open(url, &opts, "me").await;
+    let other = open(url, &opts, "someone-else").await;
+    b.append_outgoing(&x, msgs("x", 1..=10)).await.unwrap();
+    b.ack_outgoing(&x, 7).await.unwrap();
+    b.store_incoming(&y, StoreBatch::new(1, msgs("y", 1..=5), true))
+        .await
+        .unwrap();
+    b.ack_incoming(&y, vec![1, 2]).await.unwrap();
+    other.append_outgoing(&x, msgs("o", 1..=1)).await.unwrap();
+    b.close().await;
+
+    let b = open(url, &opts, "me").await;
+    let out = b.load_outgoing(&x).await.unwrap();
+    assert_eq!(out.last_assigned, 10);
+    assert_eq!(
+        out.unacked,
+        (8..=10).map(|s| (s, msg("x", s))).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        b.load_incoming(&y).await.unwrap(),
+        IncomingState {
+            accepted: 5,
+            undelivered: (3..=5).map(|s| (s, msg("y", s))).collect()
+        }
+    );
+    assert_eq!(b.append_outgoing(&x, msgs("x", 11..=11)).await.unwrap(), 11);
+    let err = b
+        .store_incoming(&y, StoreBatch::new(5, msgs("y", 5..=5), true))
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    // The other identity's state is its own.
+    assert_eq!(other.load_outgoing(&x).await.unwrap().last_assigned, 1);
+    assert_eq!(other.peers().await.unwrap(), vec![x.clone()]);
+    b.close().await;
+    other.close().await;
+}
+
+/// 64 tasks append concurrently: numbers 1..=N each once, per-task order
+/// kept, and far fewer transactions than appends (group commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_appends_are_numbered_once_and_group_committed() {
+    const TASKS: u64 = 64;
+    const PER_TASK: u64 = 20;
+    let Some((url, opts, _)) = setup("postgres_concurrent_appends") else {
+        return;
+    };
+    let b = open(url, &opts, "me").await;
+    let x = peer("x");
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let b = b.clone();
+        let x = x.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..PER_TASK {
+                let payload = format!("{t}:{i}").into();
+                seqs.push(b.append_outgoing(&x, vec![payload]).await.unwrap());
+            }
+            seqs
+        }));
+    }
+    let mut all = BTreeSet::new();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "per-task order");
+        for s in seqs {
+            assert!(all.insert(s), "sequence {s} assigned twice");
+        }
+    }
+    let appends = TASKS * PER_TASK;
+    assert_eq!(all, (1..=appends).collect::<BTreeSet<_>>());
+    let stats = b.stats();
+    assert_eq!(stats.write_requests, appends);
+    assert!(
+        stats.write_transactions * 4 <= appends,
+        "no batching: {} transactions for {appends} appends",
+        stats.write_transactions
+    );
+    eprintln!(
+        "group commit: {appends} appends in {} transactions",
+        stats.write_transactions
+    );
+    let out = b.load_outgoing(&x).await.unwrap();
+    assert_eq!(out.unacked.len() as u64, appends);
+    b.close().await;
+}
+
+/// Writes of every kind for many peers share transactions; a conflicting
+/// incoming batch fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_mixed_concurrent_writes_fail_only_on_their_own_conflict() {
+    let Some((url, opts, _)) = setup("postgres_mixed_concurrent_writes") else {
+        return;
+    };
+    let b = open(url, &opts, "me").await;
+    let mut tasks = Vec::new();
+    for t in 0..16u64 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let p = peer(&format!("p{t}"));
+            for round in 0..8u64 {
+                let first = b.append_outgoing(&p, msgs("o", 1..=3)).await.unwrap();
+                assert_eq!(first, round * 3 + 1);
+                b.ack_outgoing(&p, first).await.unwrap();
+                let batch = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
+                b.store_incoming(&p, batch).await.unwrap();
+                let stale = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
+                let err = b.store_incoming(&p, stale).await.unwrap_err();
+                assert!(err.is_conflict());
+                b.ack_incoming(&p, vec![round * 2 + 1]).await.unwrap();
+            }
+            let out = b.load_outgoing(&p).await.unwrap();
+            assert_eq!(out.last_assigned, 24);
+            assert_eq!(
+                out.unacked.iter().map(|m| m.0).collect::<Vec<_>>(),
+                [23, 24]
+            );
+            let inc = b.load_incoming(&p).await.unwrap();
+            assert_eq!(inc.accepted, 16);
+            assert_eq!(inc.undelivered.len(), 8);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(b.peers().await.unwrap().len(), 16);
+    b.close().await;
+}
+
+async fn rows(c: &tokio_postgres::Client, schema: &str, table: &str) -> i64 {
+    c.query_one(&format!("SELECT count(*) FROM \"{schema}\".{table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn postgres_batches_are_one_row_each_and_go_when_fully_acknowledged() {
+    let Some((url, opts, schema)) = setup("postgres_batches_are_one_row_each") else {
+        return;
+    };
+    let c = sql(url).await;
+    let b = open(url, &opts, "me").await;
+    let x = peer("x");
+    b.append_outgoing(&x, msgs("o", 1..=4)).await.unwrap();
+    b.append_outgoing(&x, msgs("o", 5..=6)).await.unwrap();
+    b.append_outgoing(&x, msgs("o", 7..=9)).await.unwrap();
+    b.store_incoming(&x, StoreBatch::new(1, msgs("i", 1..=5), true))
+        .await
+        .unwrap();
+    assert_eq!(rows(&c, &schema, "msg_reliable_outgoing").await, 3);
+    assert_eq!(rows(&c, &schema, "msg_reliable_incoming").await, 1);
+
+    b.ack_outgoing(&x, 5).await.unwrap();
+    b.ack_incoming(&x, vec![4, 1]).await.unwrap();
+    b.ack_incoming(&x, vec![2]).await.unwrap();
+    assert_eq!(rows(&c, &schema, "msg_reliable_outgoing").await, 2);
+    assert_eq!(rows(&c, &schema, "msg_reliable_incoming").await, 1);
+    assert_eq!(
+        b.load_outgoing(&x).await.unwrap().unacked,
+        (6..=9).map(|n| (n, msg("o", n))).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        b.load_incoming(&x).await.unwrap(),
+        IncomingState {
+            accepted: 5,
+            undelivered: vec![(3, msg("i", 3)), (5, msg("i", 5))]
+        }
+    );
+    b.ack_outgoing(&x, 9).await.unwrap();
+    b.ack_incoming(&x, vec![3, 5]).await.unwrap();
+    assert_eq!(rows(&c, &schema, "msg_reliable_outgoing").await, 0);
+    assert_eq!(rows(&c, &schema, "msg_reliable_incoming").await, 0);
+    assert_eq!(b.load_outgoing(&x).await.unwrap().last_assigned, 9);
+    assert_eq!(b.append_outgoing(&x, msgs("o", 10..=10)).await.unwrap(), 10);
+    b.close().await;
+}
+
+#[tokio::test]
+async fn postgres_damaged_rows_are_reported_as_corrupt_not_a_panic() {
+    let Some((url, opts, schema)) = setup("postgres_damaged_rows") else {
+        return;
+    };
+    let c = sql(url).await;
+    let b = open(url, &opts, "me").await;
+    let (x, y, z) = (peer("x"), peer("y"), peer("z"));
+    b.append_outgoing(&x, msgs("o", 1..=2)).await.unwrap();
+    b.store_incoming(&y, StoreBatch::new(1, msgs("i", 1..=3), true))
+        .await
+        .unwrap();
+    b.store_incoming(&z, StoreBatch::new(1, msgs("i", 1..=2), true))
+        .await
+        .unwrap();
+    // Claims 200 messages, holds a few bytes.
+    c.execute(
+        &format!("UPDATE \"{schema}\".msg_reliable_outgoing SET batch = '\\xc800000001'::bytea"),
+        &[],
+    )
+    .await
+    .unwrap();
+    // A well-formed batch of one message under a key for three.
+    c.execute(
+        &format!(
+            "UPDATE \"{schema}\".msg_reliable_incoming SET batch = '\\x010000000100000041'::bytea
+             WHERE peer = 'y'::bytea"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    // An acknowledgement of a number outside the row.
+    c.execute(
+        &format!(
+            "UPDATE \"{schema}\".msg_reliable_incoming SET acked = '{{7}}'
+             WHERE peer = 'z'::bytea"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    let e = b.load_outgoing(&x).await.unwrap_err();
+    assert_eq!(e.kind(), StorageErrorKind::Corrupt, "{e:?}");
+    let e = b.load_incoming(&y).await.unwrap_err();
+    assert_eq!(e.kind(), StorageErrorKind::Corrupt, "{e:?}");
+    let e = b.load_incoming(&z).await.unwrap_err();
+    assert_eq!(e.kind(), StorageErrorKind::Corrupt, "{e:?}");
+    // The store still works for everything else.
+    assert_eq!(b.append_outgoing(&y, msgs("o", 1..=1)).await.unwrap(), 1);
+    b.close().await;
+}
+
+#[tokio::test]
+async fn postgres_schema_is_created_versioned_and_a_newer_one_is_refused() {
+    let Some((url, opts, schema)) = setup("postgres_schema_versions") else {
+        return;
+    };
+    // Two identities opening a new schema at once: it is migrated once.
+    let (a, b) = tokio::join!(open(url, &opts, "a"), open(url, &opts, "b"));
+    let c = sql(url).await;
+    let versions: Vec<i32> = c
+        .query(
+            &format!("SELECT version FROM \"{schema}\".msg_reliable_migrations ORDER BY 1"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+    a.close().await;
+    b.close().await;
+    // A schema from a newer msg-reliable is not touched.
+    c.execute(
+        &format!(
+            "INSERT INTO \"{schema}\".msg_reliable_migrations (version, description)
+             VALUES (99, 'from the future')"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    let err = PostgresBackend::open_with_options(url, &peer("a"), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StorageErrorKind::Other, "{err:?}");
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("version 99"), "{cause}");
+}
+
+#[tokio::test]
+async fn postgres_bad_configuration_is_a_clear_error() {
+    let err = PostgresBackend::open("host=/nonexistent/dir port=1", &peer("a"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StorageErrorKind::Io, "{err:?}");
+    let mut opts = PostgresOptions::new();
+    opts.schema("Robert'); DROP TABLE students;--");
+    let err = PostgresBackend::open_with_options("host=/tmp", &peer("a"), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StorageErrorKind::Other, "{err:?}");
+    let err = PostgresBackend::open("postgres://[broken", &peer("a"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StorageErrorKind::Other, "{err:?}");
+}
+
+/// A second instance of a live owner waits, then fails naming the owner;
+/// it takes over at once when the owner closes, and when the owner's
+/// session ends without a close (the process died).
+#[tokio::test]
+async fn postgres_second_owner_waits_and_takes_over_when_the_first_is_gone() {
+    let Some((url, mut opts, _)) = setup("postgres_second_owner_waits") else {
+        return;
+    };
+    let first = open(url, &opts, "me").await;
+    let token = first.fencing_token();
+    opts.acquire_timeout(Duration::from_millis(300));
+    let err = PostgresBackend::open_with_options(url, &peer("me"), &opts)
+        .await
+        .unwrap_err();
+    assert!(err.is_already_open(), "{err:?}");
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(
+        cause.contains(&format!("process {}", std::process::id())),
+        "{cause}"
+    );
+    first
+        .append_outgoing(&peer("x"), msgs("x", 1..=3))
+        .await
+        .unwrap();
+
+    // Closed: the next one takes over at once.
+    first.close().await;
+    opts.acquire_timeout(Duration::ZERO);
+    let second = open(url, &opts, "me").await;
+    assert_eq!(second.fencing_token(), token + 1);
+    assert_eq!(
+        second
+            .load_outgoing(&peer("x"))
+            .await
+            .unwrap()
+            .last_assigned,
+        3
+    );
+
+    // Dropped without closing: its session ends, and a waiting opener
+    // takes over without waiting for the lease (10 s by default).
+    let started = std::time::Instant::now();
+    opts.acquire_timeout(Duration::from_secs(5));
+    let waiter = tokio::spawn({
+        let (url, opts) = (url.to_owned(), opts.clone());
+        async move { PostgresBackend::open_with_options(&url, &peer("me"), &opts).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(second);
+    let third = waiter.await.unwrap().unwrap();
+    assert_eq!(third.fencing_token(), token + 2);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    third.close().await;
+}
+
+/// An owner whose lease ran out while its session lives on (paused,
+/// partitioned) is replaced, and then cannot write: every write fails as
+/// fenced and changes nothing.
+#[tokio::test]
+async fn postgres_stale_owner_is_fenced_after_a_takeover() {
+    let Some((url, mut opts, schema)) = setup("postgres_stale_owner_is_fenced") else {
+        return;
+    };
+    opts.lease(Duration::from_secs(30));
+    let x = peer("x");
+    let stale = open(url, &opts, "me").await;
+    stale.append_outgoing(&x, msgs("x", 1..=2)).await.unwrap();
+    // Its lease runs out (as if it had been paused for 30 s).
+    let c = sql(url).await;
+    c.execute(
+        &format!(
+            "UPDATE \"{schema}\".msg_reliable_owners SET lease_expires = now() - interval '1 s'"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    let fresh = open(url, &opts, "me").await;
+    assert_eq!(fresh.fencing_token(), stale.fencing_token() + 1);
+    fresh.append_outgoing(&x, msgs("x", 3..=3)).await.unwrap();
+
+    // The stale owner wakes up: fenced, whatever it tries to write.
+    let e = stale
+        .append_outgoing(&x, msgs("stale", 1..=1))
+        .await
+        .unwrap_err();
+    assert!(e.is_fenced(), "{e:?}");
+    assert!(e.to_string().contains("took over"), "{e}");
+    let e = stale.ack_outgoing(&x, 3).await.unwrap_err();
+    assert!(e.is_fenced(), "{e:?}");
+    let e = stale
+        .store_incoming(&x, StoreBatch::new(1, msgs("i", 1..=1), true))
+        .await
+        .unwrap_err();
+    assert!(e.is_fenced(), "{e:?}");
+    // Nothing of it landed.
+    let out = fresh.load_outgoing(&x).await.unwrap();
+    assert_eq!(out.last_assigned, 3);
+    assert_eq!(
+        out.unacked,
+        vec![(1, msg("x", 1)), (2, msg("x", 2)), (3, msg("x", 3))]
+    );
+    assert_eq!(fresh.accepted(&x).await.unwrap(), 0);
+    fresh.close().await;
+    stale.close().await;
+}
+
+/// The database stops: `send_to` fails with a storage error and nothing
+/// unstored is delivered; it starts again: the same socket sends again and
+/// everything it confirmed arrives, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_fails_sends_clearly_and_the_socket_recovers() {
+    let Some(cluster) = Cluster::start() else {
+        eprintln!("{}", skip_reason("postgres_outage"));
+        return;
+    };
+    let url = cluster.conninfo().to_owned();
+    let mut opts = PostgresOptions::new();
+    opts.schema("outage")
+        .connect_timeout(Duration::from_secs(2));
+    let store = PostgresBackend::open_with_options(&url, &peer("a"), &opts)
+        .await
+        .unwrap();
+    let a = ReliableSocket::open_with_socket_options(peer("a"), fast(), quick(), store)
+        .await
+        .unwrap();
+    let b = ReliableSocket::open_with_socket_options(
+        peer("b"),
+        fast(),
+        quick(),
+        msg_reliable::MemoryBackend::new(),
+    )
+    .await
+    .unwrap();
+    let endpoint = b.bind("tcp://127.0.0.1:0").await.unwrap();
+    a.connect(&endpoint.to_string()).unwrap();
+    let to = peer("b");
+    let mut confirmed = Vec::new();
+    for i in 1..=5u64 {
+        confirmed.push((a.send_to(&to, payload("a", "b", i)).await.unwrap(), i));
+    }
+
+    cluster.stop();
+    let mut failures = 0;
+    for i in 6..=8u64 {
+        let err = tokio::time::timeout(WAIT, a.send_to(&to, payload("a", "b", i)))
+            .await
+            .expect("send_to answers while the database is down")
+            .unwrap_err();
+        assert!(err.is_storage(), "{err:?}");
+        failures += 1;
+    }
+    assert_eq!(failures, 3);
+
+    cluster.restart();
+    for i in 9..=12u64 {
+        confirmed.push((a.send_to(&to, payload("a", "b", i)).await.unwrap(), i));
+    }
+    // Sequence numbers went on without a gap: the failed sends took none.
+    assert_eq!(
+        confirmed.iter().map(|c| c.0).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>()
+    );
+    for (seq, i) in confirmed {
+        let d = tokio::time::timeout(WAIT, b.recv()).await.unwrap().unwrap();
+        assert_eq!((d.seq(), d.payload()), (seq, &payload("a", "b", i)));
+        d.ack().await.unwrap();
+    }
+    let report = a.shutdown(WAIT).await;
+    assert!(report.is_complete(), "{report:?}");
+    drop(b);
+}
