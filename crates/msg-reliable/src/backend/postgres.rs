@@ -1110,10 +1110,23 @@ impl Committer {
     async fn commit_batch(&mut self, writes: &mut Vec<Write>) {
         let owner = self.owner().to_vec();
         let (token, lease) = (self.token, self.lease_secs());
-        let result = match self.ready().await {
+        let mut result = match self.ready().await {
             Err(e) => Err(TxnError::Failed(e)),
             Ok(conn) => transaction(conn, &owner, token, lease, writes).await,
         };
+        // The connection broke before `COMMIT` went out, so nothing was
+        // committed: reconnect (which also tells whether this instance was
+        // fenced meanwhile, say while it was paused) and try once more.
+        if matches!(result, Err(TxnError::Failed(_)))
+            && self.conn.as_ref().is_some_and(|c| c.client.is_closed())
+        {
+            self.conn = None;
+            result = match self.ready().await {
+                Err(e) if e.is_fenced() => Err(TxnError::Fenced),
+                Err(_) => result,
+                Ok(conn) => transaction(conn, &owner, token, lease, writes).await,
+            };
+        }
         let outcomes = match result {
             Ok(outcomes) => outcomes,
             Err(TxnError::Fenced) => {
