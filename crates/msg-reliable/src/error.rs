@@ -193,7 +193,7 @@ pub enum StorageErrorKind {
     /// database session ended). Nothing more is written through this
     /// handle; open a new one to compete for ownership again. Only backends
     /// shared between instances, such as
-    /// [`PostgresBackend`](crate::PostgresBackend) (feature `postgres`),
+    /// `PostgresBackend` (feature `postgres`),
     /// report it.
     Fenced,
     /// Any other failure of a user-supplied backend.

@@ -1,6 +1,6 @@
 //! Storage backends: the [`Backend`] trait, [`MemoryBackend`] and (with the
 //! `redb` feature) [`RedbBackend`](crate::RedbBackend) and (with the
-//! `postgres` feature) [`PostgresBackend`](crate::PostgresBackend).
+//! `postgres` feature) `PostgresBackend`.
 
 use std::future::Future;
 
