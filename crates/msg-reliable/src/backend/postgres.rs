@@ -78,7 +78,7 @@ use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls, Statement, Transaction};
 
 use crate::backend::Backend;
-use crate::backend::batch::{corrupt, decode_batch, encode_batch};
+use crate::backend::batch::{corrupt, decode_batch, encode_batch, first_seq};
 use crate::error::{StorageError, StorageErrorKind};
 use crate::peer::PeerId;
 use crate::proto::{IncomingState, OutgoingState, StoreBatch};
@@ -1505,7 +1505,7 @@ fn batch_row(row: &tokio_postgres::Row) -> Result<(u64, u64, Vec<Bytes>), Storag
     let last = seq_from(row.try_get(1).map_err(io)?)?;
     let batch: Vec<u8> = row.try_get(2).map_err(io)?;
     let payloads = decode_batch(Bytes::from(batch))?;
-    if first == 0 || last.checked_sub(first).map(|d| d + 1) != Some(payloads.len() as u64) {
+    if first_seq(last, payloads.len() as u64)? != first {
         return Err(corrupt(
             "a batch row whose message count does not match its sequence numbers",
         ));
