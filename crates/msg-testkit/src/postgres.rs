@@ -109,6 +109,12 @@ pub fn bin_dir() -> Option<PathBuf> {
 
 /// A throwaway PostgreSQL cluster on a Unix socket, stopped and deleted on
 /// drop.
+///
+/// Durable as configured by default (`fsync` and `synchronous_commit` on),
+/// except that the WAL is flushed with `fsync` rather than Linux's default
+/// `fdatasync`: on the development machines `pg_test_fsync` measures
+/// `fdatasync` at about 2.4 ms a flush and `fsync` at about 0.5 ms, and
+/// choosing the faster durable method is what `pg_test_fsync` is for.
 #[derive(Debug)]
 pub struct Cluster {
     conninfo: String,
@@ -150,6 +156,7 @@ cat >>"$2/data/postgresql.conf" <<EOF
 listen_addresses = ''
 unix_socket_directories = '$2'
 max_connections = 200
+wal_sync_method = fsync
 EOF
 "$1/pg_ctl" -D "$2/data" -l "$2/server.log" -w -t 60 start >/dev/null
 echo ready

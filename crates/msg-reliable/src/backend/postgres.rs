@@ -35,11 +35,12 @@
 //! replaced at once, and a holder that is alive but silent (paused,
 //! partitioned from the database) once its lease has run out.
 //!
-//! Every write transaction starts with
-//! `UPDATE msg_reliable_owners SET txn = txn + 1, lease_expires = ... WHERE
-//! identity = $1 AND token = $2`, which row-locks the owner row until the
-//! commit. If no row matches, a newer owner exists: the transaction is
-//! rolled back and the handle is fenced for good
+//! Every write transaction starts with the fence, `msg_reliable_fence`, a
+//! function that runs `UPDATE msg_reliable_owners SET txn = txn + 1,
+//! lease_expires = ... WHERE identity = $1 AND token = $2`, which row-locks
+//! the owner row until the commit, and raises an error if no row matches:
+//! a newer owner exists, the transaction is rolled back and the handle is
+//! fenced for good
 //! ([`StorageErrorKind::Fenced`]). A takeover, which updates the same row,
 //! waits for a write in progress to commit, and every later write of the
 //! old owner finds the new token. Leases are renewed by every write and, when
@@ -72,10 +73,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::{join, join_all};
+use futures::future::{join, join_all, join4};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_postgres::{Client, NoTls, Statement, Transaction};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::backend::Backend;
 use crate::backend::batch::{corrupt, decode_batch, encode_batch, first_seq};
@@ -89,6 +90,9 @@ const MAX_BATCH: usize = 4096;
 /// Requests that may wait for the committer; callers beyond it wait for
 /// room.
 const QUEUE: usize = 8192;
+
+/// The SQLSTATE the fence raises when another instance owns the identity.
+const FENCED_SQLSTATE: &str = "MRF01";
 
 /// How often a waiting opener looks again whether the owner is gone.
 const ACQUIRE_POLL: Duration = Duration::from_millis(50);
@@ -136,7 +140,23 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[(
         batch bytea NOT NULL,
         acked bigint[] NOT NULL DEFAULT '{}',
         PRIMARY KEY (owner, peer, last_seq)
-    );",
+    );
+    CREATE FUNCTION {s}.msg_reliable_fence(p_identity bytea, p_token bigint, p_lease float8)
+    RETURNS bigint LANGUAGE plpgsql AS $fence$
+    DECLARE
+        n bigint;
+    BEGIN
+        UPDATE {s}.msg_reliable_owners
+        SET txn = txn + 1, lease_expires = now() + make_interval(secs => p_lease)
+        WHERE identity = p_identity AND token = p_token
+        RETURNING txn INTO n;
+        IF n IS NULL THEN
+            RAISE EXCEPTION 'msg-reliable: fencing token % no longer owns this identity', p_token
+                USING ERRCODE = 'MRF01';
+        END IF;
+        RETURN n;
+    END
+    $fence$;",
 )];
 
 /// Options of a [`PostgresBackend`]: where its tables live and how
@@ -588,11 +608,10 @@ impl Sql {
         let outgoing = format!("{s}.msg_reliable_outgoing");
         let incoming = format!("{s}.msg_reliable_incoming");
         Self {
-            fence: format!(
-                "UPDATE {owners} SET txn = txn + 1,
-                   lease_expires = now() + make_interval(secs => $3::float8)
-                 WHERE identity = $1 AND token = $2 RETURNING txn"
-            ),
+            // Fails (SQLSTATE MRF01) unless this token still owns the
+            // identity: that aborts the transaction, so the `COMMIT`
+            // pipelined after it rolls back.
+            fence: format!("SELECT {s}.msg_reliable_fence($1, $2, $3)"),
             renew: format!(
                 "UPDATE {owners} SET lease_expires = now() + make_interval(secs => $3::float8)
                  WHERE identity = $1 AND token = $2"
@@ -710,6 +729,8 @@ impl Sql {
 
 /// The prepared statements of one connection.
 struct Prepared {
+    begin: Statement,
+    commit: Statement,
     fence: Statement,
     renew: Statement,
     owner_txn: Statement,
@@ -833,6 +854,8 @@ impl Committer {
             async move { client.prepare(&s).await.map_err(io) }
         };
         let st = Prepared {
+            begin: prep("BEGIN").await?,
+            commit: prep("COMMIT").await?,
             fence: prep(&sql.fence).await?,
             renew: prep(&sql.renew).await?,
             owner_txn: prep(&sql.owner_txn).await?,
@@ -1250,8 +1273,13 @@ impl Committer {
     }
 }
 
-/// Runs one write transaction: the fence, then every write, all pipelined,
-/// then `COMMIT`.
+/// Runs one write transaction in ONE round trip: `BEGIN`, the fence, every
+/// write and `COMMIT` go out back to back (pipelined) before any answer is
+/// read. That is safe because PostgreSQL aborts a transaction at its first
+/// failed statement, and a `COMMIT` of an aborted transaction rolls it
+/// back: whatever fails (the fence included) takes the whole group with
+/// it, and it committed exactly when every statement before `COMMIT`
+/// succeeded and `COMMIT` did.
 async fn transaction(
     conn: &mut Conn,
     owner: &[u8],
@@ -1259,32 +1287,39 @@ async fn transaction(
     lease: f64,
     writes: &[Write],
 ) -> Result<Vec<Outcome>, TxnError> {
-    let st = &conn.st;
-    let txn = conn
-        .client
-        .transaction()
-        .await
-        .map_err(|e| TxnError::Failed(io(e)))?;
+    let (client, st) = (&conn.client, &conn.st);
     // Encode first: a payload that cannot be stored fails alone.
     let ops: Vec<Result<Op, StorageError>> = writes.iter().map(Op::new).collect();
     let fence_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&owner, &token, &lease];
-    let fence = txn.query_opt(&st.fence, &fence_params);
-    let ops = join_all(ops.iter().map(|op| apply(&txn, st, owner, op)));
-    let (fence, outcomes) = join(fence, ops).await;
-    let fence = fence.map_err(|e| TxnError::Failed(io(e)))?;
-    let Some(fence) = fence else {
-        return Err(TxnError::Fenced);
+    // `join4` polls its futures in order on its first poll, and each sends
+    // its request on its first poll: the requests go out in this order.
+    let (begin, fence, outcomes, commit) = join4(
+        client.execute(&st.begin, &[]),
+        client.query_one(&st.fence, &fence_params),
+        join_all(ops.iter().map(|op| apply(client, st, owner, op))),
+        client.execute(&st.commit, &[]),
+    )
+    .await;
+    let failed = |e: tokio_postgres::Error| TxnError::Failed(io(e));
+    begin.map_err(failed)?;
+    let fence = match fence {
+        Ok(row) => row,
+        Err(e) if e.code().is_some_and(|c| c.code() == FENCED_SQLSTATE) => {
+            return Err(TxnError::Fenced);
+        }
+        Err(e) => return Err(failed(e)),
     };
-    let txn_no: i64 = fence.try_get(0).map_err(|e| TxnError::Failed(io(e)))?;
+    let txn_no: i64 = fence.try_get(0).map_err(failed)?;
     let outcomes = outcomes
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map_err(TxnError::Failed)?;
-    match txn.commit().await {
-        Ok(()) => Ok(outcomes),
+    match commit {
+        Ok(_) => Ok(outcomes),
         // The server answered: it did not commit.
-        Err(e) if e.as_db_error().is_some() => Err(TxnError::Failed(io(e))),
-        // No answer: it may have.
+        Err(e) if e.as_db_error().is_some() => Err(failed(e)),
+        // Every statement succeeded, and no answer came to `COMMIT`: it
+        // may have committed.
         Err(e) => Err(TxnError::InDoubt {
             txn: txn_no,
             outcomes,
@@ -1360,7 +1395,7 @@ impl Op {
 /// inner one is this write's own failure (a conflicting incoming batch, a
 /// payload too large to encode), which changes nothing.
 async fn apply(
-    txn: &Transaction<'_>,
+    client: &Client,
     st: &Prepared,
     owner: &[u8],
     op: &Result<Op, StorageError>,
@@ -1371,14 +1406,14 @@ async fn apply(
     };
     match op {
         Op::AppendEmpty { peer } => {
-            let row = txn
+            let row = client
                 .query_one(&st.append_empty, &[&owner, peer])
                 .await
                 .map_err(io)?;
             Ok(Ok(seq_from(row.try_get(0).map_err(io)?)? + 1))
         }
         Op::Append { peer, n, batch } => {
-            let row = txn
+            let row = client
                 .query_one(&st.append, &[&owner, peer, n, batch])
                 .await
                 .map_err(io)?;
@@ -1387,7 +1422,8 @@ async fn apply(
             Ok(Ok(last + 1 - n.unsigned_abs()))
         }
         Op::AckOutgoing { peer, up_to } => {
-            txn.execute(&st.ack_outgoing, &[&owner, peer, up_to])
+            client
+                .execute(&st.ack_outgoing, &[&owner, peer, up_to])
                 .await
                 .map_err(io)?;
             Ok(Ok(0))
@@ -1404,7 +1440,7 @@ async fn apply(
             } else {
                 &st.store_next
             };
-            let row = txn
+            let row = client
                 .query_one(statement, &[&owner, peer, first, last, batch, persist])
                 .await
                 .map_err(io)?;
@@ -1417,7 +1453,8 @@ async fn apply(
         }
         Op::StoreEmpty => Ok(Ok(0)),
         Op::AckIncoming { peer, seqs } => {
-            txn.execute(&st.ack_incoming, &[&owner, peer, seqs])
+            client
+                .execute(&st.ack_incoming, &[&owner, peer, seqs])
                 .await
                 .map_err(io)?;
             Ok(Ok(0))
