@@ -430,6 +430,7 @@ impl PostgresBackend {
             identity: identity.clone(),
             lease: options.lease,
             token: 0,
+            last_txn: 0,
             conn: None,
             state: State::Owning,
             counters: Arc::new(Counters::default()),
@@ -625,7 +626,7 @@ impl Sql {
                  ON CONFLICT (identity) DO NOTHING"
             ),
             owner_row: format!(
-                "SELECT token, released, lease_expires > clock_timestamp(), holder
+                "SELECT token, released, lease_expires > clock_timestamp(), holder, txn
                  FROM {owners} WHERE identity = $1 FOR UPDATE"
             ),
             owner_take: format!(
@@ -772,6 +773,8 @@ struct Committer {
     lease: Duration,
     /// The fencing token this instance owns the identity with.
     token: i64,
+    /// The owner row's `txn` counter after this instance's last commit.
+    last_txn: i64,
     conn: Option<Conn>,
     state: State,
     counters: Arc<Counters>,
@@ -786,13 +789,14 @@ enum TxnError {
     Failed(StorageError),
     /// The owner row has another token.
     Fenced,
-    /// `COMMIT` was sent and its answer lost; `txn` is the counter value
-    /// the transaction would have left.
+    /// `COMMIT` went out and not every answer came back. `outcomes` are
+    /// the writes' outcomes if their answers did come.
     InDoubt {
-        txn: i64,
-        outcomes: Vec<Outcome>,
+        outcomes: Option<Vec<Outcome>>,
         error: StorageError,
     },
+    /// Committed, but the fence's answer did not decode.
+    Committed(StorageError),
 }
 
 impl Committer {
@@ -880,8 +884,9 @@ impl Committer {
         let mut conn = self.connect().await?;
         loop {
             match self.try_take(&mut conn).await? {
-                Ok(token) => {
+                Ok((token, txn)) => {
                     self.token = token;
+                    self.last_txn = txn;
                     self.conn = Some(conn);
                     tracing::debug!(identity = %self.identity, token, "reliable store: owner");
                     return Ok(());
@@ -903,9 +908,10 @@ impl Committer {
         }
     }
 
-    /// One attempt to take ownership: `Ok(Ok(token))` if taken,
+    /// One attempt to take ownership: `Ok(Ok((token, txn)))` if taken (with
+    /// the owner row's `txn` counter),
     /// `Ok(Err(holder))` if a live owner holds it.
-    async fn try_take(&self, conn: &mut Conn) -> Result<Result<i64, String>, StorageError> {
+    async fn try_take(&self, conn: &mut Conn) -> Result<Result<(i64, i64), String>, StorageError> {
         let owner = self.owner();
         let txn = conn.client.transaction().await.map_err(io)?;
         // A holder stalled inside a write transaction keeps the row locked
@@ -930,6 +936,7 @@ impl Committer {
         let released: bool = row.try_get(1).map_err(io)?;
         let lease_live: bool = row.try_get(2).map_err(io)?;
         let holder: String = row.try_get(3).map_err(io)?;
+        let txn_now: i64 = row.try_get(4).map_err(io)?;
         if !released && lease_live {
             // Is the owner's database session still there? It holds the
             // advisory lock of its token as long as it lives.
@@ -973,7 +980,7 @@ impl Committer {
         .await
         .map_err(io)?;
         txn.commit().await.map_err(io)?;
-        Ok(Ok(new))
+        Ok(Ok((new, txn_now)))
     }
 
     /// After a lost connection: reconnects and checks that this instance
@@ -1137,9 +1144,10 @@ impl Committer {
             Err(e) => Err(TxnError::Failed(e)),
             Ok(conn) => transaction(conn, &owner, token, lease, writes).await,
         };
-        // The connection broke before `COMMIT` went out, so nothing was
-        // committed: reconnect (which also tells whether this instance was
-        // fenced meanwhile, say while it was paused) and try once more.
+        // The server refused the transaction and then closed the
+        // connection (it was shut down, or ended this session): nothing
+        // was committed. Reconnect (which also tells whether this instance
+        // was fenced meanwhile, say while it was paused) and try once more.
         if matches!(result, Err(TxnError::Failed(_)))
             && self.conn.as_ref().is_some_and(|c| c.client.is_closed())
         {
@@ -1151,7 +1159,10 @@ impl Committer {
             };
         }
         let outcomes = match result {
-            Ok(outcomes) => outcomes,
+            Ok((outcomes, txn)) => {
+                self.last_txn = txn;
+                outcomes
+            }
             Err(TxnError::Fenced) => {
                 tracing::warn!(identity = %self.identity, token, "reliable store: another instance took over");
                 self.state = State::Fenced;
@@ -1162,16 +1173,19 @@ impl Committer {
                 self.drop_if_closed();
                 return fail_all(writes, e);
             }
-            Err(TxnError::InDoubt {
-                txn,
-                outcomes,
-                error,
-            }) => {
+            Err(TxnError::Committed(e)) => return self.lost_answers(writes, e),
+            Err(TxnError::InDoubt { outcomes, error }) => {
                 self.conn = None;
-                match self.resolve(txn).await {
-                    Ok(true) => outcomes,
-                    Ok(false) => return fail_all(writes, error),
-                    Err(e) => return fail_all(writes, e),
+                let expected = self.last_txn + 1;
+                match (self.resolve(expected).await, outcomes) {
+                    (Ok(true), Some(outcomes)) => {
+                        tracing::info!(identity = %self.identity, "reliable store: a commit whose answer was lost did happen");
+                        self.last_txn = expected;
+                        outcomes
+                    }
+                    (Ok(true), None) => return self.lost_answers(writes, error),
+                    (Ok(false), _) => return fail_all(writes, error),
+                    (Err(e), _) => return fail_all(writes, e),
                 }
             }
         };
@@ -1186,10 +1200,20 @@ impl Committer {
         }
     }
 
+    /// The writes were committed, but not all of their answers (such as the
+    /// numbers an append was given) are known: the callers' view of the
+    /// store can no longer be kept in step with it, so the backend stops.
+    /// Reopening it loads the truth.
+    fn lost_answers(&mut self, writes: &mut Vec<Write>, cause: StorageError) {
+        tracing::error!(identity = %self.identity, error = %cause, "reliable store: committed, but the answers were lost; stopping");
+        self.state = State::Poisoned;
+        fail_all(writes, poisoned());
+    }
+
     /// Finds out whether the transaction that would have set the owner's
-    /// `txn` counter to `txn` committed, reconnecting until the lease runs
-    /// out. If that cannot be learned, the backend stops (poisoned).
-    async fn resolve(&mut self, txn: i64) -> Result<bool, StorageError> {
+    /// `txn` counter to `expected` committed, reconnecting until the lease
+    /// runs out. If that cannot be learned, the backend stops (poisoned).
+    async fn resolve(&mut self, expected: i64) -> Result<bool, StorageError> {
         let deadline = Instant::now() + self.lease;
         loop {
             match self.reconnect().await {
@@ -1202,7 +1226,7 @@ impl Committer {
                             .await;
                         if let Ok(row) = row {
                             let now: i64 = row.try_get(1).map_err(io)?;
-                            return Ok(now >= txn);
+                            return Ok(now >= expected);
                         }
                     }
                 }
@@ -1275,18 +1299,23 @@ impl Committer {
 
 /// Runs one write transaction in ONE round trip: `BEGIN`, the fence, every
 /// write and `COMMIT` go out back to back (pipelined) before any answer is
-/// read. That is safe because PostgreSQL aborts a transaction at its first
-/// failed statement, and a `COMMIT` of an aborted transaction rolls it
-/// back: whatever fails (the fence included) takes the whole group with
-/// it, and it committed exactly when every statement before `COMMIT`
-/// succeeded and `COMMIT` did.
+/// read. PostgreSQL aborts a transaction at its first failed statement, and
+/// a `COMMIT` of an aborted transaction rolls it back (and answers
+/// `ROLLBACK`, not an error), so whatever fails (the fence included) takes
+/// the whole group with it. The answers then tell which of three things
+/// happened:
+///
+/// - a statement was refused by the server: nothing was committed;
+/// - every statement and `COMMIT` succeeded: all of it was committed;
+/// - the connection broke before every answer came: `COMMIT` went out, so
+///   it may have been committed or not (in doubt).
 async fn transaction(
     conn: &mut Conn,
     owner: &[u8],
     token: i64,
     lease: f64,
     writes: &[Write],
-) -> Result<Vec<Outcome>, TxnError> {
+) -> Result<(Vec<Outcome>, i64), TxnError> {
     let (client, st) = (&conn.client, &conn.st);
     // Encode first: a payload that cannot be stored fails alone.
     let ops: Vec<Result<Op, StorageError>> = writes.iter().map(Op::new).collect();
@@ -1300,31 +1329,40 @@ async fn transaction(
         client.execute(&st.commit, &[]),
     )
     .await;
-    let failed = |e: tokio_postgres::Error| TxnError::Failed(io(e));
-    begin.map_err(failed)?;
-    let fence = match fence {
-        Ok(row) => row,
-        Err(e) if e.code().is_some_and(|c| c.code() == FENCED_SQLSTATE) => {
-            return Err(TxnError::Fenced);
-        }
-        Err(e) => return Err(failed(e)),
-    };
-    let txn_no: i64 = fence.try_get(0).map_err(failed)?;
-    let outcomes = outcomes
+    let fence_err = fence.as_ref().err();
+    if fence_err.is_some_and(|e| e.code().is_some_and(|c| c.code() == FENCED_SQLSTATE)) {
+        return Err(TxnError::Fenced);
+    }
+    let errors = [begin.as_ref().err(), fence_err, commit.as_ref().err()]
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(TxnError::Failed)?;
-    match commit {
-        Ok(_) => Ok(outcomes),
-        // The server answered: it did not commit.
-        Err(e) if e.as_db_error().is_some() => Err(failed(e)),
-        // Every statement succeeded, and no answer came to `COMMIT`: it
-        // may have committed.
-        Err(e) => Err(TxnError::InDoubt {
-            txn: txn_no,
-            outcomes,
-            error: io(e),
-        }),
+        .flatten()
+        .chain(outcomes.iter().filter_map(|o| o.as_ref().err()));
+    let mut lost = None;
+    for e in errors {
+        if e.as_db_error().is_some() || !e.is_closed() {
+            // The server refused a statement: the transaction was aborted,
+            // and the `COMMIT` after it rolled it back.
+            return Err(TxnError::Failed(StorageError::new(
+                StorageErrorKind::Io,
+                e.to_string(),
+            )));
+        }
+        lost.get_or_insert_with(|| e.to_string());
+    }
+    if let Some(lost) = lost {
+        let known = outcomes.into_iter().collect::<Result<Vec<_>, _>>().ok();
+        return Err(TxnError::InDoubt {
+            outcomes: known.filter(|_| fence.is_ok()),
+            error: StorageError::new(StorageErrorKind::Io, lost),
+        });
+    }
+    let txn_no = fence
+        .map_err(io)
+        .and_then(|row| row.try_get::<_, i64>(0).map_err(io));
+    let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+    match txn_no {
+        Ok(txn_no) => Ok((outcomes, txn_no)),
+        Err(e) => Err(TxnError::Committed(e)),
     }
 }
 
@@ -1391,42 +1429,42 @@ impl Op {
     }
 }
 
-/// Runs one write's statement. The outer error aborts the transaction; the
-/// inner one is this write's own failure (a conflicting incoming batch, a
-/// payload too large to encode), which changes nothing.
+/// Runs one write's statement. The outer error is the statement's own
+/// failure (the server refused it, or no answer came); the inner one is
+/// this write's outcome: its first number, or why it failed on its own (a
+/// conflicting incoming batch, a payload too large to encode, an answer
+/// that does not decode), which changes nothing.
 async fn apply(
     client: &Client,
     st: &Prepared,
     owner: &[u8],
     op: &Result<Op, StorageError>,
-) -> Result<Outcome, StorageError> {
+) -> Result<Outcome, tokio_postgres::Error> {
     let op = match op {
         Ok(op) => op,
         Err(e) => return Ok(Err(e.clone())),
     };
-    match op {
+    let decode =
+        |row: &tokio_postgres::Row| -> Result<i64, StorageError> { row.try_get(0).map_err(io) };
+    Ok(match op {
         Op::AppendEmpty { peer } => {
-            let row = client
-                .query_one(&st.append_empty, &[&owner, peer])
-                .await
-                .map_err(io)?;
-            Ok(Ok(seq_from(row.try_get(0).map_err(io)?)? + 1))
+            let row = client.query_one(&st.append_empty, &[&owner, peer]).await?;
+            decode(&row).and_then(seq_from).map(|last| last + 1)
         }
         Op::Append { peer, n, batch } => {
             let row = client
                 .query_one(&st.append, &[&owner, peer, n, batch])
-                .await
-                .map_err(io)?;
-            let last = seq_from(row.try_get(0).map_err(io)?)?;
+                .await?;
             // `n` is positive and `last` at least `n`: the row's CHECK holds.
-            Ok(Ok(last + 1 - n.unsigned_abs()))
+            decode(&row)
+                .and_then(seq_from)
+                .map(|last| last + 1 - n.unsigned_abs())
         }
         Op::AckOutgoing { peer, up_to } => {
             client
                 .execute(&st.ack_outgoing, &[&owner, peer, up_to])
-                .await
-                .map_err(io)?;
-            Ok(Ok(0))
+                .await?;
+            Ok(0)
         }
         Op::Store {
             peer,
@@ -1442,24 +1480,21 @@ async fn apply(
             };
             let row = client
                 .query_one(statement, &[&owner, peer, first, last, batch, persist])
-                .await
-                .map_err(io)?;
-            let stored: i64 = row.try_get(0).map_err(io)?;
-            if stored == 0 {
-                Ok(Err(StorageError::from_kind(StorageErrorKind::Conflict)))
-            } else {
-                Ok(Ok(0))
+                .await?;
+            match decode(&row) {
+                Ok(0) => Err(StorageError::from_kind(StorageErrorKind::Conflict)),
+                Ok(_) => Ok(0),
+                Err(e) => Err(e),
             }
         }
-        Op::StoreEmpty => Ok(Ok(0)),
+        Op::StoreEmpty => Ok(0),
         Op::AckIncoming { peer, seqs } => {
             client
                 .execute(&st.ack_incoming, &[&owner, peer, seqs])
-                .await
-                .map_err(io)?;
-            Ok(Ok(0))
+                .await?;
+            Ok(0)
         }
-    }
+    })
 }
 
 async fn load_outgoing(
@@ -1702,7 +1737,7 @@ fn fenced() -> StorageError {
 fn poisoned() -> StorageError {
     StorageError::new(
         StorageErrorKind::Io,
-        "the outcome of a commit could not be learned before the lease ran out; \
-         reopen the store",
+        "the store stopped after the connection broke during a commit whose outcome \
+         or answers could not be learned; reopen the store",
     )
 }
