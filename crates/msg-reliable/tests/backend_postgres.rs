@@ -537,3 +537,201 @@ async fn postgres_outage_fails_sends_clearly_and_the_socket_recovers() {
     assert!(report.is_complete(), "{report:?}");
     drop(b);
 }
+
+/// A Unix-socket proxy in front of a cluster's socket that can lose a
+/// commit's answer at will: the connection breaks with `COMMIT` sent, so
+/// the backend cannot know from the connection whether it committed.
+mod lossy {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{UnixListener, UnixStream};
+
+    /// Forward everything.
+    pub(super) const PASS: u8 = 0;
+    /// Drop what the client sends and break the connection: the server
+    /// never sees the transaction.
+    pub(super) const LOSE_REQUEST: u8 = 1;
+    /// Forward the server's answers up to (not including) the one for
+    /// `COMMIT`, then break the connection: committed, answer lost.
+    pub(super) const LOSE_COMMIT_ANSWER: u8 = 2;
+
+    pub(super) struct Proxy {
+        pub(super) dir: tempfile::TempDir,
+        pub(super) mode: Arc<AtomicU8>,
+    }
+
+    impl Proxy {
+        /// Listens in a new directory (the `host` of a connection string)
+        /// and forwards to the socket in `server_dir`.
+        pub(super) fn start(server_dir: &Path) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let listener = UnixListener::bind(dir.path().join(".s.PGSQL.5432")).unwrap();
+            let server: PathBuf = server_dir.join(".s.PGSQL.5432");
+            let mode = Arc::new(AtomicU8::new(PASS));
+            let m = mode.clone();
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let server = UnixStream::connect(&server).await.unwrap();
+                    tokio::spawn(pipe(client, server, m.clone()));
+                }
+            });
+            Self { dir, mode }
+        }
+
+        pub(super) fn conninfo(&self) -> String {
+            format!(
+                "host={} user=postgres dbname=postgres",
+                self.dir.path().to_str().unwrap()
+            )
+        }
+
+        pub(super) fn set(&self, mode: u8) {
+            self.mode.store(mode, Ordering::SeqCst);
+        }
+    }
+
+    async fn pipe(client: UnixStream, server: UnixStream, mode: Arc<AtomicU8>) {
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let m = mode.clone();
+        let up = async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = match cr.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if m.load(Ordering::SeqCst) == LOSE_REQUEST {
+                    return;
+                }
+                if sw.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let down = async move {
+            // The server's messages: a type byte, then a length (itself
+            // included), big-endian.
+            let mut pending: Vec<u8> = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = match sr.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                pending.extend_from_slice(&buf[..n]);
+                let mut at = 0;
+                while pending.len() >= at + 5 {
+                    let len = u32::from_be_bytes(pending[at + 1..at + 5].try_into().unwrap());
+                    let end = at + 1 + len as usize;
+                    if pending.len() < end {
+                        break;
+                    }
+                    let commit_answer =
+                        pending[at] == b'C' && pending[at + 5..end].starts_with(b"COMMIT\0");
+                    if commit_answer && mode.load(Ordering::SeqCst) == LOSE_COMMIT_ANSWER {
+                        let _ = cw.write_all(&pending[..at]).await;
+                        return;
+                    }
+                    at = end;
+                }
+                if cw.write_all(&pending[..at]).await.is_err() {
+                    return;
+                }
+                pending.drain(..at);
+            }
+        };
+        // Either direction ending breaks both: the streams are dropped.
+        tokio::select! {
+            () = up => {}
+            () = down => {}
+        }
+    }
+}
+
+/// The connection breaks after `COMMIT` went out. If the server committed
+/// (only its answer was lost), the caller is told the number it got; if
+/// the server never saw the transaction, the caller gets an error and the
+/// number is not used. Either way the stored state and the answers agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commit_with_a_lost_answer_is_settled_not_guessed() {
+    let Some(cluster) = Cluster::start() else {
+        eprintln!("{}", skip_reason("postgres_commit_with_a_lost_answer"));
+        return;
+    };
+    let server_dir = cluster
+        .conninfo()
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("host="))
+        .unwrap()
+        .to_owned();
+    let proxy = lossy::Proxy::start(std::path::Path::new(&server_dir));
+    let mut opts = PostgresOptions::new();
+    opts.schema("lossy").lease(Duration::from_secs(5));
+    let b = PostgresBackend::open_with_options(&proxy.conninfo(), &peer("me"), &opts)
+        .await
+        .unwrap();
+    let x = peer("x");
+    assert_eq!(b.append_outgoing(&x, msgs("x", 1..=1)).await.unwrap(), 1);
+
+    // Committed, answer lost: the backend reconnects, finds its commit,
+    // and answers with the number.
+    proxy.set(lossy::LOSE_COMMIT_ANSWER);
+    let append = tokio::spawn({
+        let b = b.clone();
+        let x = x.clone();
+        async move { b.append_outgoing(&x, msgs("x", 2..=2)).await }
+    });
+    // Reconnecting goes through the proxy too: let it pass once the
+    // answer is lost.
+    let direct = sql(cluster.conninfo()).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while last_x(&direct).await < 2 {
+        assert!(std::time::Instant::now() < deadline, "append 2 committed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.set(lossy::PASS);
+    assert_eq!(
+        tokio::time::timeout(WAIT, append)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        2,
+        "the committed append is reported with its number"
+    );
+
+    // Never reached the server: an error, and the number is not taken.
+    proxy.set(lossy::LOSE_REQUEST);
+    let append = tokio::spawn({
+        let b = b.clone();
+        let x = x.clone();
+        async move { b.append_outgoing(&x, msgs("x", 3..=3)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.set(lossy::PASS);
+    let result = tokio::time::timeout(WAIT, append).await.unwrap().unwrap();
+    assert_eq!(last_x(&direct).await, 2);
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(b.append_outgoing(&x, msgs("x", 3..=3)).await.unwrap(), 3);
+    let out = b.load_outgoing(&x).await.unwrap();
+    assert_eq!(
+        out.unacked,
+        (1..=3).map(|s| (s, msg("x", s))).collect::<Vec<_>>()
+    );
+    b.close().await;
+}
+
+/// The last number assigned to peer `x` in schema `lossy`, read directly.
+async fn last_x(c: &tokio_postgres::Client) -> i64 {
+    c.query_opt(
+        "SELECT last_assigned FROM lossy.msg_reliable_peers WHERE peer = 'x'::bytea",
+        &[],
+    )
+    .await
+    .unwrap()
+    .map_or(0, |r| r.get(0))
+}
