@@ -15,6 +15,8 @@ mod batch;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "redb", feature = "postgres"))]
+mod queue;
 #[cfg(feature = "redb")]
 mod redb;
 

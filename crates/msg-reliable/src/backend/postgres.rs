@@ -67,22 +67,22 @@
 
 use std::collections::BTreeSet;
 use std::error::Error as StdError;
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{join, join_all, join4};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use crate::backend::Backend;
 use crate::backend::batch::{corrupt, decode_batch, encode_batch, first_seq};
+use crate::backend::queue::{
+    Counters, Group, Outcome, Queue, Read, Request, Write, backend_over_queue, fail_all,
+};
 use crate::error::{StorageError, StorageErrorKind};
 use crate::peer::PeerId;
-use crate::proto::{IncomingState, OutgoingState, StoreBatch};
+use crate::proto::{IncomingState, OutgoingState};
 
 /// Most requests applied in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -303,15 +303,8 @@ pub struct PostgresBackend {
 
 #[derive(Debug)]
 struct Shared {
-    tx: mpsc::Sender<Request>,
-    counters: Arc<Counters>,
+    queue: Queue,
     token: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    write_transactions: AtomicU64,
-    write_requests: AtomicU64,
 }
 
 /// Counters of a [`PostgresBackend`], to see group commit at work.
@@ -322,58 +315,6 @@ pub struct PostgresStats {
     pub write_transactions: u64,
     /// Write requests (appends, acks, stores) those transactions carried.
     pub write_requests: u64,
-}
-
-type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
-
-#[derive(Debug)]
-enum Request {
-    Write(Write),
-    Read(Read),
-    Close(oneshot::Sender<()>),
-}
-
-#[derive(Debug)]
-enum Write {
-    Append {
-        peer: PeerId,
-        payloads: Vec<Bytes>,
-        reply: Reply<u64>,
-    },
-    AckOutgoing {
-        peer: PeerId,
-        up_to: u64,
-        reply: Reply<()>,
-    },
-    StoreIncoming {
-        peer: PeerId,
-        batch: StoreBatch,
-        reply: Reply<()>,
-    },
-    AckIncoming {
-        peer: PeerId,
-        seqs: Vec<u64>,
-        reply: Reply<()>,
-    },
-}
-
-#[derive(Debug)]
-enum Read {
-    LoadOutgoing {
-        peer: PeerId,
-        reply: Reply<OutgoingState>,
-    },
-    LoadIncoming {
-        peer: PeerId,
-        reply: Reply<IncomingState>,
-    },
-    Accepted {
-        peer: PeerId,
-        reply: Reply<u64>,
-    },
-    Peers {
-        reply: Reply<Vec<PeerId>>,
-    },
 }
 
 impl PostgresBackend {
@@ -433,19 +374,15 @@ impl PostgresBackend {
             last_txn: 0,
             conn: None,
             state: State::Owning,
-            counters: Arc::new(Counters::default()),
+            counters: Arc::default(),
         };
         committer.acquire(options.acquire_timeout).await?;
         let token = committer.token as u64;
-        let counters = committer.counters.clone();
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (queue, rx, counters) = Queue::new(QUEUE);
+        committer.counters = counters;
         tokio::spawn(committer.run(rx));
         Ok(Self {
-            inner: Arc::new(Shared {
-                tx,
-                counters,
-                token,
-            }),
+            inner: Arc::new(Shared { queue, token }),
         })
     }
 
@@ -455,10 +392,7 @@ impl PostgresBackend {
     /// takes over at once, without waiting for the lease. Returns at once
     /// if it is already closed.
     pub async fn close(&self) {
-        let (done_tx, done_rx) = oneshot::channel();
-        if self.inner.tx.send(Request::Close(done_tx)).await.is_ok() {
-            let _ = done_rx.await;
-        }
+        self.inner.queue.close().await;
     }
 
     /// This handle's fencing token: one more than that of the previous
@@ -469,112 +403,19 @@ impl PostgresBackend {
 
     /// Counters since the store was opened.
     pub fn stats(&self) -> PostgresStats {
+        let (write_transactions, write_requests) = self.inner.queue.counters.get();
         PostgresStats {
-            write_transactions: self
-                .inner
-                .counters
-                .write_transactions
-                .load(Ordering::Relaxed),
-            write_requests: self.inner.counters.write_requests.load(Ordering::Relaxed),
+            write_transactions,
+            write_requests,
         }
     }
 
-    async fn call<T>(
-        &self,
-        req: Request,
-        answer: oneshot::Receiver<Result<T, StorageError>>,
-    ) -> Result<T, StorageError> {
-        self.inner.tx.send(req).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+    fn queue(&self) -> &Queue {
+        &self.inner.queue
     }
 }
 
-impl Backend for PostgresBackend {
-    fn append_outgoing(
-        &self,
-        peer: &PeerId,
-        payloads: Vec<Bytes>,
-    ) -> impl Future<Output = Result<u64, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(
-            Request::Write(Write::Append {
-                peer,
-                payloads,
-                reply,
-            }),
-            answer,
-        )
-    }
-
-    fn ack_outgoing(
-        &self,
-        peer: &PeerId,
-        up_to: u64,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(
-            Request::Write(Write::AckOutgoing { peer, up_to, reply }),
-            answer,
-        )
-    }
-
-    fn load_outgoing(
-        &self,
-        peer: &PeerId,
-    ) -> impl Future<Output = Result<OutgoingState, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(Request::Read(Read::LoadOutgoing { peer, reply }), answer)
-    }
-
-    fn store_incoming(
-        &self,
-        peer: &PeerId,
-        batch: StoreBatch,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(
-            Request::Write(Write::StoreIncoming { peer, batch, reply }),
-            answer,
-        )
-    }
-
-    fn ack_incoming(
-        &self,
-        peer: &PeerId,
-        seqs: Vec<u64>,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(
-            Request::Write(Write::AckIncoming { peer, seqs, reply }),
-            answer,
-        )
-    }
-
-    fn load_incoming(
-        &self,
-        peer: &PeerId,
-    ) -> impl Future<Output = Result<IncomingState, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(Request::Read(Read::LoadIncoming { peer, reply }), answer)
-    }
-
-    fn accepted(&self, peer: &PeerId) -> impl Future<Output = Result<u64, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(Request::Read(Read::Accepted { peer, reply }), answer)
-    }
-
-    fn peers(&self) -> impl Future<Output = Result<Vec<PeerId>, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        self.call(Request::Read(Read::Peers { reply }), answer)
-    }
-}
+backend_over_queue!(PostgresBackend);
 
 // ---------------------------------------------------------------------------
 // SQL.
@@ -779,10 +620,6 @@ struct Committer {
     state: State,
     counters: Arc<Counters>,
 }
-
-/// What a write produced before the commit: the first assigned number for
-/// an append, 0 otherwise; the inner error is the write's own failure.
-type Outcome = Result<u64, StorageError>;
 
 enum TxnError {
     /// Nothing was committed.
@@ -1038,12 +875,10 @@ impl Committer {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        let mut closing = Vec::new();
-        let mut writes = Vec::new();
-        let mut reads = Vec::new();
+        let mut group = Group::default();
         let renew_every = self.lease / 3;
         let mut renew_at = Instant::now() + renew_every;
-        while closing.is_empty() {
+        while group.closing.is_empty() {
             let first = tokio::select! {
                 req = rx.recv() => match req {
                     Some(req) => req,
@@ -1055,41 +890,21 @@ impl Committer {
                     continue;
                 }
             };
-            // Gather whatever else is already waiting: the group in group
-            // commit.
-            let mut next = Some(first);
-            while let Some(req) = next.take() {
-                match req {
-                    Request::Write(w) => writes.push(w),
-                    Request::Read(r) => reads.push(r),
-                    Request::Close(done) => closing.push(done),
-                }
-                if writes.len() + reads.len() >= MAX_BATCH || !closing.is_empty() {
-                    break;
-                }
-                next = rx.try_recv().ok();
-            }
-            if !writes.is_empty() {
-                self.commit_batch(&mut writes).await;
+            group.gather(first, &mut rx, MAX_BATCH);
+            if !group.writes.is_empty() {
+                self.commit_batch(&mut group.writes).await;
                 // A commit renewed the lease.
                 renew_at = Instant::now() + renew_every;
             }
-            for read in reads.drain(..) {
+            // Reads run after the writes gathered with them, so a caller
+            // that awaited its write sees it.
+            for read in group.reads.drain(..) {
                 self.answer_read(read).await;
             }
         }
-        rx.close();
-        while let Ok(req) = rx.try_recv() {
-            match req {
-                Request::Write(w) => w.answer_err(closed()),
-                Request::Read(r) => r.answer_err(closed()),
-                Request::Close(done) => closing.push(done),
-            }
-        }
+        group.refuse_rest(&mut rx);
         self.release().await;
-        for done in closing {
-            let _ = done.send(());
-        }
+        group.closed();
     }
 
     /// Renews the lease while idle; finds out about a takeover early.
@@ -1189,12 +1004,7 @@ impl Committer {
                 }
             }
         };
-        self.counters
-            .write_transactions
-            .fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .write_requests
-            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        self.counters.committed(writes.len());
         for (w, outcome) in writes.drain(..).zip(outcomes) {
             w.answer(outcome);
         }
@@ -1658,12 +1468,6 @@ fn holder_name() -> String {
     format!("process {} on {host}", std::process::id())
 }
 
-fn fail_all(writes: &mut Vec<Write>, e: StorageError) {
-    for w in writes.drain(..) {
-        w.answer_err(e.clone());
-    }
-}
-
 /// A sequence number as the database stores it.
 fn seq_to(seq: u64) -> Result<i64, StorageError> {
     i64::try_from(seq).map_err(|_| {
@@ -1679,55 +1483,8 @@ fn seq_from(seq: i64) -> Result<u64, StorageError> {
     u64::try_from(seq).map_err(|_| corrupt("a negative sequence number"))
 }
 
-impl Write {
-    fn answer(self, outcome: Outcome) {
-        match (self, outcome) {
-            (w, Err(e)) => w.answer_err(e),
-            (Write::Append { reply, .. }, Ok(first)) => {
-                let _ = reply.send(Ok(first));
-            }
-            (
-                Write::AckOutgoing { reply, .. }
-                | Write::StoreIncoming { reply, .. }
-                | Write::AckIncoming { reply, .. },
-                Ok(_),
-            ) => {
-                let _ = reply.send(Ok(()));
-            }
-        }
-    }
-
-    fn answer_err(self, e: StorageError) {
-        match self {
-            Write::Append { reply, .. } => {
-                let _ = reply.send(Err(e));
-            }
-            Write::AckOutgoing { reply, .. }
-            | Write::StoreIncoming { reply, .. }
-            | Write::AckIncoming { reply, .. } => {
-                let _ = reply.send(Err(e));
-            }
-        }
-    }
-}
-
-impl Read {
-    fn answer_err(self, e: StorageError) {
-        match self {
-            Read::LoadOutgoing { reply, .. } => drop(reply.send(Err(e))),
-            Read::LoadIncoming { reply, .. } => drop(reply.send(Err(e))),
-            Read::Accepted { reply, .. } => drop(reply.send(Err(e))),
-            Read::Peers { reply } => drop(reply.send(Err(e))),
-        }
-    }
-}
-
 fn io(e: impl Into<Box<dyn StdError + Send + Sync>>) -> StorageError {
     StorageError::new(StorageErrorKind::Io, e)
-}
-
-fn closed() -> StorageError {
-    StorageError::from_kind(StorageErrorKind::Closed)
 }
 
 fn fenced() -> StorageError {

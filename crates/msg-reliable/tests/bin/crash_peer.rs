@@ -63,17 +63,17 @@ fn reliable_options() -> ReliableOptions {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (mode, store) = (&args[1], &args[2]);
-    let me: PeerId = if mode == "sender" {
-        "sender"
-    } else {
-        "receiver"
-    }
-    .parse()
-    .unwrap();
+    let store = &args[2];
     match store.strip_prefix("pg:") {
         #[cfg(feature = "postgres")]
         Some(schema) => {
+            let me: PeerId = if args[1] == "sender" {
+                "sender"
+            } else {
+                "receiver"
+            }
+            .parse()
+            .unwrap();
             let url = std::env::var("MSG_TEST_POSTGRES").expect("MSG_TEST_POSTGRES");
             let mut opts = PostgresOptions::new();
             opts.schema(schema).acquire_timeout(Duration::from_secs(60));
