@@ -8,7 +8,6 @@
 
 #![cfg(feature = "postgres")]
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::common::*;
@@ -114,95 +113,27 @@ async fn postgres_state_survives_reopening_and_identities_stay_apart() {
     other.close().await;
 }
 
-/// 64 tasks append concurrently: numbers 1..=N each once, per-task order
-/// kept, and far fewer transactions than appends (group commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_concurrent_appends_are_numbered_once_and_group_committed() {
-    const TASKS: u64 = 64;
-    const PER_TASK: u64 = 20;
     let Some((url, opts, _)) = setup("postgres_concurrent_appends") else {
         return;
     };
     let b = open(url, &opts, "me").await;
-    let x = peer("x");
-    let mut tasks = Vec::new();
-    for t in 0..TASKS {
-        let b = b.clone();
-        let x = x.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut seqs = Vec::new();
-            for i in 0..PER_TASK {
-                let payload = format!("{t}:{i}").into();
-                seqs.push(b.append_outgoing(&x, vec![payload]).await.unwrap());
-            }
-            seqs
-        }));
-    }
-    let mut all = BTreeSet::new();
-    for task in tasks {
-        let seqs = task.await.unwrap();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "per-task order");
-        for s in seqs {
-            assert!(all.insert(s), "sequence {s} assigned twice");
-        }
-    }
-    let appends = TASKS * PER_TASK;
-    assert_eq!(all, (1..=appends).collect::<BTreeSet<_>>());
+    let appends = concurrent_appends_are_numbered_once(&b, 64, 20).await;
     let stats = b.stats();
-    assert_eq!(stats.write_requests, appends);
-    assert!(
-        stats.write_transactions * 4 <= appends,
-        "no batching: {} transactions for {appends} appends",
-        stats.write_transactions
-    );
-    eprintln!(
-        "group commit: {appends} appends in {} transactions",
-        stats.write_transactions
-    );
-    let out = b.load_outgoing(&x).await.unwrap();
+    assert_group_committed(appends, stats.write_transactions, stats.write_requests);
+    let out = b.load_outgoing(&peer("x")).await.unwrap();
     assert_eq!(out.unacked.len() as u64, appends);
     b.close().await;
 }
 
-/// Writes of every kind for many peers share transactions; a conflicting
-/// incoming batch fails alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_mixed_concurrent_writes_fail_only_on_their_own_conflict() {
     let Some((url, opts, _)) = setup("postgres_mixed_concurrent_writes") else {
         return;
     };
     let b = open(url, &opts, "me").await;
-    let mut tasks = Vec::new();
-    for t in 0..16u64 {
-        let b = b.clone();
-        tasks.push(tokio::spawn(async move {
-            let p = peer(&format!("p{t}"));
-            for round in 0..8u64 {
-                let first = b.append_outgoing(&p, msgs("o", 1..=3)).await.unwrap();
-                assert_eq!(first, round * 3 + 1);
-                b.ack_outgoing(&p, first).await.unwrap();
-                let batch = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
-                b.store_incoming(&p, batch).await.unwrap();
-                let stale = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
-                let err = b.store_incoming(&p, stale).await.unwrap_err();
-                assert!(err.is_conflict());
-                b.ack_incoming(&p, vec![round * 2 + 1]).await.unwrap();
-            }
-            let out = b.load_outgoing(&p).await.unwrap();
-            assert_eq!(out.last_assigned, 24);
-            assert_eq!(
-                out.unacked.iter().map(|m| m.0).collect::<Vec<_>>(),
-                [23, 24]
-            );
-            let inc = b.load_incoming(&p).await.unwrap();
-            assert_eq!(inc.accepted, 16);
-            assert_eq!(inc.undelivered.len(), 8);
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert_eq!(b.peers().await.unwrap().len(), 16);
+    mixed_concurrent_writes_fail_only_on_their_own_conflict(&b, 16, 8).await;
     b.close().await;
 }
 
