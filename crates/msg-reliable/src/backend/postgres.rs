@@ -258,7 +258,7 @@ impl PostgresOptions {
     }
 }
 
-/// A [`Backend`] in a PostgreSQL database, shared by the instances that may
+/// A [`Backend`](crate::Backend) in a PostgreSQL database, shared by the instances that may
 /// run an identity: when one dies (or its machine does), another opens the
 /// same identity on the same database and resumes its outboxes and receive
 /// position, with nothing lost and nothing delivered twice.

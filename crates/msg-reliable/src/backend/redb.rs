@@ -72,7 +72,7 @@ const MAX_BATCH: usize = 4096;
 /// room (backpressure), they are not refused.
 const QUEUE: usize = 8192;
 
-/// A durable [`Backend`] in one [redb](https://docs.rs/redb) file, with
+/// A durable [`Backend`](crate::Backend) in one [redb](https://docs.rs/redb) file, with
 /// group commit.
 ///
 /// A write completes only after its transaction is committed with an fsync
