@@ -52,6 +52,7 @@
 //! | reliable, memory backend, 64 senders, an ack per delivery | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
 //! | reliable, memory backend, auto-ack, 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`msg_rows::PUB_SUB`] |
 //! | reliable, redb backend (fsync), 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`reliable_rows::RELIABLE_MEMORY`] |
+//! | reliable, PostgreSQL backend (`synchronous_commit = on`), 64 senders | 64 B | [`Metric::MsgsPerSec`] | [`reliable_rows::RELIABLE_REDB`] |
 //!
 //! The two peers of a msg row are placed like the baselines' in each
 //! [`Shape`] (see [`tokio_baseline`]), so that the ratios compare

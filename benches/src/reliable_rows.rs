@@ -31,6 +31,10 @@
 //!   and retransmission work as before). Compared with
 //!   [`msg_rows::PUB_SUB`] too: "delivered" with nothing else asked of the
 //!   application, as Pub/Sub is measured.
+//! - [`RELIABLE_POSTGRES`]: the same workload with both stores in PostgreSQL
+//!   ([`PostgresBackend`], `synchronous_commit = on`), on the server that
+//!   `MSG_TEST_POSTGRES` names or a throwaway local cluster; the target is
+//!   absolute, at least 25,000 msgs/s.
 //! - [`RELIABLE_REDB`]: the [`RELIABLE_MEMORY`] workload on two [`RedbBackend`] files, every write
 //!   committed with an fsync (group commit gathers concurrent writes of one
 //!   store into one transaction). Compared with [`RELIABLE_MEMORY`], the
@@ -55,8 +59,8 @@ use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use msg::reliable::{
-    AckMode, Backend, Delivery, MemoryBackend, PeerId, RedbBackend, ReliableError, ReliableOptions,
-    ReliableSocket,
+    AckMode, Backend, Delivery, MemoryBackend, PeerId, PostgresBackend, PostgresOptions,
+    RedbBackend, ReliableError, ReliableOptions, ReliableSocket,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -77,6 +81,9 @@ pub const RELIABLE_MEMORY_EACH: &str = "msg reliable, memory, ack each, 64 sende
 pub const RELIABLE_MEMORY_AUTO: &str = "msg reliable, memory, auto-ack, 64 senders";
 /// Row name of reliable delivery between two redb stores, fsync per commit.
 pub const RELIABLE_REDB: &str = "msg reliable, redb fsync, 64 senders";
+/// Row name of reliable delivery with both ends on PostgreSQL, each commit
+/// flushed (`synchronous_commit = on`, the server's default).
+pub const RELIABLE_POSTGRES: &str = "msg reliable, postgres sync commit, 64 senders";
 /// Payload size of the reliable rows, in bytes.
 pub const RELIABLE_SIZE: usize = 64;
 /// Tasks calling `send_to` at once in the reliable rows.
@@ -122,6 +129,14 @@ pub fn experiments() -> Vec<Experiment> {
                 move |cfg| reliable::<RedbBackend>(cfg, t, RELIABLE_REDB, Acking::Batch, shape),
             ));
         }
+        for t in TRANSPORTS {
+            all.push(Experiment::new(
+                format!("{RELIABLE_POSTGRES} {t} ({shape})"),
+                move |cfg| {
+                    reliable::<PostgresBackend>(cfg, t, RELIABLE_POSTGRES, Acking::Batch, shape)
+                },
+            ));
+        }
     }
     all
 }
@@ -158,6 +173,33 @@ impl BenchStore for RedbBackend {
 
     async fn close(&self) {
         RedbBackend::close(self).await;
+    }
+}
+
+impl BenchStore for PostgresBackend {
+    const REFS: &'static [&'static str] = &[RELIABLE_REDB];
+
+    /// Identity `bench-NAME` in a schema of its own, on the server
+    /// `MSG_TEST_POSTGRES` names or on a throwaway cluster (fsync on).
+    fn open(_dir: &Path, name: &str) -> impl Future<Output = Result<Self, BenchError>> + Send {
+        let id = format!("bench-{name}");
+        async move {
+            let url = msg_testkit::postgres::server(RELIABLE_POSTGRES).ok_or_else(|| {
+                other(std::io::Error::other(msg_testkit::postgres::skip_reason(
+                    RELIABLE_POSTGRES,
+                )))
+            })?;
+            let id: PeerId = id.parse().map_err(other)?;
+            let mut opts = PostgresOptions::new();
+            opts.schema(msg_testkit::postgres::unique_schema("bench"));
+            PostgresBackend::open_with_options(url, &id, &opts)
+                .await
+                .map_err(other)
+        }
+    }
+
+    async fn close(&self) {
+        PostgresBackend::close(self).await;
     }
 }
 

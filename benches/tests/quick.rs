@@ -17,6 +17,13 @@ fn live_children() -> Vec<String> {
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
         .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        // The PostgreSQL row's throwaway cluster (when MSG_TEST_POSTGRES is
+        // unset) is kept by a shell that lives as long as this process, by
+        // design: it stops the cluster when this process exits.
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !cmdline.split(|&b| b == 0).any(|arg| arg == b"keeper")
+        })
         .collect()
 }
 

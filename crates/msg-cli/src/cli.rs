@@ -841,10 +841,19 @@ pub(crate) struct RecvArgs {
 /// Where a reliable command keeps its messages.
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
-    /// The store file (redb), created if missing (default:
-    /// $XDG_DATA_HOME/msg/IDENTITY.redb).
-    #[arg(long, value_name = "PATH", help_heading = "Reliable")]
-    pub(crate) store: Option<PathBuf>,
+    /// The store: a redb file, created if missing (default:
+    /// $XDG_DATA_HOME/msg/IDENTITY.redb), or a PostgreSQL database,
+    /// postgres://USER@HOST/DB, shared by the instances that may run this
+    /// identity. Put a connection string with a password in MSG_STORE, not
+    /// on the command line.
+    #[arg(
+        long,
+        value_name = "PATH|URL",
+        env = "MSG_STORE",
+        hide_env_values = true,
+        help_heading = "Reliable"
+    )]
+    pub(crate) store: Option<String>,
 }
 
 /// `msg demo`.

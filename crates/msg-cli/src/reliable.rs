@@ -1,7 +1,8 @@
 //! `msg send` and `msg recv`: the reliable layer from the terminal.
 //!
-//! Each side is a [`ReliableSocket`] on a redb store of its own, named by
-//! its identity. `send` stores every message before it counts as sent (so
+//! Each side is a [`ReliableSocket`] on a store of its own, named by its
+//! identity: a redb file, or its identity's state in a PostgreSQL database
+//! (`--store postgres://...`, or the connection string in `MSG_STORE`). `send` stores every message before it counts as sent (so
 //! the receiver may be down), then lingers for the acknowledgements; what is
 //! still unacknowledged at exit stays stored and goes out on the next run.
 //! `recv` prints each delivery and acknowledges it only once it is written,
@@ -14,7 +15,8 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use futures::{FutureExt, TryStreamExt};
 use msg::reliable::{
-    Delivery, PeerId, RedbBackend, ReliableError, ReliableOptions, ReliableSocket, ShutdownReport,
+    Delivery, PeerId, PostgresBackend, RedbBackend, ReliableError, ReliableOptions, ReliableSocket,
+    ShutdownReport,
 };
 use msg::transport::Endpoint;
 
@@ -42,8 +44,10 @@ const RECV_LINGER: Duration = Duration::from_millis(500);
 /// flags say.
 struct Opened {
     socket: ReliableSocket,
-    store: RedbBackend,
-    path: PathBuf,
+    store: Store,
+    /// The store, for messages: a file's path, or the database (without
+    /// its password).
+    path: String,
     watch: Watch,
     /// Unacknowledged messages found in the store, before any connection.
     resumed_count: u64,
@@ -66,23 +70,31 @@ async fn open(
     let options = socket_options(conn, &endpoint, side)?;
     let name = conn.identity.as_deref().unwrap_or(default_identity);
     let identity = peer_id(name, "--identity")?;
-    let path = match &store.store {
-        Some(path) => path.clone(),
-        None => default_store(name)?,
+    let (backend, path) = match store.store.as_deref() {
+        Some(url) if is_postgres(url) => open_postgres(url, &identity).await?,
+        Some(path) => {
+            let path = PathBuf::from(path);
+            (open_store(&path).await?, path.display().to_string())
+        }
+        None => {
+            let path = default_store(name)?;
+            (open_store(&path).await?, path.display().to_string())
+        }
     };
-    let backend = open_store(&path).await?;
-    let socket = match ReliableSocket::open_with_socket_options(
-        identity,
-        ReliableOptions::new(),
-        options,
-        backend.clone(),
-    )
-    .await
-    {
+    let reliable = ReliableOptions::new();
+    let opened = match &backend {
+        Store::Redb(b) => {
+            ReliableSocket::open_with_socket_options(identity, reliable, options, b.clone()).await
+        }
+        Store::Postgres(b) => {
+            ReliableSocket::open_with_socket_options(identity, reliable, options, b.clone()).await
+        }
+    };
+    let socket = match opened {
         Ok(socket) => socket,
         Err(error) => {
             backend.close().await;
-            return Err(anyhow!(error).context(format!("cannot resume from {}", path.display())));
+            return Err(anyhow!(error).context(format!("cannot resume from {path}")));
         }
     };
     // Read before connecting, while no peer can acknowledge anything: the
@@ -165,8 +177,54 @@ fn default_store(identity: &str) -> anyhow::Result<PathBuf> {
     Ok(data_dir.join("msg").join(format!("{identity}.redb")))
 }
 
+/// A store of either kind.
+enum Store {
+    Redb(RedbBackend),
+    Postgres(PostgresBackend),
+}
+
+impl Store {
+    async fn close(&self) {
+        match self {
+            Store::Redb(b) => b.close().await,
+            Store::Postgres(b) => b.close().await,
+        }
+    }
+}
+
+/// Whether `--store` names a PostgreSQL database rather than a file.
+fn is_postgres(store: &str) -> bool {
+    store.starts_with("postgres://")
+        || store.starts_with("postgresql://")
+        || store
+            .split_whitespace()
+            .any(|kv| kv.starts_with("host=") || kv.starts_with("dbname="))
+}
+
+/// Opens `identity`'s state in the PostgreSQL database at `url`, taking
+/// ownership of the identity (waiting for a running instance to go away).
+async fn open_postgres(url: &str, identity: &PeerId) -> anyhow::Result<(Store, String)> {
+    // Name the database without its password in every message.
+    let shown = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    };
+    match PostgresBackend::open(url, identity).await {
+        Ok(store) => {
+            tracing::info!(store = %shown, "store open");
+            Ok((Store::Postgres(store), shown))
+        }
+        Err(error) if error.is_already_open() => Err(anyhow!(error).context(format!(
+            "identity {identity} is in use by another running instance on {shown}"
+        ))),
+        Err(error) => Err(anyhow!(error).context(format!("cannot open the store {shown}"))),
+    }
+}
+
 /// Opens (creating it and its directory if needed) the store at `path`.
-async fn open_store(path: &Path) -> anyhow::Result<RedbBackend> {
+async fn open_store(path: &Path) -> anyhow::Result<Store> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir)
             .await
@@ -175,7 +233,7 @@ async fn open_store(path: &Path) -> anyhow::Result<RedbBackend> {
     match RedbBackend::open(path).await {
         Ok(store) => {
             tracing::info!(store = %path.display(), "store open");
-            Ok(store)
+            Ok(Store::Redb(store))
         }
         Err(error) if error.is_already_open() => bail!(
             "the store {} is locked by another process (another msg send or msg recv \
@@ -226,7 +284,7 @@ pub(crate) async fn send(args: SendArgs) -> anyhow::Result<()> {
     if resumed_count > 0 {
         eprintln!(
             "msg: resuming {resumed_count} unacknowledged message(s) from {}",
-            path.display()
+            path
         );
     }
 
@@ -334,7 +392,7 @@ pub(crate) async fn send(args: SendArgs) -> anyhow::Result<()> {
                 "{count} message(s) not yet acknowledged by {pending_peer} after --linger ({}); \
                  they stay in {} and go out the next time msg send runs with this store",
                 format_duration(args.linger),
-                path.display()
+                path
             ));
         }
     }
@@ -342,22 +400,22 @@ pub(crate) async fn send(args: SendArgs) -> anyhow::Result<()> {
 }
 
 /// `error`, saying what stays stored for the next run.
-fn still_stored(error: anyhow::Error, report: &ShutdownReport, path: &Path) -> anyhow::Error {
+fn still_stored(error: anyhow::Error, report: &ShutdownReport, path: &str) -> anyhow::Error {
     match report.pending_messages() {
         0 => error,
-        n => error.context(format!("{n} message(s) stay in {}", path.display())),
+        n => error.context(format!("{n} message(s) stay in {}", path)),
     }
 }
 
 /// Explains a failed store of outgoing messages.
-fn store_error(error: ReliableError, peer: &PeerId, path: &Path) -> anyhow::Error {
+fn store_error(error: ReliableError, peer: &PeerId, path: &str) -> anyhow::Error {
     if error.is_outbox_full() {
         anyhow!(error).context(format!(
             "{peer} has too many unacknowledged messages in {}; it must come up and catch up first",
-            path.display()
+            path
         ))
     } else {
-        anyhow!(error).context(format!("cannot store the message in {}", path.display()))
+        anyhow!(error).context(format!("cannot store the message in {}", path))
     }
 }
 

@@ -372,3 +372,55 @@ fn an_interrupted_receiver_closes_its_store_and_exits_cleanly() {
     .ok();
     assert_eq!(again.stdout_line(), "after");
 }
+
+/// `--store` with a PostgreSQL connection string, given on the command
+/// line (the receiver) or in `MSG_STORE` (the sender): the messages are
+/// stored in the database, arrive once and in order, and a second run of
+/// the sender goes on numbering where the first stopped.
+#[test]
+fn postgres_store_from_the_flag_or_msg_store() {
+    let Some(url) = msg_testkit::postgres::server("postgres_store_from_the_flag_or_msg_store")
+    else {
+        return;
+    };
+    let (alice, bob) = (
+        msg_testkit::postgres::unique_schema("alice"),
+        msg_testkit::postgres::unique_schema("bob"),
+    );
+    let mut recv = Proc::start(&[
+        "recv",
+        "tcp://127.0.0.1:0",
+        "--identity",
+        &bob,
+        "--count",
+        "2",
+        "--format",
+        "json",
+        "--store",
+        url,
+    ]);
+    let endpoint = recv.listening();
+    for word in ["one", "two"] {
+        let sent = Proc::start_with_env(
+            &["send", &bob, &endpoint, word, "--identity", &alice],
+            &[("MSG_STORE", Path::new(url))],
+        )
+        .finish();
+        assert!(sent.status.success(), "{sent:#?}");
+        let acked = format!("msg: {bob} acknowledged every message");
+        assert!(sent.stderr.contains(&acked), "{sent:#?}");
+    }
+    let received: Vec<(u64, String)> = recv
+        .finish()
+        .ok()
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["seq"].as_u64().unwrap(),
+                v["payload"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(received, [(1, "one".to_owned()), (2, "two".to_owned())]);
+}

@@ -188,6 +188,14 @@ pub enum StorageErrorKind {
     Conflict,
     /// The store has been closed.
     Closed,
+    /// This handle no longer owns the identity whose state it holds:
+    /// another instance took it over (after this one's lease ran out or its
+    /// database session ended). Nothing more is written through this
+    /// handle; open a new one to compete for ownership again. Only backends
+    /// shared between instances, such as
+    /// `PostgresBackend` (feature `postgres`),
+    /// report it.
+    Fenced,
     /// Any other failure of a user-supplied backend.
     Other,
 }
@@ -225,6 +233,12 @@ impl StorageError {
     pub fn is_closed(&self) -> bool {
         self.kind == StorageErrorKind::Closed
     }
+
+    /// Whether another instance took over the identity this store handle
+    /// owned ([`StorageErrorKind::Fenced`]).
+    pub fn is_fenced(&self) -> bool {
+        self.kind == StorageErrorKind::Fenced
+    }
 }
 
 impl fmt::Debug for StorageError {
@@ -248,6 +262,9 @@ impl fmt::Display for StorageError {
                 "incoming batch does not follow the stored acceptance watermark"
             }
             StorageErrorKind::Closed => "store is closed",
+            StorageErrorKind::Fenced => {
+                "another instance took over this identity; this store handle is fenced off"
+            }
             StorageErrorKind::Other => "storage failed",
         })
     }

@@ -65,6 +65,10 @@
 //! # Feature flags
 //!
 //! - `redb` (default): [`RedbBackend`], the embedded durable backend.
+//! - `postgres`: `PostgresBackend`, the shared durable backend: one
+//!   identity's state in a PostgreSQL database, owned by one instance at a
+//!   time with a lease and a fencing token, so that another instance (on
+//!   another machine) can take over when the owner dies.
 
 mod backend;
 mod driver;
@@ -78,6 +82,8 @@ mod proto;
 mod socket;
 
 pub use backend::{Backend, MemoryBackend};
+#[cfg(feature = "postgres")]
+pub use backend::{PostgresBackend, PostgresOptions, PostgresStats};
 #[cfg(feature = "redb")]
 pub use backend::{RedbBackend, RedbStats};
 pub use driver::ReliableStats;

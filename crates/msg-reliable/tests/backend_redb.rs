@@ -3,7 +3,6 @@
 
 #![cfg(feature = "redb")]
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::common::*;
@@ -136,97 +135,23 @@ async fn redb_open_reports_a_file_that_is_not_a_store() {
 /// appends (group commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_concurrent_appends_are_numbered_once_and_group_committed() {
-    const TASKS: u64 = 64;
-    const PER_TASK: u64 = 40;
     let (_dir, path, b) = fresh().await;
-    let x = peer("x");
-    let mut tasks = Vec::new();
-    for t in 0..TASKS {
-        let b = b.clone();
-        let x = x.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut seqs = Vec::new();
-            for i in 0..PER_TASK {
-                let payload = format!("{t}:{i}").into();
-                seqs.push(b.append_outgoing(&x, vec![payload]).await.unwrap());
-            }
-            seqs
-        }));
-    }
-    let mut all = BTreeSet::new();
-    for task in tasks {
-        let seqs = task.await.unwrap();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "per-task order");
-        for s in seqs {
-            assert!(all.insert(s), "sequence {s} assigned twice");
-        }
-    }
-    let appends = TASKS * PER_TASK;
-    assert_eq!(all, (1..=appends).collect::<BTreeSet<_>>());
-
+    let appends = concurrent_appends_are_numbered_once(&b, 64, 40).await;
     let stats = b.stats();
-    assert_eq!(stats.write_requests, appends);
-    // Typically ~40 appends per transaction here; demand at least 4 so a
-    // committer that stopped gathering fails, without flaking on a busy box.
-    assert!(
-        stats.write_transactions * 4 <= appends,
-        "no batching: {} transactions for {appends} appends",
-        stats.write_transactions
-    );
-    eprintln!(
-        "group commit: {appends} appends in {} transactions",
-        stats.write_transactions
-    );
-
+    assert_group_committed(appends, stats.write_transactions, stats.write_requests);
     // Each stored payload is under the number its task got.
     b.close().await;
     let b = RedbBackend::open(&path).await.unwrap();
-    let out = b.load_outgoing(&x).await.unwrap();
+    let out = b.load_outgoing(&peer("x")).await.unwrap();
     assert_eq!(out.last_assigned, appends);
     assert_eq!(out.unacked.len() as u64, appends);
     b.close().await;
 }
 
-/// Writes of every kind, for many peers, share transactions, and a
-/// conflicting incoming batch fails alone without failing the others in its
-/// transaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_mixed_concurrent_writes_fail_only_on_their_own_conflict() {
     let (_dir, _, b) = fresh().await;
-    let mut tasks = Vec::new();
-    for t in 0..32u64 {
-        let b = b.clone();
-        tasks.push(tokio::spawn(async move {
-            let p = peer(&format!("p{t}"));
-            for round in 0..10u64 {
-                let first = b.append_outgoing(&p, msgs("o", 1..=3)).await.unwrap();
-                assert_eq!(first, round * 3 + 1);
-                b.ack_outgoing(&p, first).await.unwrap();
-                let batch = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
-                b.store_incoming(&p, batch).await.unwrap();
-                // A stale batch (a bug in a caller) conflicts, alone.
-                let stale = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
-                let err = b.store_incoming(&p, stale).await.unwrap_err();
-                assert!(err.is_conflict());
-                b.ack_incoming(&p, vec![round * 2 + 1]).await.unwrap();
-            }
-            let out = b.load_outgoing(&p).await.unwrap();
-            assert_eq!(out.last_assigned, 30);
-            // Acks are cumulative: the last one (28) covered every earlier
-            // round.
-            assert_eq!(
-                out.unacked.iter().map(|m| m.0).collect::<Vec<_>>(),
-                [29, 30]
-            );
-            let inc = b.load_incoming(&p).await.unwrap();
-            assert_eq!(inc.accepted, 20);
-            assert_eq!(inc.undelivered.len(), 10);
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert_eq!(b.peers().await.unwrap().len(), 32);
+    mixed_concurrent_writes_fail_only_on_their_own_conflict(&b, 32, 10).await;
     b.close().await;
 }
 

@@ -5,6 +5,7 @@ mod common;
 mod support;
 
 mod backend_memory;
+mod backend_postgres;
 mod backend_redb;
 mod crash_sigkill;
 mod driver_batching;

@@ -13,7 +13,9 @@
 //! - [`next_matching`]: the next item of an event stream that a test is
 //!   waiting for, with a deadline;
 //! - [`Rng`]: a small seeded generator, so that a randomised test replays
-//!   from its seed.
+//!   from its seed;
+//! - [`postgres`]: a real PostgreSQL server for the PostgreSQL backend's
+//!   tests (the one `MSG_TEST_POSTGRES` names, or a throwaway cluster).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,6 +25,7 @@ use msg_transport::{
     AnyTransport, Quic, QuicOptions, Tls, TlsClientConfig, TlsOptions, TlsServerConfig, dev,
 };
 
+pub mod postgres;
 mod rng;
 
 pub use rng::Rng;

@@ -62,6 +62,11 @@
 //!   `metrics-exporter-prometheus`) and set
 //!   [`SocketOptions::name`] to label them. `METRICS` lists the socket
 //!   metrics, `reliable::METRICS` the reliable layer's.
+//! - `postgres`: the reliable layer's shared backend,
+//!   `reliable::PostgresBackend` (implies `reliable`): an identity's state
+//!   in a PostgreSQL database, so that another instance, on another
+//!   machine, can take the identity over when its owner dies. Adds
+//!   `tokio-postgres`; it adds types and changes none.
 //! - `fault`: fault injection for tests, `transport::Faulty` (delays,
 //!   short reads and writes, injected errors, cuts). Enable it in
 //!   `[dev-dependencies]`; it adds types and changes none.
@@ -98,6 +103,8 @@ pub mod reliable {
 
 /// Everything a typical program needs, in one `use msg::prelude::*`.
 pub mod prelude {
+    #[cfg(feature = "postgres")]
+    pub use crate::reliable::PostgresBackend;
     #[cfg(feature = "redb")]
     pub use crate::reliable::RedbBackend;
     #[cfg(feature = "reliable")]

@@ -23,7 +23,8 @@ pub fn msg(args: &[&str]) -> Command {
     command
         .args(args)
         .env_remove("RUST_LOG")
-        .env_remove("MSG_TOKEN");
+        .env_remove("MSG_TOKEN")
+        .env_remove("MSG_STORE");
     command
 }
 

@@ -1,5 +1,6 @@
 //! Storage backends: the [`Backend`] trait, [`MemoryBackend`] and (with the
-//! `redb` feature) [`RedbBackend`](crate::RedbBackend).
+//! `redb` feature) [`RedbBackend`](crate::RedbBackend) and (with the
+//! `postgres` feature) `PostgresBackend`.
 
 use std::future::Future;
 
@@ -9,11 +10,19 @@ use crate::error::StorageError;
 use crate::peer::PeerId;
 use crate::proto::{IncomingState, OutgoingState, StoreBatch};
 
+#[cfg(any(feature = "redb", feature = "postgres"))]
+mod batch;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "redb", feature = "postgres"))]
+mod queue;
 #[cfg(feature = "redb")]
 mod redb;
 
 pub use memory::MemoryBackend;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresBackend, PostgresOptions, PostgresStats};
 #[cfg(feature = "redb")]
 pub use redb::{RedbBackend, RedbStats};
 

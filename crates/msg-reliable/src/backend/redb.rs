@@ -40,19 +40,20 @@
 
 use std::collections::BTreeSet;
 use std::error::Error as StdError;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use redb::{Database, DatabaseError, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::Backend;
+use crate::backend::batch::{batch_count, corrupt, decode_batch, encode_batch, first_seq};
+use crate::backend::queue::{
+    Counters, Group, Outcome, Queue, Read, Request, Write, backend_over_queue, closed, fail_all,
+};
 use crate::error::{StorageError, StorageErrorKind};
 use crate::peer::PeerId;
-use crate::proto::{IncomingState, OutgoingState, StoreBatch};
+use crate::proto::{IncomingState, OutgoingState};
 
 const OUTGOING: TableDefinition<'_, (&[u8], u64), &[u8]> = TableDefinition::new("outgoing_batches");
 const LAST_ASSIGNED: TableDefinition<'_, &[u8], u64> =
@@ -71,7 +72,7 @@ const MAX_BATCH: usize = 4096;
 /// room (backpressure), they are not refused.
 const QUEUE: usize = 8192;
 
-/// A durable [`Backend`] in one [redb](https://docs.rs/redb) file, with
+/// A durable [`Backend`](crate::Backend) in one [redb](https://docs.rs/redb) file, with
 /// group commit.
 ///
 /// A write completes only after its transaction is committed with an fsync
@@ -98,19 +99,7 @@ const QUEUE: usize = 8192;
 /// ```
 #[derive(Clone, Debug)]
 pub struct RedbBackend {
-    inner: Arc<Shared>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    tx: mpsc::Sender<Request>,
-    counters: Arc<Counters>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    write_transactions: AtomicU64,
-    write_requests: AtomicU64,
+    inner: Arc<Queue>,
 }
 
 /// Counters of a [`RedbBackend`], to see group commit at work.
@@ -121,58 +110,6 @@ pub struct RedbStats {
     pub write_transactions: u64,
     /// Write requests (appends, acks, stores) those transactions carried.
     pub write_requests: u64,
-}
-
-type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
-
-#[derive(Debug)]
-enum Request {
-    Write(Write),
-    Read(Read),
-    Close(oneshot::Sender<()>),
-}
-
-#[derive(Debug)]
-enum Write {
-    Append {
-        peer: PeerId,
-        payloads: Vec<Bytes>,
-        reply: Reply<u64>,
-    },
-    AckOutgoing {
-        peer: PeerId,
-        up_to: u64,
-        reply: Reply<()>,
-    },
-    StoreIncoming {
-        peer: PeerId,
-        batch: StoreBatch,
-        reply: Reply<()>,
-    },
-    AckIncoming {
-        peer: PeerId,
-        seqs: Vec<u64>,
-        reply: Reply<()>,
-    },
-}
-
-#[derive(Debug)]
-enum Read {
-    LoadOutgoing {
-        peer: PeerId,
-        reply: Reply<OutgoingState>,
-    },
-    LoadIncoming {
-        peer: PeerId,
-        reply: Reply<IncomingState>,
-    },
-    Accepted {
-        peer: PeerId,
-        reply: Reply<u64>,
-    },
-    Peers {
-        reply: Reply<Vec<PeerId>>,
-    },
 }
 
 impl RedbBackend {
@@ -188,17 +125,15 @@ impl RedbBackend {
     /// a redb file).
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (queue, rx, counters) = Queue::new(QUEUE);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let counters = Arc::new(Counters::default());
-        let thread_counters = counters.clone();
         std::thread::Builder::new()
             .name("msg-reliable-redb".into())
-            .spawn(move || committer(path, rx, ready_tx, thread_counters))
+            .spawn(move || committer(path, rx, ready_tx, counters))
             .map_err(io)?;
         ready_rx.await.map_err(|_| closed())??;
         Ok(Self {
-            inner: Arc::new(Shared { tx, counters }),
+            inner: Arc::new(queue),
         })
     }
 
@@ -207,121 +142,24 @@ impl RedbBackend {
     /// [`StorageErrorKind::Closed`]. Returns at once if it is already
     /// closed.
     pub async fn close(&self) {
-        let (done_tx, done_rx) = oneshot::channel();
-        if self.inner.tx.send(Request::Close(done_tx)).await.is_ok() {
-            let _ = done_rx.await;
-        }
+        self.inner.close().await;
     }
 
     /// Counters since the store was opened.
     pub fn stats(&self) -> RedbStats {
+        let (write_transactions, write_requests) = self.inner.counters.get();
         RedbStats {
-            write_transactions: self
-                .inner
-                .counters
-                .write_transactions
-                .load(Ordering::Relaxed),
-            write_requests: self.inner.counters.write_requests.load(Ordering::Relaxed),
+            write_transactions,
+            write_requests,
         }
     }
 
-    /// Queues `req` and waits for its answer.
-    async fn call<T>(
-        &self,
-        req: Request,
-        answer: oneshot::Receiver<Result<T, StorageError>>,
-    ) -> Result<T, StorageError> {
-        self.inner.tx.send(req).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+    fn queue(&self) -> &Queue {
+        &self.inner
     }
 }
 
-impl Backend for RedbBackend {
-    fn append_outgoing(
-        &self,
-        peer: &PeerId,
-        payloads: Vec<Bytes>,
-    ) -> impl Future<Output = Result<u64, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(
-            Request::Write(Write::Append {
-                peer,
-                payloads,
-                reply,
-            }),
-            answer,
-        )
-    }
-
-    fn ack_outgoing(
-        &self,
-        peer: &PeerId,
-        up_to: u64,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(
-            Request::Write(Write::AckOutgoing { peer, up_to, reply }),
-            answer,
-        )
-    }
-
-    fn load_outgoing(
-        &self,
-        peer: &PeerId,
-    ) -> impl Future<Output = Result<OutgoingState, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(Request::Read(Read::LoadOutgoing { peer, reply }), answer)
-    }
-
-    fn store_incoming(
-        &self,
-        peer: &PeerId,
-        batch: StoreBatch,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(
-            Request::Write(Write::StoreIncoming { peer, batch, reply }),
-            answer,
-        )
-    }
-
-    fn ack_incoming(
-        &self,
-        peer: &PeerId,
-        seqs: Vec<u64>,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(
-            Request::Write(Write::AckIncoming { peer, seqs, reply }),
-            answer,
-        )
-    }
-
-    fn load_incoming(
-        &self,
-        peer: &PeerId,
-    ) -> impl Future<Output = Result<IncomingState, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(Request::Read(Read::LoadIncoming { peer, reply }), answer)
-    }
-
-    fn accepted(&self, peer: &PeerId) -> impl Future<Output = Result<u64, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        let peer = peer.clone();
-        self.call(Request::Read(Read::Accepted { peer, reply }), answer)
-    }
-
-    fn peers(&self) -> impl Future<Output = Result<Vec<PeerId>, StorageError>> + Send {
-        let (reply, answer) = oneshot::channel();
-        self.call(Request::Read(Read::Peers { reply }), answer)
-    }
-}
+backend_over_queue!(RedbBackend);
 
 // ---------------------------------------------------------------------------
 // The committer thread.
@@ -345,53 +183,29 @@ fn committer(
     }
     tracing::debug!(path = %path.display(), "reliable store open");
 
-    let mut closing = Vec::new();
-    let mut writes = Vec::new();
-    let mut reads = Vec::new();
+    let mut group = Group::default();
     // `blocking_recv` returns None once every `RedbBackend` clone is gone.
-    while closing.is_empty() {
+    while group.closing.is_empty() {
         let Some(first) = rx.blocking_recv() else {
             break;
         };
-        // Gather whatever else is already waiting: that is the group in
-        // group commit. Nothing waits for more to arrive.
-        let mut next = Some(first);
-        while let Some(req) = next.take() {
-            match req {
-                Request::Write(w) => writes.push(w),
-                Request::Read(r) => reads.push(r),
-                Request::Close(done) => closing.push(done),
-            }
-            if writes.len() + reads.len() >= MAX_BATCH || !closing.is_empty() {
-                break;
-            }
-            next = rx.try_recv().ok();
-        }
-        if !writes.is_empty() {
-            commit_batch(&db, &mut writes, &counters);
+        group.gather(first, &mut rx, MAX_BATCH);
+        if !group.writes.is_empty() {
+            commit_batch(&db, &mut group.writes, &counters);
         }
         // Reads run after the writes gathered with them, so a caller that
         // awaited its write sees it.
-        for read in reads.drain(..) {
+        for read in group.reads.drain(..) {
             answer_read(&db, read);
         }
     }
 
     // Refuse what raced with the close, then release the file before
     // telling the closer.
-    rx.close();
-    while let Ok(req) = rx.try_recv() {
-        match req {
-            Request::Write(w) => w.answer_err(closed()),
-            Request::Read(r) => r.answer_err(closed()),
-            Request::Close(done) => closing.push(done),
-        }
-    }
+    group.refuse_rest(&mut rx);
     drop(db);
     tracing::debug!(path = %path.display(), "reliable store closed");
-    for done in closing {
-        let _ = done.send(());
-    }
+    group.closed();
 }
 
 fn open_database(path: &Path) -> Result<Database, StorageError> {
@@ -411,16 +225,12 @@ fn open_database(path: &Path) -> Result<Database, StorageError> {
     Ok(db)
 }
 
-/// What a write produced, before its transaction committed: the first
-/// assigned sequence number for an append, 0 for the other writes.
-type Outcome = u64;
-
 /// Applies `writes` in one transaction and answers them all after the
 /// commit. A write whose own precondition fails (a conflicting incoming
 /// batch) is answered with that error and changes nothing; any other error
 /// aborts the transaction and fails every write in it.
 fn commit_batch(db: &Database, writes: &mut Vec<Write>, counters: &Counters) {
-    let result = (|| -> Result<Vec<Result<Outcome, StorageError>>, StorageError> {
+    let result = (|| -> Result<Vec<Outcome>, StorageError> {
         let mut txn = db.begin_write().map_err(io)?;
         txn.set_durability(Durability::Immediate);
         let outcomes = {
@@ -442,19 +252,14 @@ fn commit_batch(db: &Database, writes: &mut Vec<Write>, counters: &Counters) {
     })();
     match result {
         Ok(outcomes) => {
-            counters.write_transactions.fetch_add(1, Ordering::Relaxed);
-            counters
-                .write_requests
-                .fetch_add(writes.len() as u64, Ordering::Relaxed);
+            counters.committed(writes.len());
             for (w, outcome) in writes.drain(..).zip(outcomes) {
                 w.answer(outcome);
             }
         }
         Err(e) => {
             tracing::warn!(error = %e, source = ?e.source(), writes = writes.len(), "reliable store commit failed");
-            for w in writes.drain(..) {
-                w.answer_err(e.clone());
-            }
+            fail_all(writes, e);
         }
     }
 }
@@ -472,7 +277,7 @@ impl Tables<'_> {
     /// Applies one write. The outer error aborts the whole transaction; the
     /// inner one is this write's own failure, checked before it changed
     /// anything.
-    fn apply(&mut self, w: &Write) -> Result<Result<Outcome, StorageError>, StorageError> {
+    fn apply(&mut self, w: &Write) -> Result<Outcome, StorageError> {
         match w {
             Write::Append { peer, payloads, .. } => {
                 let p = peer.as_bytes();
@@ -597,117 +402,6 @@ impl Tables<'_> {
     }
 }
 
-/// Encodes payloads as one batch row: `count: u32 LE`, then `len: u32 LE`
-/// and the bytes of each.
-fn encode_batch(payloads: &[Bytes]) -> Result<Vec<u8>, StorageError> {
-    let too_large = || {
-        StorageError::new(
-            StorageErrorKind::Io,
-            "a batch or payload over 4 GiB cannot be stored",
-        )
-    };
-    let count = u32::try_from(payloads.len()).map_err(|_| too_large())?;
-    let size = 4 + payloads.iter().map(|p| 4 + p.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&count.to_le_bytes());
-    for payload in payloads {
-        let len = u32::try_from(payload.len()).map_err(|_| too_large())?;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(payload);
-    }
-    Ok(out)
-}
-
-/// The number of messages in a batch row (at least one).
-fn batch_count(row: &[u8]) -> Result<u64, StorageError> {
-    let head: [u8; 4] = row
-        .get(..4)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| corrupt("a batch row shorter than its header"))?;
-    match u32::from_le_bytes(head) {
-        0 => Err(corrupt("an empty batch row")),
-        n => Ok(u64::from(n)),
-    }
-}
-
-/// The payloads of a batch row, copied out.
-fn decode_batch(row: &[u8]) -> Result<Vec<Bytes>, StorageError> {
-    let count = batch_count(row)?;
-    let mut rest = &row[4..];
-    let mut out = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let len: [u8; 4] = rest
-            .get(..4)
-            .and_then(|l| l.try_into().ok())
-            .ok_or_else(|| corrupt("a truncated batch row"))?;
-        let len = u32::from_le_bytes(len) as usize;
-        let payload = rest
-            .get(4..4 + len)
-            .ok_or_else(|| corrupt("a truncated batch row"))?;
-        out.push(Bytes::copy_from_slice(payload));
-        rest = &rest[4 + len..];
-    }
-    if !rest.is_empty() {
-        return Err(corrupt("bytes after the last message of a batch row"));
-    }
-    Ok(out)
-}
-
-/// The first sequence number of a batch of `count` ending at `last`.
-fn first_seq(last: u64, count: u64) -> Result<u64, StorageError> {
-    (last + 1)
-        .checked_sub(count)
-        .filter(|&first| first >= 1)
-        .ok_or_else(|| corrupt("a batch row with more messages than its key allows"))
-}
-
-fn corrupt(what: &'static str) -> StorageError {
-    StorageError::new(StorageErrorKind::Corrupt, what)
-}
-
-impl Write {
-    fn answer(self, outcome: Result<Outcome, StorageError>) {
-        match (self, outcome) {
-            (w, Err(e)) => w.answer_err(e),
-            (Write::Append { reply, .. }, Ok(first)) => {
-                let _ = reply.send(Ok(first));
-            }
-            (
-                Write::AckOutgoing { reply, .. }
-                | Write::StoreIncoming { reply, .. }
-                | Write::AckIncoming { reply, .. },
-                Ok(_),
-            ) => {
-                let _ = reply.send(Ok(()));
-            }
-        }
-    }
-
-    fn answer_err(self, e: StorageError) {
-        match self {
-            Write::Append { reply, .. } => {
-                let _ = reply.send(Err(e));
-            }
-            Write::AckOutgoing { reply, .. }
-            | Write::StoreIncoming { reply, .. }
-            | Write::AckIncoming { reply, .. } => {
-                let _ = reply.send(Err(e));
-            }
-        }
-    }
-}
-
-impl Read {
-    fn answer_err(self, e: StorageError) {
-        match self {
-            Read::LoadOutgoing { reply, .. } => drop(reply.send(Err(e))),
-            Read::LoadIncoming { reply, .. } => drop(reply.send(Err(e))),
-            Read::Accepted { reply, .. } => drop(reply.send(Err(e))),
-            Read::Peers { reply } => drop(reply.send(Err(e))),
-        }
-    }
-}
-
 fn answer_read(db: &Database, read: Read) {
     let txn = match db.begin_read() {
         Ok(txn) => txn,
@@ -726,7 +420,7 @@ fn answer_read(db: &Database, read: Read) {
                 for entry in table.range((p, 0)..=(p, u64::MAX)).map_err(io)? {
                     let (k, v) = entry.map_err(io)?;
                     let last = k.value().1;
-                    let payloads = decode_batch(v.value())?;
+                    let payloads = decode_batch(Bytes::copy_from_slice(v.value()))?;
                     let first = first_seq(last, payloads.len() as u64)?;
                     unacked.extend((first..).zip(payloads).filter(|(seq, _)| *seq > acked));
                 }
@@ -748,7 +442,7 @@ fn answer_read(db: &Database, read: Read) {
                 for entry in table.range((p, 0)..=(p, u64::MAX)).map_err(io)? {
                     let (k, v) = entry.map_err(io)?;
                     let last = k.value().1;
-                    let payloads = decode_batch(v.value())?;
+                    let payloads = decode_batch(Bytes::copy_from_slice(v.value()))?;
                     let first = first_seq(last, payloads.len() as u64)?;
                     let bits = bitmaps
                         .get((p, last))
@@ -803,8 +497,4 @@ fn answer_read(db: &Database, read: Read) {
 
 fn io(e: impl Into<Box<dyn StdError + Send + Sync>>) -> StorageError {
     StorageError::new(StorageErrorKind::Io, e)
-}
-
-fn closed() -> StorageError {
-    StorageError::from_kind(StorageErrorKind::Closed)
 }

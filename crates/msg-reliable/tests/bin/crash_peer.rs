@@ -22,11 +22,21 @@
 //!   `acked <seq>`.
 //! - drain opens the receiver's store without a network, delivers what it
 //!   had not acknowledged (known from the store), and exits.
+//!
+//! `<store>` is a redb file, or `pg:<schema>` for a `PostgresBackend` (built
+//! with the `postgres` feature) on the server whose connection string is in
+//! `MSG_TEST_POSTGRES`, in that schema: then a restarted process is another
+//! instance taking over the identity, waiting until the killed one's
+//! database session is gone. `MSG_TEST_LEASE_MS` sets its lease. A sender
+//! that finds itself fenced (another instance took over while it was
+//! paused) logs `fenced` and exits with status 3.
 
 use std::io::Write;
 use std::time::Duration;
 
-use msg_reliable::{Backend, PeerId, RedbBackend, ReliableOptions, ReliableSocket};
+use msg_reliable::{Backend, PeerId, RedbBackend, ReliableError, ReliableOptions, ReliableSocket};
+#[cfg(feature = "postgres")]
+use msg_reliable::{PostgresBackend, PostgresOptions};
 use msg_socket::SocketOptions;
 
 fn log_line(log: &mut std::fs::File, line: String) {
@@ -53,13 +63,44 @@ fn reliable_options() -> ReliableOptions {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (mode, store, log) = (&args[1], &args[2], &args[3]);
+    let store = &args[2];
+    match store.strip_prefix("pg:") {
+        #[cfg(feature = "postgres")]
+        Some(schema) => {
+            let me: PeerId = if args[1] == "sender" {
+                "sender"
+            } else {
+                "receiver"
+            }
+            .parse()
+            .unwrap();
+            let url = std::env::var("MSG_TEST_POSTGRES").expect("MSG_TEST_POSTGRES");
+            let mut opts = PostgresOptions::new();
+            opts.schema(schema).acquire_timeout(Duration::from_secs(60));
+            if let Ok(ms) = std::env::var("MSG_TEST_LEASE_MS") {
+                opts.lease(Duration::from_millis(ms.parse().expect("lease ms")));
+            }
+            let store = PostgresBackend::open_with_options(&url, &me, &opts)
+                .await
+                .expect("open store");
+            run(&args, store.clone()).await;
+            store.close().await;
+        }
+        _ => {
+            let store = RedbBackend::open(store).await.expect("open store");
+            run(&args, store.clone()).await;
+            store.close().await;
+        }
+    }
+}
+
+async fn run<B: Backend + Clone>(args: &[String], store: B) {
+    let (mode, log) = (&args[1], &args[3]);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("open log");
-    let store = RedbBackend::open(store).await.expect("open store");
     let sender: PeerId = "sender".parse().unwrap();
     let receiver: PeerId = "receiver".parse().unwrap();
     match mode.as_str() {
@@ -79,10 +120,16 @@ async fn main() {
             sock.connect(endpoint).expect("connect");
             while confirmed < count {
                 let payload = format!("p{}", confirmed + 1);
-                let seq = sock
-                    .send_to(&receiver, payload.clone())
-                    .await
-                    .expect("send_to");
+                let seq = match sock.send_to(&receiver, payload.clone()).await {
+                    Ok(seq) => seq,
+                    // Another instance took the identity over: this one
+                    // must stop (and could not write if it tried).
+                    Err(ReliableError::Storage(e)) if e.is_fenced() => {
+                        log_line(&mut log, "fenced".into());
+                        std::process::exit(3);
+                    }
+                    Err(e) => panic!("send_to: {e:?}"),
+                };
                 log_line(&mut log, format!("confirmed {seq} {payload}"));
                 confirmed += 1;
                 // Paced, so that the test's kills land while it still sends.
@@ -139,7 +186,6 @@ async fn main() {
                 log_line(&mut log, format!("acked {seq}"));
             }
             sock.shutdown(Duration::ZERO).await;
-            store.close().await;
         }
         other => panic!("unknown mode {other}"),
     }

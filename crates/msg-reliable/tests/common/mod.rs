@@ -184,6 +184,98 @@ pub async fn binary_and_prefix_peer_ids_stay_apart(b: &impl Backend) {
     );
 }
 
+/// `tasks` tasks append `per_task` messages each to peer `x`, at once:
+/// every message gets its own number, the numbers are exactly 1..=N, and
+/// each task's own messages are numbered in the order it sent them.
+/// Returns N.
+pub async fn concurrent_appends_are_numbered_once<B: Backend + Clone>(
+    b: &B,
+    tasks: u64,
+    per_task: u64,
+) -> u64 {
+    let x = peer("x");
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let b = b.clone();
+        let x = x.clone();
+        handles.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..per_task {
+                let payload = format!("{t}:{i}").into();
+                seqs.push(b.append_outgoing(&x, vec![payload]).await.unwrap());
+            }
+            seqs
+        }));
+    }
+    let mut all = std::collections::BTreeSet::new();
+    for handle in handles {
+        let seqs = handle.await.unwrap();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "per-task order");
+        for s in seqs {
+            assert!(all.insert(s), "sequence {s} assigned twice");
+        }
+    }
+    let appends = tasks * per_task;
+    assert_eq!(all, (1..=appends).collect());
+    appends
+}
+
+/// The committer gathered `appends` concurrent appends into far fewer
+/// transactions (group commit), by the backend's counters.
+pub fn assert_group_committed(appends: u64, transactions: u64, requests: u64) {
+    assert_eq!(requests, appends);
+    // Typically ~40 appends per transaction; demand at least 4 so a
+    // committer that stopped gathering fails, without flaking on a busy box.
+    assert!(
+        transactions * 4 <= appends,
+        "no batching: {transactions} transactions for {appends} appends"
+    );
+    eprintln!("group commit: {appends} appends in {transactions} transactions");
+}
+
+/// Writes of every kind, for `peers` peers at once, share transactions,
+/// and a conflicting incoming batch fails alone without failing the others
+/// in its transaction.
+pub async fn mixed_concurrent_writes_fail_only_on_their_own_conflict<B: Backend + Clone>(
+    b: &B,
+    peers: u64,
+    rounds: u64,
+) {
+    let mut tasks = Vec::new();
+    for t in 0..peers {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let p = peer(&format!("p{t}"));
+            for round in 0..rounds {
+                let first = b.append_outgoing(&p, msgs("o", 1..=3)).await.unwrap();
+                assert_eq!(first, round * 3 + 1);
+                b.ack_outgoing(&p, first).await.unwrap();
+                let batch = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
+                b.store_incoming(&p, batch).await.unwrap();
+                // A stale batch (a bug in a caller) conflicts, alone.
+                let stale = StoreBatch::new(round * 2 + 1, msgs("i", 1..=2), true);
+                let err = b.store_incoming(&p, stale).await.unwrap_err();
+                assert!(err.is_conflict());
+                b.ack_incoming(&p, vec![round * 2 + 1]).await.unwrap();
+            }
+            let out = b.load_outgoing(&p).await.unwrap();
+            assert_eq!(out.last_assigned, rounds * 3);
+            // Acks are cumulative: the last one covered every earlier round.
+            assert_eq!(
+                out.unacked.iter().map(|m| m.0).collect::<Vec<_>>(),
+                [rounds * 3 - 1, rounds * 3]
+            );
+            let inc = b.load_incoming(&p).await.unwrap();
+            assert_eq!(inc.accepted, rounds * 2);
+            assert_eq!(inc.undelivered.len() as u64, rounds);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(b.peers().await.unwrap().len() as u64, peers);
+}
+
 /// A [`Backend`] wrapper that fails operations on demand, for tests that
 /// storage failures surface and lose nothing.
 ///
