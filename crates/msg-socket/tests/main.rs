@@ -22,6 +22,7 @@ mod lifecycle_options;
 mod lifecycle_stats;
 #[cfg(feature = "metrics")]
 mod metrics_export;
+mod outage_quic;
 mod patterns_behaviour;
 mod patterns_transports;
 mod peer_routing;

@@ -15,7 +15,9 @@
 //! - [`Rng`]: a small seeded generator, so that a randomised test replays
 //!   from its seed;
 //! - [`postgres`]: a real PostgreSQL server for the PostgreSQL backend's
-//!   tests (the one `MSG_TEST_POSTGRES` names, or a throwaway cluster).
+//!   tests (the one `MSG_TEST_POSTGRES` names, or a throwaway cluster);
+//! - [`UdpLink`]: a UDP relay on loopback that a test cuts and heals, for
+//!   QUIC across an outage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,8 +29,10 @@ use msg_transport::{
 
 pub mod postgres;
 mod rng;
+mod udp_link;
 
 pub use rng::Rng;
+pub use udp_link::UdpLink;
 
 /// TLS and QUIC transports for a server and a client that trusts it.
 ///

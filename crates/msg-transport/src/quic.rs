@@ -6,6 +6,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, IdleTimeout, TransportConfig, UdpPoller, VarInt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, trace, warn};
 
 use crate::accept::AcceptQueue;
 use crate::tcp::check_scheme;
@@ -58,6 +59,7 @@ pub struct QuicOptions {
     server: Option<TlsServerConfig>,
     client: Option<TlsClientConfig>,
     connect_timeout: Duration,
+    handshake_restart: Duration,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     keep_alive: Option<Duration>,
@@ -71,6 +73,7 @@ impl Default for QuicOptions {
             server: None,
             client: None,
             connect_timeout: Duration::from_secs(10),
+            handshake_restart: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             keep_alive: Some(Duration::from_secs(10)),
@@ -110,6 +113,26 @@ impl QuicOptions {
     /// Default: 10 s.
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a connect waits for the server's first answer before it starts a fresh
+    /// handshake beside the one already under way. Default: 1 s.
+    ///
+    /// A handshake whose first packets are lost (a link that is down, a route not yet
+    /// up) resends them with exponential backoff: after 1 s, 3 s, 7 s. A link that
+    /// comes back at 4 s would wait until 7 s for the next try. A fresh handshake every
+    /// `restart` keeps the wait after the link heals at about `restart`, as TCP's SYN
+    /// retries do over a short outage. Up to four handshakes wait side by side (the
+    /// oldest is dropped for a fifth), so a path whose handshake takes longer than
+    /// `restart` still completes; the first to finish is kept and the others closed.
+    /// Raise it for paths whose round trip is near or above a second; zero turns
+    /// restarts off.
+    ///
+    /// The [connect timeout](QuicOptions::connect_timeout) still bounds the whole
+    /// connect.
+    pub fn handshake_restart(&mut self, restart: Duration) -> &mut Self {
+        self.handshake_restart = restart;
         self
     }
 
@@ -168,7 +191,15 @@ impl QuicOptions {
             .keep_alive_interval(self.keep_alive)
             // One stream per connection, opened by the client; the server opens none.
             .max_concurrent_bidi_streams(VarInt::from_u32(u32::from(side_accepts_streams)))
-            .max_concurrent_uni_streams(VarInt::from_u32(0));
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            // Datagrams carry only the empty nudges of `nudge_after_silence`, which
+            // nobody reads: a few may wait, each way, and the oldest go first. This
+            // also bounds what a peer's datagrams can make a connection hold.
+            .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER))
+            .datagram_send_buffer_size(DATAGRAM_BUFFER)
+            .congestion_controller_factory(Arc::new(NudgeableFactory(Arc::new(
+                quinn::congestion::CubicConfig::default(),
+            ))));
         Ok(transport)
     }
 }
@@ -198,6 +229,17 @@ impl QuicOptions {
 /// [`TransportError::Timeout`] after the [connect
 /// timeout](QuicOptions::connect_timeout); the probe never delays a handshake.
 ///
+/// # Network outages
+///
+/// A connect that hears nothing from the server restarts its handshake every
+/// [`handshake_restart`](QuicOptions::handshake_restart), and an open connection
+/// whose data has waited a second for an acknowledgement nudges the peer with an
+/// empty datagram once a second, past the congestion window. Both keep the wait
+/// after a link comes back at about a second, where QUIC's doubling probe timer alone
+/// would wait about as long again as the outage lasted. A working connection never
+/// nudges, and an idle one is not woken. Datagrams are otherwise unused: each
+/// connection holds at most 1 KiB of them, whatever the peer sends.
+///
 /// # Closing and the UDP port
 ///
 /// A QUIC connection does not end when it is dropped: it first waits, up to the
@@ -220,6 +262,7 @@ struct QuicInner {
     /// certificates are verified.
     client: Option<(quinn::ClientConfig, Option<String>, bool)>,
     connect_timeout: Duration,
+    handshake_restart: Duration,
     handshake_timeout: Duration,
     linger: Duration,
     max_pending_handshakes: usize,
@@ -274,6 +317,7 @@ impl Quic {
                 server,
                 client,
                 connect_timeout: options.connect_timeout,
+                handshake_restart: options.handshake_restart,
                 handshake_timeout: options.handshake_timeout,
                 linger: options.linger,
                 max_pending_handshakes: options.max_pending_handshakes,
@@ -380,6 +424,11 @@ impl Transport for Quic {
                                 debug!(peer = %addr, "quic accepted");
                                 let _ = tx.send(Ok((conn, PeerAddr::Quic(addr)))).await;
                             }
+                            Ok(Err(error)) if client_gave_up(&error) => {
+                                // A client that restarted its handshake keeps the
+                                // first to finish and closes the others.
+                                debug!(peer = %addr, %error, "quic client closed before opening its stream");
+                            }
                             Ok(Err(error)) => {
                                 warn!(peer = %addr, %error, "quic handshake failed");
                             }
@@ -417,6 +466,7 @@ impl Transport for Quic {
             (None, None) => String::new(),
         };
         let linger = self.inner.linger;
+        let restart = self.inner.handshake_restart;
         let attempt = async {
             let addrs = endpoint.resolve().await?;
             let attempts: Vec<_> = addrs
@@ -427,7 +477,7 @@ impl Transport for Quic {
                         server_name: &server_name,
                         verified: *verified,
                     };
-                    connect_addr(endpoint, config.clone(), peer, linger).boxed()
+                    connect_addr(endpoint, config.clone(), peer, linger, restart).boxed()
                 })
                 .collect();
             if attempts.is_empty() {
@@ -627,6 +677,7 @@ async fn connect_addr(
     config: quinn::ClientConfig,
     peer: Peer<'_>,
     linger: Duration,
+    restart: Duration,
 ) -> Result<(QuicConn, SocketAddr), TransportError> {
     let Peer {
         addr,
@@ -635,15 +686,21 @@ async fn connect_addr(
     } = peer;
     let (client, released) = udp_endpoint(unspecified_like(addr), None)
         .map_err(|e| TransportError::io("bind a client socket for", endpoint, e))?;
-    let connecting = client
-        .connect_with(config, addr, server_name)
-        .map_err(|e| quic_error(endpoint, io::Error::other(e)))?;
+    let start = || {
+        client
+            .connect_with(config.clone(), addr, server_name)
+            .map_err(|e| quic_error(endpoint, io::Error::other(e)))
+    };
+    let mut handshakes = Handshakes::new(start()?, restart);
     // The probe runs beside the handshake, never before it: when a server answers,
     // the handshake finishes as fast as without it. `biased` polls the handshake
     // first, so a handshake that completes wins over a late probe result.
     let conn = tokio::select! {
         biased;
-        conn = connecting => conn.map_err(|e| connection_error(endpoint, e))?,
+        conn = handshakes.run(start) => conn.map_err(|e| match e {
+            Restart::Failed(e) => e,
+            Restart::Handshake(e) => connection_error(endpoint, e),
+        })?,
         () = refused_probe(addr) => {
             debug!(endpoint = %endpoint, peer = %addr, "quic probe refused: nothing listens");
             return Err(TransportError::Refused {
@@ -663,9 +720,93 @@ async fn connect_addr(
         released,
     };
     Ok((
-        QuicConn::new(send, recv, conn, Some(own), linger, verified),
+        QuicConn::new(send, recv, conn, Some(Box::new(own)), linger, verified),
         addr,
     ))
+}
+
+/// Whether a server-side handshake ended because the client closed the connection
+/// itself (as it does with the handshakes it started beside the one it kept, see
+/// [`QuicOptions::handshake_restart`]), rather than failing.
+fn client_gave_up(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<quinn::ConnectionError>())
+        .is_some_and(|e| matches!(e, quinn::ConnectionError::ApplicationClosed(_)))
+}
+
+/// How many handshakes of one connect may wait side by side.
+const MAX_HANDSHAKES: usize = 4;
+
+/// Why [`Handshakes::run`] ended without a connection.
+enum Restart {
+    /// A fresh handshake could not be started.
+    Failed(TransportError),
+    /// A handshake failed: the server, or quinn, answered with an error.
+    Handshake(quinn::ConnectionError),
+}
+
+/// The handshakes of one connect to one address: a fresh one every `restart` while
+/// none has finished, at most [`MAX_HANDSHAKES`] at once. See
+/// [`QuicOptions::handshake_restart`].
+struct Handshakes {
+    waiting: std::collections::VecDeque<Pin<Box<quinn::Connecting>>>,
+    restart: Duration,
+}
+
+impl Handshakes {
+    fn new(first: quinn::Connecting, restart: Duration) -> Handshakes {
+        Handshakes {
+            waiting: std::iter::once(Box::pin(first)).collect(),
+            restart,
+        }
+    }
+
+    /// The first handshake to finish; the others are dropped (quinn closes them).
+    /// A handshake that fails ends the connect: an error is an answer, and a fresh
+    /// handshake would meet the same one.
+    async fn run(
+        &mut self,
+        mut start: impl FnMut() -> Result<quinn::Connecting, TransportError>,
+    ) -> Result<quinn::Connection, Restart> {
+        // Zero turns restarts off, as does a restart too far away to schedule.
+        let after = |now: tokio::time::Instant| {
+            (!self.restart.is_zero())
+                .then(|| now.checked_add(self.restart))
+                .flatten()
+        };
+        let mut next = after(tokio::time::Instant::now());
+        loop {
+            let finished = futures::future::poll_fn(|cx| {
+                for handshake in &mut self.waiting {
+                    if let Poll::Ready(result) = handshake.as_mut().poll(cx) {
+                        return Poll::Ready(result);
+                    }
+                }
+                Poll::Pending
+            });
+            tokio::select! {
+                biased;
+                result = finished => return result.map_err(Restart::Handshake),
+                () = sleep_until(next) => {
+                    if self.waiting.len() == MAX_HANDSHAKES {
+                        self.waiting.pop_front();
+                    }
+                    self.waiting.push_back(Box::pin(start().map_err(Restart::Failed)?));
+                    next = next.and_then(after);
+                    debug!(handshakes = self.waiting.len(), "quic handshake restarted");
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever if there is none.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The reserved QUIC version the refusal probe announces.
@@ -831,12 +972,258 @@ pub struct QuicConn {
     conn: quinn::Connection,
     /// The endpoint made for this connection alone (client side); taken when
     /// closing begins.
-    own_endpoint: Option<OwnEndpoint>,
+    own_endpoint: Option<Box<OwnEndpoint>>,
     linger: Duration,
     /// Set once closing has begun, so that dropping has nothing left to do.
     closing: bool,
     /// The peer's verified certificates, read once the handshake completed.
     certificates: Option<PeerCertificates>,
+    /// Tells the connection's nudger that something was written.
+    wrote: Arc<Wrote>,
+}
+
+/// How long a connection waits for acknowledgements of what it sent before it
+/// nudges the peer, and then between nudges.
+const NUDGE_AFTER: Duration = Duration::from_secs(1);
+
+/// The bytes of datagrams a connection holds, each way (nudges are empty; quinn
+/// counts a datagram's bookkeeping too).
+const DATAGRAM_BUFFER: usize = 1024;
+
+/// The signal from a [`QuicConn`]'s writes to its nudger.
+#[derive(Debug, Default)]
+struct Wrote {
+    /// The nudger waits for a write; the next write clears this and wakes it.
+    waiting: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Wrote {
+    /// Called after every write: wakes the nudger if it waits, else costs one load.
+    fn wrote(&self) {
+        if self.waiting.load(Ordering::Relaxed) && self.waiting.swap(false, Ordering::AcqRel) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// What a connection's congestion controller ([`Nudgeable`]) tells its nudger, and
+/// the switch the nudger uses.
+#[derive(Debug)]
+struct NudgeState {
+    /// The instant `waiting_since` counts from.
+    base: std::time::Instant,
+    /// Nanoseconds after `base`, plus one, since when the connection has had packets
+    /// in flight with no new acknowledgement; zero while nothing is in flight.
+    waiting_since: AtomicU64,
+    /// Opens the congestion window for one packet.
+    nudge: AtomicBool,
+}
+
+impl NudgeState {
+    fn new() -> NudgeState {
+        NudgeState {
+            base: std::time::Instant::now(),
+            waiting_since: AtomicU64::new(0),
+            nudge: AtomicBool::new(false),
+        }
+    }
+
+    fn stamp(&self, now: std::time::Instant) -> u64 {
+        let nanos = now.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// How long packets have been in flight with no acknowledgement, if any are.
+    fn waiting_for(&self, now: std::time::Instant) -> Option<Duration> {
+        match self.waiting_since.load(Ordering::Acquire) {
+            0 => None,
+            since => {
+                let since = self.base + Duration::from_nanos(since - 1);
+                Some(now.saturating_duration_since(since))
+            }
+        }
+    }
+}
+
+/// Builds quinn's default congestion controller (CUBIC), wrapped in [`Nudgeable`].
+struct NudgeableFactory(Arc<quinn::congestion::CubicConfig>);
+
+impl quinn::congestion::ControllerFactory for NudgeableFactory {
+    fn build(
+        self: Arc<Self>,
+        now: std::time::Instant,
+        current_mtu: u16,
+    ) -> Box<dyn quinn::congestion::Controller> {
+        Box::new(Nudgeable {
+            inner: self.0.clone().build(now, current_mtu),
+            state: Arc::new(NudgeState::new()),
+        })
+    }
+}
+
+/// A congestion controller that reports acknowledgement progress to the nudger
+/// ([`nudge_after_silence`]) and lets one packet past the window when it asks.
+///
+/// quinn sends nothing that asks for an acknowledgement while the bytes in flight
+/// fill the congestion window, except its own probes on the probe timeout. After an
+/// outage the bytes sent into it are still counted in flight, so a nudge would wait
+/// for the window like everything else. Setting [`NudgeState::nudge`] opens the
+/// window for exactly one packet: the next one sent closes it again. The decisions
+/// are the wrapped controller's.
+struct Nudgeable {
+    inner: Box<dyn quinn::congestion::Controller>,
+    state: Arc<NudgeState>,
+}
+
+impl Nudgeable {
+    /// The state shared with `conn`'s controller, if it is a [`Nudgeable`].
+    fn state_of(conn: &quinn::Connection) -> Option<Arc<NudgeState>> {
+        // quinn hands out a copy of the controller; the copy shares the state.
+        let controller = conn.congestion_state().into_any();
+        controller
+            .downcast::<Nudgeable>()
+            .ok()
+            .map(|n| n.state.clone())
+    }
+}
+
+impl quinn::congestion::Controller for Nudgeable {
+    fn on_sent(&mut self, now: std::time::Instant, bytes: u64, last_packet_number: u64) {
+        self.state.nudge.store(false, Ordering::Relaxed);
+        // The first packet in flight starts the wait for acknowledgements.
+        let stamp = self.state.stamp(now);
+        let _ = self.state.waiting_since.compare_exchange(
+            0,
+            stamp,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+        self.inner.on_sent(now, bytes, last_packet_number);
+    }
+
+    fn on_ack(
+        &mut self,
+        now: std::time::Instant,
+        sent: std::time::Instant,
+        bytes: u64,
+        app_limited: bool,
+        rtt: &quinn_proto::RttEstimator,
+    ) {
+        // Progress: whatever is still in flight waits from now.
+        self.state
+            .waiting_since
+            .store(self.state.stamp(now), Ordering::Release);
+        self.inner.on_ack(now, sent, bytes, app_limited, rtt);
+    }
+
+    fn on_end_acks(
+        &mut self,
+        now: std::time::Instant,
+        in_flight: u64,
+        app_limited: bool,
+        largest_packet_num_acked: Option<u64>,
+    ) {
+        if in_flight == 0 {
+            self.state.waiting_since.store(0, Ordering::Release);
+        }
+        self.inner
+            .on_end_acks(now, in_flight, app_limited, largest_packet_num_acked);
+    }
+
+    fn on_congestion_event(
+        &mut self,
+        now: std::time::Instant,
+        sent: std::time::Instant,
+        is_persistent_congestion: bool,
+        lost_bytes: u64,
+    ) {
+        self.inner
+            .on_congestion_event(now, sent, is_persistent_congestion, lost_bytes);
+    }
+
+    fn on_mtu_update(&mut self, new_mtu: u16) {
+        self.inner.on_mtu_update(new_mtu);
+    }
+
+    fn window(&self) -> u64 {
+        if self.state.nudge.load(Ordering::Relaxed) {
+            // Room for one more packet, whatever is in flight.
+            u64::MAX / 2
+        } else {
+            self.inner.window()
+        }
+    }
+
+    fn metrics(&self) -> quinn::congestion::ControllerMetrics {
+        self.inner.metrics()
+    }
+
+    fn clone_box(&self) -> Box<dyn quinn::congestion::Controller> {
+        Box::new(Nudgeable {
+            inner: self.inner.clone_box(),
+            state: self.state.clone(),
+        })
+    }
+
+    fn initial_window(&self) -> u64 {
+        self.inner.initial_window()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
+/// Gets a connection moving again soon after a network outage ends.
+///
+/// While a path is down, QUIC resends unacknowledged data on its probe timeout,
+/// which doubles with every try: after an outage of 7 s the next try can be 7 s
+/// away, and the data waits that long after the path is back. An acknowledgement
+/// ends the wait at once (the sender learns what was lost and resends it), and the
+/// peer acknowledges any packet that asks for it.
+///
+/// So: while packets have been in flight for [`NUDGE_AFTER`] with no new
+/// acknowledgement, this side sends an empty datagram, one packet past the
+/// congestion window (see [`Nudgeable`]: the bytes lost in the outage still fill
+/// the window), and again every [`NUDGE_AFTER`]. After an outage the first nudge to
+/// get through brings the acknowledgement that restarts the data, within about
+/// [`NUDGE_AFTER`] of the heal. On a working path acknowledgements come within a
+/// round trip and no nudge is sent. The nudger sleeps until the connection writes,
+/// and then looks once every [`NUDGE_AFTER`] until nothing is in flight: an idle
+/// connection costs no wake-ups.
+async fn nudge_after_silence(conn: quinn::Connection, wrote: Arc<Wrote>) {
+    let Some(state) = Nudgeable::state_of(&conn) else {
+        return;
+    };
+    loop {
+        wrote.waiting.store(true, Ordering::Release);
+        tokio::select! {
+            () = wrote.notify.notified() => {}
+            _ = conn.closed() => return,
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(NUDGE_AFTER) => {}
+                _ = conn.closed() => return,
+            }
+            match state.waiting_for(std::time::Instant::now()) {
+                // Everything sent was acknowledged: wait for the next write.
+                None => break,
+                Some(waited) if waited >= NUDGE_AFTER => {
+                    state.nudge.store(true, Ordering::Relaxed);
+                    // Errors: the peer takes no datagrams (not msg), or the
+                    // connection is closing; either way there is nothing to nudge.
+                    if conn.send_datagram(bytes::Bytes::new()).is_err() {
+                        return;
+                    }
+                    trace!(?waited, "quic: no acknowledgement; nudged the peer");
+                }
+                // Acknowledgements are coming.
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 /// A client connection's own endpoint, and the signal that its socket is closed.
@@ -851,7 +1238,7 @@ impl QuicConn {
         send: quinn::SendStream,
         recv: quinn::RecvStream,
         conn: quinn::Connection,
-        own_endpoint: Option<OwnEndpoint>,
+        own_endpoint: Option<Box<OwnEndpoint>>,
         linger: Duration,
         verified: bool,
     ) -> Self {
@@ -860,6 +1247,8 @@ impl QuicConn {
         } else {
             None
         };
+        let wrote = Arc::new(Wrote::default());
+        tokio::spawn(nudge_after_silence(conn.clone(), wrote.clone()));
         QuicConn {
             send,
             recv,
@@ -868,6 +1257,7 @@ impl QuicConn {
             linger,
             closing: false,
             certificates,
+            wrote,
         }
     }
 
@@ -902,7 +1292,8 @@ impl QuicConn {
             let _ = tokio::time::timeout(linger, delivered).await;
             conn.close(VarInt::from_u32(0), b"closed");
             drop(conn);
-            if let Some(OwnEndpoint { endpoint, released }) = own_endpoint {
+            if let Some(own) = own_endpoint {
+                let OwnEndpoint { endpoint, released } = *own;
                 // Without handles the endpoint's task sends the close, lets the
                 // connection drain, then ends and drops the socket.
                 drop(endpoint);
@@ -963,7 +1354,11 @@ impl AsyncWrite for QuicConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
+        let written = AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.wrote.wrote();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -1018,14 +1413,20 @@ mod tests {
         Quic::new(&options).unwrap()
     }
 
-    #[tokio::test]
-    async fn quic_server_answers_probe_with_version_negotiation_and_keeps_serving() {
-        let quic = trusted_quic();
-        let mut listener = quic
+    /// A listener of `quic` on a port of loopback, and its endpoint.
+    async fn listening(quic: &Quic) -> (QuicListener, Endpoint) {
+        let listener = quic
             .bind(&"quic://127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let endpoint = listener.local_endpoint().clone();
+        (listener, endpoint)
+    }
+
+    #[tokio::test]
+    async fn quic_server_answers_probe_with_version_negotiation_and_keeps_serving() {
+        let quic = trusted_quic();
+        let (mut listener, endpoint) = listening(&quic).await;
         let addr = endpoint.socket_addr().unwrap();
 
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -1061,5 +1462,84 @@ mod tests {
             .await
             .expect("probe of a closed port got no answer");
         assert!(refused.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_working_connection_sends_no_nudges_and_its_controller_reports_progress() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let quic = trusted_quic();
+        let (mut listener, endpoint) = listening(&quic).await;
+        let (mut client, _) = quic.connect(&endpoint).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut total = 0usize;
+            while let Ok(n) = server.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            (server, total)
+        });
+        let state = Nudgeable::state_of(&client.conn).expect("msg's controller");
+        // Longer than NUDGE_AFTER, with the nudger awake throughout.
+        let chunk = vec![7u8; 16 * 1024];
+        let until = std::time::Instant::now() + NUDGE_AFTER * 5 / 2;
+        let mut written = 0usize;
+        while std::time::Instant::now() < until {
+            client.write_all(&chunk).await.unwrap();
+            written += chunk.len();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        client.shutdown().await.unwrap();
+        let (server, total) = reader.await.unwrap();
+        assert_eq!(total, written);
+        let stats = client.conn.stats();
+        assert_eq!(stats.frame_tx.datagram, 0, "nudged a working connection");
+        // All acknowledged: nothing waits, and the nudge switch is off.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while state.waiting_for(std::time::Instant::now()).is_some() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("everything written is acknowledged");
+        assert!(!state.nudge.load(Ordering::Relaxed));
+        drop((client, server));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn handshakes_restart_every_interval_and_at_most_four_wait() {
+        // A server that never answers: a bound UDP socket that nobody reads.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let cert = dev::self_signed(["127.0.0.1"]).unwrap();
+        let mut roots = TlsClientConfig::new();
+        roots.add_root(cert.certificate());
+        let mut options = QuicOptions::new();
+        options.client(roots);
+        let quic = Quic::new(&options).unwrap();
+        let (config, _, _) = quic.inner.client.clone().unwrap();
+        let (client, _released) = udp_endpoint(unspecified_like(addr), None).unwrap();
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let start = || {
+            started.fetch_add(1, Ordering::SeqCst);
+            Ok(client
+                .connect_with(config.clone(), addr, "127.0.0.1")
+                .unwrap())
+        };
+        let first = start().unwrap();
+        let mut handshakes = Handshakes::new(first, Duration::from_secs(1));
+        // 6.5 s: restarts at 1, 2, ..., 6 s.
+        let run = handshakes.run(start);
+        let ended = tokio::time::timeout(Duration::from_millis(6_500), run).await;
+        assert!(
+            ended.is_err(),
+            "a silent server never completes a handshake"
+        );
+        assert_eq!(started.load(Ordering::SeqCst), 7);
+        // The three oldest were dropped to make room.
+        assert_eq!(handshakes.waiting.len(), MAX_HANDSHAKES);
     }
 }
