@@ -199,6 +199,10 @@ pub enum RouteError {
     /// request was lost.
     #[error("the request's connection is gone")]
     Departed,
+    /// The peer is a REQ socket and this request was answered already: a
+    /// REQ socket takes one reply per request, and would drop a second.
+    #[error("the request was answered already")]
+    AlreadyAnswered,
     /// The peer's queue is at its high-water mark (`try_send_to` only;
     /// `send_to` waits).
     #[error("the peer's queue is full")]

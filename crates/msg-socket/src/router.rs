@@ -140,7 +140,8 @@ route_from_identity!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
 /// connected (it never was, or it left), [`RouteError::NotARequest`] when
 /// the peer is a REQ socket and the route answers none of its requests, and
 /// [`RouteError::Departed`] when the REQ peer's connection that carried the
-/// request is gone. Identities come from the peers' handshakes
+/// request is gone, and [`RouteError::AlreadyAnswered`] for a second answer
+/// to a REQ peer's request (it takes one reply per request). Identities come from the peers' handshakes
 /// ([`SocketOptions::identity`](crate::SocketOptions::identity); a random
 /// one when unset); when a second connection announces an identity that is
 /// connected, the newer connection wins if it authenticated as the same
@@ -190,8 +191,9 @@ impl Socket<RouterProto> {
     ///
     /// # Errors
     ///
-    /// [`RouteError::Unreachable`], [`RouteError::NotARequest`] or
-    /// [`RouteError::Departed`] when the message cannot reach the peer (see
+    /// [`RouteError::Unreachable`], [`RouteError::NotARequest`],
+    /// [`RouteError::Departed`] or [`RouteError::AlreadyAnswered`] when the
+    /// message cannot reach the peer (see
     /// the type's docs); [`RouteError::Encode`] for a message over the frame
     /// limit or of too many parts; [`RouteError::Closed`] after close.
     pub async fn send_to(
@@ -276,6 +278,7 @@ fn outcome(route: &Route, status: RouteStatus) -> Result<(), RouteError> {
         RouteStatus::Unreachable => Err(RouteError::Unreachable(route.identity().clone())),
         RouteStatus::NotARequest => Err(RouteError::NotARequest),
         RouteStatus::Departed => Err(RouteError::Departed),
+        RouteStatus::Answered => Err(RouteError::AlreadyAnswered),
     }
 }
 

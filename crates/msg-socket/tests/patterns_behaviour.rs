@@ -232,6 +232,10 @@ async fn a_router_says_why_a_message_cannot_go_and_the_peers_are_untouched() {
         Err(ReqError::MultipartReply(m)) => assert_eq!(m, Message::from_parts(["two", "parts"])),
         other => panic!("{other:?}"),
     }
+    // One answer per request: a second is an error, not a reply the REQ
+    // peer would drop.
+    let err = router.send_to(&route, "twice").await.unwrap_err();
+    assert!(matches!(err, RouteError::AlreadyAnswered), "{err:?}");
     let asking = tokio::spawn(async move { (req.request_message(["q1", "q2"]).await, req) });
     let (route, question) = next(&mut router, "the multipart request").await;
     assert_eq!(question, Message::from_parts(["q1", "q2"]));

@@ -34,13 +34,33 @@ pub(crate) enum RouteStatus {
     /// The peer is a REQ socket and the request's connection is gone (the
     /// requester was told its request was lost).
     Departed,
+    /// The peer is a REQ socket and this request was answered already: it
+    /// takes one reply per request.
+    Answered,
+}
+
+/// Most unanswered requests the router keeps track of per REQ connection.
+/// Past it, answers to that connection's requests are no longer checked
+/// for being the first: a second answer would go out (and the REQ peer
+/// would drop it) rather than the table growing without bound.
+const MAX_UNANSWERED: usize = 65_536;
+
+/// The requests a REQ peer's connection is waiting for answers to, so that
+/// a second answer to one is an error rather than a reply the peer drops
+/// (opaque outside the crate).
+#[derive(Debug, Default)]
+pub struct Unanswered {
+    ids: std::collections::HashSet<u64>,
+    /// More than [`MAX_UNANSWERED`] requests went unanswered at once: ids
+    /// are no longer all known.
+    overflowed: bool,
 }
 
 /// The ROUTER socket's state machine: the type parameter of
 /// [`RouterSocket`](crate::RouterSocket), opaque outside the crate.
 #[derive(Debug)]
 pub struct RouterProto {
-    conns: ConnTable<()>,
+    conns: ConnTable<Unanswered>,
     /// The connection each identity's messages go on (the newer connection
     /// of the same principal wins, see
     /// [`identities`](crate::proto::identities)).
@@ -72,6 +92,9 @@ impl RouterProto {
             match route.request() {
                 None => return RouteStatus::NotARequest,
                 Some((from, _)) if from != conn => return RouteStatus::Departed,
+                Some((_, id)) if !c.state.ids.contains(&id) && !c.state.overflowed => {
+                    return RouteStatus::Answered;
+                }
                 Some(_) => {}
             }
         }
@@ -80,6 +103,9 @@ impl RouterProto {
         }
         if !fits(c, self.conns.limits(), message.len()) {
             return RouteStatus::Full;
+        }
+        if let (Some((_, id)), Some(c)) = (route.request(), self.conns.get_mut(conn)) {
+            c.state.ids.remove(&id);
         }
         queue(&mut self.conns, conn, message.clone());
         self.sent += 1;
@@ -99,7 +125,7 @@ impl RouterProto {
 }
 
 impl Protocol for RouterProto {
-    type ConnState = ();
+    type ConnState = Unanswered;
 
     const SOCKET_TYPE: SocketType = SocketType::Router;
 
@@ -112,11 +138,11 @@ impl Protocol for RouterProto {
         }
     }
 
-    fn conns(&self) -> &ConnTable<()> {
+    fn conns(&self) -> &ConnTable<Unanswered> {
         &self.conns
     }
 
-    fn conns_mut(&mut self) -> &mut ConnTable<()> {
+    fn conns_mut(&mut self) -> &mut ConnTable<Unanswered> {
         &mut self.conns
     }
 
@@ -130,7 +156,7 @@ impl Protocol for RouterProto {
     /// old one, which is closed. One of another principal is closed itself,
     /// and what it sends is dropped.
     fn handle_conn_up(&mut self, _now: Instant, peer: Arc<PeerInfo>) {
-        self.conns.insert(peer.clone(), ());
+        self.conns.insert(peer.clone(), Unanswered::default());
         self.routes.conn_up(&mut self.conns, &peer);
     }
 
@@ -178,6 +204,17 @@ impl Protocol for RouterProto {
                     "a ROUTER socket only takes requests and messages",
                 ));
             }
+        };
+        if let (Some((_, id)), Some(c)) = (request, self.conns.get_mut(conn)) {
+            let unanswered = &mut c.state;
+            if unanswered.ids.len() < MAX_UNANSWERED {
+                unanswered.ids.insert(id);
+            } else {
+                unanswered.overflowed = true;
+            }
+        }
+        let Some(c) = self.conns.get(conn) else {
+            return Ok(());
         };
         let route = Route::new(c.peer.identity.clone(), request);
         let message = Message::from_wire(head, payload);

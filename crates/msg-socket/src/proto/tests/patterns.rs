@@ -361,6 +361,19 @@ fn a_router_answers_req_and_dealer_peers_by_route() {
             RouteStatus::Queued
         );
     }
+    // A REQ peer takes one answer per request: a second is refused, not
+    // sent to be dropped. A DEALER takes any number.
+    for (route, _) in &got {
+        let again = h
+            .node::<RouterProto>(router)
+            .send_to(route, &one_way("again"));
+        let want = if route.is_request() {
+            RouteStatus::Answered
+        } else {
+            RouteStatus::Queued
+        };
+        assert_eq!(again, want, "{route:?}");
+    }
     h.run();
     let outcome = h
         .node::<ReqProto>(req)
@@ -368,6 +381,7 @@ fn a_router_answers_req_and_dealer_peers_by_route() {
     assert_eq!(outcome.unwrap().unwrap(), "from req");
     let d = h.node::<DealerProto>(dealer);
     assert_eq!(text(&d.take().unwrap()), "env|from dealer");
+    assert_eq!(text(&d.take().unwrap()), "again");
 }
 
 #[test]
