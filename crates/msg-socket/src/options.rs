@@ -232,8 +232,11 @@ impl SocketOptions {
 
     /// First delay before reconnecting after a connection is lost or an
     /// attempt fails. Delays grow from here up to
-    /// [`reconnect_max`](Self::reconnect_max). Shorthand for
-    /// [`BackoffPolicy::initial_delay`]. Default: 100 ms.
+    /// [`reconnect_max`](Self::reconnect_max), and start from here again
+    /// once a connection has stayed up for a second (one closed sooner, say
+    /// refused by the peer's pattern as soon as it came up, does not reset
+    /// them). Shorthand for [`BackoffPolicy::initial_delay`]. Default:
+    /// 100 ms.
     pub fn reconnect_initial(&mut self, delay: Duration) -> &mut Self {
         self.reconnect.initial_delay(delay);
         self

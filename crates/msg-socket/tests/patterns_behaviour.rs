@@ -390,3 +390,36 @@ refused!(dealer_to_pull_is_refused: PullSocket, DealerSocket, "DEALER", "PULL");
 refused!(push_to_push_is_refused: PushSocket, PushSocket, "PUSH", "PUSH");
 refused!(sub_to_pair_is_refused: PairSocket, SubSocket, "SUB", "PAIR");
 refused!(req_to_pull_is_refused: PullSocket, ReqSocket, "REQ", "PULL");
+
+#[tokio::test]
+async fn a_pair_that_has_its_peer_backs_off_from_the_one_it_dials() {
+    // `a` has its peer (`b` dialled it), and dials `c` as well: each
+    // connection to `c` comes up and `a` closes it at once (Occupied).
+    let a = PairSocket::with_options(options()).unwrap();
+    let a_at = a.bind(tcp()).await.unwrap();
+    let b = PairSocket::with_options(options()).unwrap();
+    b.connect(&a_at.to_string()).unwrap();
+    assert!(a.wait_for_peers(1, WAIT).await);
+    let c = PairSocket::with_options(options()).unwrap();
+    let c_at = c.bind(tcp()).await.unwrap();
+    let mut events = a.events();
+    a.connect(&c_at.to_string()).unwrap();
+    // Backoff from 10 ms, doubling to 100 ms, jitter ±50 %: the sixth
+    // delay is at least 50 ms. Were a refused connection to reset the
+    // backoff, every delay would stay at 5–15 ms, ten tries a second.
+    let mut delays = Vec::new();
+    while delays.len() < 6 {
+        delays.push(
+            next_matching(&mut events, |e| match e {
+                SocketEvent::Reconnecting { delay, .. } => Some(delay),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    assert!(delays[5] >= Duration::from_millis(50), "{delays:?}");
+    // The peer it had is still its peer.
+    b.send("still paired").await.unwrap();
+    let mut a = a;
+    assert_eq!(next(&mut a, "b's message").await, "still paired");
+}

@@ -268,6 +268,10 @@ fn refuse_at_once<C: Conn>(core: &Core, mut conn: C) {
     }
 }
 
+/// How long a connection must stay up for the reconnect backoff to start
+/// again from its initial delay.
+const STABLE_AFTER: Duration = Duration::from_secs(1);
+
 /// What one connect attempt gave.
 enum Attempt<C> {
     /// A connection with a finished handshake.
@@ -297,9 +301,17 @@ async fn connect_loop<T: Transport, P: Protocol>(
         };
         let extra_wait = match attempt {
             Attempt::Up(conn, peer, buf) => {
-                backoff.reset();
                 let id = peer.conn_id;
+                let up = tokio::time::Instant::now();
                 let conn = link::run(shared.clone(), conn, peer, buf).await;
+                // Only a connection that held resets the backoff: one that
+                // is closed as soon as it is up (a PAIR socket that has its
+                // peer refusing the one it dialled, a server that drops
+                // each client at once) must not make a loop at the
+                // initial delay.
+                if up.elapsed() >= STABLE_AFTER {
+                    backoff.reset();
+                }
                 close_conn(&core, &transport, conn);
                 if shared.take_refused(id) {
                     // The server announced an identity another principal
