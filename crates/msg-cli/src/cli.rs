@@ -73,6 +73,14 @@ pub(crate) enum Command {
     /// Pull messages from pushers and print them.
     #[command(after_help = PULL_AFTER_HELP)]
     Pull(PullArgs),
+    /// Send messages to a router without lock-step and print what comes
+    /// back.
+    #[command(after_help = DEALER_AFTER_HELP)]
+    Dealer(DealerArgs),
+    /// Serve dealers and requesters asynchronously: print each message and
+    /// answer it (echo, or a fixed reply) to the peer it came from.
+    #[command(after_help = ROUTER_AFTER_HELP)]
+    Router(RouterArgs),
     /// Send messages reliably to a peer: stored first, delivered once, in
     /// order, even if the peer is down now.
     #[command(after_help = SEND_AFTER_HELP)]
@@ -99,6 +107,8 @@ impl Command {
             Command::Sub(a) => Some(&a.conn),
             Command::Push(a) => Some(&a.conn),
             Command::Pull(a) => Some(&a.conn),
+            Command::Dealer(a) => Some(&a.conn),
+            Command::Router(a) => Some(&a.conn),
             Command::Send(a) => Some(&a.conn),
             Command::Recv(a) => Some(&a.conn),
             Command::Bench(_) | Command::Demo(_) => None,
@@ -497,6 +507,23 @@ the high-water mark for the first one to come. So push first waits for
 --wait-timeout, and at the end for up to --linger to hand everything over;
 what is still queued then is an error.";
 
+/// The messages `msg push` and `msg dealer` send.
+#[derive(Debug, Args)]
+pub(crate) struct OutgoingArgs {
+    /// The messages, one per argument, sent in order; without any, --file
+    /// or stdin is read.
+    #[arg(value_name = "MESSAGE", conflicts_with = "file")]
+    pub(crate) data: Vec<String>,
+
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+
+    /// Send the message N times, or, with --lines or several MESSAGEs, at
+    /// most N messages.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+}
+
 /// `msg push`.
 #[derive(Debug, Args)]
 pub(crate) struct PushArgs {
@@ -504,18 +531,8 @@ pub(crate) struct PushArgs {
     /// tcp://127.0.0.1:5558.
     pub(crate) endpoint: String,
 
-    /// The messages, one per argument, pushed in order; without any,
-    /// --file or stdin is read.
-    #[arg(value_name = "MESSAGE", conflicts_with = "file")]
-    pub(crate) data: Vec<String>,
-
     #[command(flatten)]
-    pub(crate) input: InputArgs,
-
-    /// Push the message N times, or, with --lines or several MESSAGEs, at
-    /// most N messages.
-    #[arg(long, value_name = "N")]
-    pub(crate) count: Option<u64>,
+    pub(crate) out: OutgoingArgs,
 
     /// Push at most this many messages per second (e.g. 100, 100/s, 30/m).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
@@ -559,6 +576,83 @@ pub(crate) struct PullArgs {
     /// Exit after N messages.
     #[arg(long, value_name = "N")]
     pub(crate) count: Option<u64>,
+
+    /// How messages are printed.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+const DEALER_AFTER_HELP: &str = "\
+Examples:
+  msg dealer tcp://127.0.0.1:5560 'job 1' 'job 2'      # two messages, print two answers
+  seq 100 | msg dealer tcp://127.0.0.1:5560 --lines    # every line, answers as they come
+
+Messages go out at once, without waiting for answers, round-robin over the
+routers connected; what comes back is printed as it arrives, in whatever order
+the routers answer. The dealer exits once it has as many messages back as it
+sent (or --replies), and fails if --timeout passes without one arriving while
+some are still due. Output is as for `msg pull`.";
+
+/// `msg dealer`.
+#[derive(Debug, Args)]
+pub(crate) struct DealerArgs {
+    /// Where to connect (or, with --bind, where to listen), e.g.
+    /// tcp://127.0.0.1:5560.
+    pub(crate) endpoint: String,
+
+    #[command(flatten)]
+    pub(crate) out: OutgoingArgs,
+
+    /// How many messages to wait for before exiting (default: as many as
+    /// were sent).
+    #[arg(long, value_name = "N")]
+    pub(crate) replies: Option<u64>,
+
+    /// Fail when nothing arrives for this long while messages are still due
+    /// (e.g. 500ms, 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+
+    /// How messages are printed.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+}
+
+const ROUTER_AFTER_HELP: &str = "\
+Examples:
+  msg router tcp://127.0.0.1:5560                    # echo every message to its sender
+  msg router tcp://127.0.0.1:5560 --reply ok --format json   # who sent what, answered `ok`
+  msg router tcp://127.0.0.1:5560 --count 10         # answer 10, then exit
+
+A router takes messages from dealers and from requesters (`msg req`) and
+answers each one to the peer it came from, by that peer's identity. Printed
+as for `msg pull`; JSON lines also carry the sender's identity. An answer that
+cannot go (the peer left) is reported on stderr, and the router goes on.";
+
+/// `msg router`.
+#[derive(Debug, Args)]
+pub(crate) struct RouterArgs {
+    /// Where to listen (or, with --connect, where to connect), e.g.
+    /// tcp://127.0.0.1:5560.
+    pub(crate) endpoint: String,
+
+    /// Answer every message with TEXT instead of echoing it.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reply: Option<String>,
+
+    /// Exit after answering N messages.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+
+    /// Do not print messages.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
 
     /// How messages are printed.
     #[arg(long, value_enum, default_value_t = Format::Text)]

@@ -33,6 +33,7 @@ mod publish;
 mod reliable;
 mod rep;
 mod req;
+mod routing;
 mod setup;
 mod subscribe;
 
@@ -105,6 +106,8 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Sub(args) => subscribe::run(args).await,
         Command::Push(args) => pipeline::push(args).await,
         Command::Pull(args) => pipeline::pull(args).await,
+        Command::Dealer(args) => routing::dealer(args).await,
+        Command::Router(args) => routing::router(args).await,
         Command::Send(args) => reliable::send(args).await,
         Command::Recv(args) => reliable::recv(args).await,
         Command::Bench(command) => bench::run(command).await,

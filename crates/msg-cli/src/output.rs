@@ -133,6 +133,16 @@ impl Printer {
     /// message its parts (separated by spaces in text and hex, a `parts`
     /// array in JSON).
     pub(crate) fn parts(&self, message: &Message) -> anyhow::Result<()> {
+        self.parts_from(message, None)
+    }
+
+    /// A message a router took (`msg router`): as [`parts`](Self::parts),
+    /// and in JSON the identity of the peer it came from.
+    pub(crate) fn routed(&self, identity: &[u8], message: &Message) -> anyhow::Result<()> {
+        self.parts_from(message, Some(identity))
+    }
+
+    fn parts_from(&self, message: &Message, identity: Option<&[u8]>) -> anyhow::Result<()> {
         let parts: Vec<&[u8]> = message.iter().map(|part| &part[..]).collect();
         let line = match self.format {
             Format::Text => {
@@ -142,6 +152,9 @@ impl Printer {
             Format::Hex => hex_line(&parts),
             Format::Json => {
                 let mut record = Map::new();
+                if let Some(identity) = identity {
+                    put_bytes(&mut record, "identity", identity);
+                }
                 if let [payload] = parts[..] {
                     put_bytes(&mut record, "payload", payload);
                 } else {

@@ -8,7 +8,7 @@ use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use msg::{PullSocket, PushSocket};
 
-use crate::cli::{InputArgs, PullArgs, PushArgs, Side};
+use crate::cli::{OutgoingArgs, PullArgs, PushArgs, Side};
 use crate::input::Source;
 use crate::output::Printer;
 use crate::parse::format_duration;
@@ -32,7 +32,7 @@ pub(crate) async fn push(args: PushArgs) -> anyhow::Result<()> {
     let mut pacer = pacer(args.rate);
     let work = async {
         // Input problems (a missing file) show before any waiting.
-        let (mut messages, limit) = messages(args.data, &args.input, args.count).await?;
+        let (mut messages, limit) = messages(args.out).await?;
         wait_for_pullers(&push, args.wait_pullers, args.wait_timeout).await?;
         let mut pushed = 0u64;
         while pushed < limit {
@@ -63,16 +63,17 @@ pub(crate) async fn push(args: PushArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The messages `msg push` sends, and how many of them at most.
+/// The messages `msg push` (or `msg dealer`) sends, and how many of them
+/// at most.
 ///
 /// One message (one MESSAGE, or the whole file or stdin) is sent `--count`
 /// times (once by default); several (MESSAGEs, or lines with `--lines`) are
 /// sent in order, at most `--count` of them.
-async fn messages(
-    data: Vec<String>,
-    input: &InputArgs,
-    count: Option<u64>,
+pub(crate) async fn messages(
+    out: OutgoingArgs,
 ) -> anyhow::Result<(BoxStream<'static, anyhow::Result<Bytes>>, u64)> {
+    let OutgoingArgs { data, input, count } = out;
+    let input = &input;
     let many = count.unwrap_or(u64::MAX);
     if input.lines {
         // Arguments with --lines: each line of each argument.

@@ -12,8 +12,9 @@ use msg::transport::{
     TlsClientConfig, TlsOptions, TlsServerConfig,
 };
 use msg::{
-    AuthRejection, AuthRequest, PeerSocket, PubSocket, PullSocket, PushSocket, RepSocket,
-    ReqSocket, SocketError, SocketEvent, SocketEvents, SocketOptions, SubSocket,
+    AuthRejection, AuthRequest, DealerSocket, PeerSocket, PubSocket, PullSocket, PushSocket,
+    RepSocket, ReqSocket, RouterSocket, SocketError, SocketEvent, SocketEvents, SocketOptions,
+    SubSocket,
 };
 
 use crate::cli::{ConnArgs, Side};
@@ -208,7 +209,15 @@ macro_rules! impl_socket {
 }
 
 impl_socket!(
-    ReqSocket, RepSocket, PubSocket, SubSocket, PushSocket, PullSocket, PeerSocket
+    ReqSocket,
+    RepSocket,
+    PubSocket,
+    SubSocket,
+    PushSocket,
+    PullSocket,
+    DealerSocket,
+    RouterSocket,
+    PeerSocket
 );
 
 /// Binds or connects `socket` as the flags say.

@@ -5,6 +5,7 @@ mod common;
 
 mod bench_summaries;
 mod book_transcripts;
+mod dealer_router;
 mod demo_tour;
 mod errors_are_one_line;
 mod metrics_scrape;
