@@ -93,6 +93,13 @@ impl Socket<PubProto> {
     /// for numbering and queueing (no system call, rarely an allocation), so
     /// that every subscriber's queue is in sequence-number order.
     ///
+    /// Being synchronous, it never yields to the runtime: the connections'
+    /// tasks write what it queued when they get to run. A task that does
+    /// nothing but publish in a loop, on a current-thread runtime, keeps them
+    /// from running, and once the queues are full every message is dropped;
+    /// yield now and then (`tokio::task::yield_now().await`), as any busy
+    /// loop on such a runtime must.
+    ///
     /// # Errors
     ///
     /// [`PublishError::Encode`] for a topic over 65,535 bytes or a payload
