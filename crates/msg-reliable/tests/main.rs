@@ -17,4 +17,3 @@ mod socket_receive_window;
 mod socket_recovery;
 mod socket_stats;
 mod socket_takeover;
-mod socket_tracing;
