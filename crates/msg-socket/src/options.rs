@@ -232,11 +232,8 @@ impl SocketOptions {
 
     /// First delay before reconnecting after a connection is lost or an
     /// attempt fails. Delays grow from here up to
-    /// [`reconnect_max`](Self::reconnect_max), and start from here again
-    /// once a connection has stayed up for a second (one closed sooner, say
-    /// refused by the peer's pattern as soon as it came up, does not reset
-    /// them). Shorthand for [`BackoffPolicy::initial_delay`]. Default:
-    /// 100 ms.
+    /// [`reconnect_max`](Self::reconnect_max). Shorthand for
+    /// [`BackoffPolicy::initial_delay`]. Default: 100 ms.
     pub fn reconnect_initial(&mut self, delay: Duration) -> &mut Self {
         self.reconnect.initial_delay(delay);
         self
@@ -266,8 +263,9 @@ impl SocketOptions {
     }
 
     /// How long a client waits before trying again after the server's
-    /// authenticator rejected it, instead of retrying in a tight loop.
-    /// Default: 5 s.
+    /// authenticator rejected it, instead of retrying in a tight loop; also
+    /// after a connection refused for its identity, and after a PAIR socket
+    /// that has its peer refused a connection it dialled. Default: 5 s.
     pub fn auth_reject_delay(&mut self, delay: Duration) -> &mut Self {
         self.auth_reject_delay = delay;
         self

@@ -268,10 +268,6 @@ fn refuse_at_once<C: Conn>(core: &Core, mut conn: C) {
     }
 }
 
-/// How long a connection must stay up for the reconnect backoff to start
-/// again from its initial delay.
-const STABLE_AFTER: Duration = Duration::from_secs(1);
-
 /// What one connect attempt gave.
 enum Attempt<C> {
     /// A connection with a finished handshake.
@@ -301,21 +297,14 @@ async fn connect_loop<T: Transport, P: Protocol>(
         };
         let extra_wait = match attempt {
             Attempt::Up(conn, peer, buf) => {
+                backoff.reset();
                 let id = peer.conn_id;
-                let up = tokio::time::Instant::now();
                 let conn = link::run(shared.clone(), conn, peer, buf).await;
-                // Only a connection that held resets the backoff: one that
-                // is closed as soon as it is up (a PAIR socket that has its
-                // peer refusing the one it dialled, a server that drops
-                // each client at once) must not make a loop at the
-                // initial delay.
-                if up.elapsed() >= STABLE_AFTER {
-                    backoff.reset();
-                }
                 close_conn(&core, &transport, conn);
                 if shared.take_refused(id) {
                     // The server announced an identity another principal
-                    // holds here: it will again, so no tight loop.
+                    // holds here, or this PAIR has its peer already: it
+                    // will again, so no tight loop.
                     core.opts.auth_reject_delay
                 } else {
                     Duration::ZERO

@@ -190,7 +190,8 @@ impl<P: Protocol> Shared<P> {
             state.links.insert(peer.conn_id, link);
             state.proto.handle_conn_up(now(), peer.clone());
             let refused = state.proto.is_refused(peer.conn_id);
-            if refused {
+            // Either way the connect loop waits before dialling again.
+            if refused || state.proto.is_occupied(peer.conn_id) {
                 state.refused.push(peer.conn_id);
             }
             refused
@@ -205,8 +206,9 @@ impl<P: Protocol> Shared<P> {
         refused
     }
 
-    /// Whether the protocol refused connection `id` as it came up; forgets
-    /// it. For the task that ran the connection, once it has ended.
+    /// Whether the protocol refused connection `id` as it came up (a
+    /// repeated identity, or a PAIR that has its peer); forgets it. For the
+    /// task that ran the connection, once it has ended.
     pub(crate) fn take_refused(&self, id: ConnId) -> bool {
         let mut state = lock(&self.state);
         let before = state.refused.len();

@@ -131,6 +131,15 @@ pub trait Protocol: Send + 'static {
         false
     }
 
+    /// Whether the pattern closed `conn` as soon as it came up because it
+    /// has every peer it takes (PAIR, with its one peer): asked right after
+    /// [`handle_conn_up`](Self::handle_conn_up). The driver then waits
+    /// before dialling that endpoint again, as for a refused identity,
+    /// rather than redialling at the backoff's first delay.
+    fn is_occupied(&self, _conn: ConnId) -> bool {
+        false
+    }
+
     /// A connection ended; whatever was queued on it is dropped.
     fn handle_conn_down(&mut self, now: Instant, conn: ConnId);
 

@@ -101,6 +101,11 @@ impl Protocol for PairProto {
         self.out.flush(&mut self.conns);
     }
 
+    /// Any connection but the peer was closed as it came up.
+    fn is_occupied(&self, conn: ConnId) -> bool {
+        self.peer.is_some_and(|peer| peer != conn)
+    }
+
     fn handle_conn_down(&mut self, _now: Instant, conn: ConnId) {
         self.conns.remove(conn);
         self.inbox.conn_down(conn);
