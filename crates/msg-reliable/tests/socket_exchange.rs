@@ -9,17 +9,8 @@ use msg_reliable::{MemoryBackend, ReliableSocket};
 const COUNT: u64 = 1_000;
 
 async fn exchange_both_ways(transport: &str) {
-    let (server, client, bind, _dir) = setup(transport);
-    let a =
-        ReliableSocket::open_with_socket_options(pid("a"), fast(), server, MemoryBackend::new())
-            .await
-            .unwrap();
-    let b =
-        ReliableSocket::open_with_socket_options(pid("b"), fast(), client, MemoryBackend::new())
-            .await
-            .unwrap();
-    let endpoint = a.bind(&bind).await.unwrap();
-    b.connect(&endpoint.to_string()).unwrap();
+    let (a, b, bind, _dir) = memory_pair(transport, fast()).await;
+    link(&a, &b, &bind).await;
 
     tokio::join!(
         send_all(&a, "a", "b", 1, COUNT),

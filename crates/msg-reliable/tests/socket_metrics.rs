@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use msg_reliable::{METRICS, MemoryBackend, ReliableSocket};
+use msg_reliable::METRICS;
 
 use crate::support::*;
 
@@ -45,27 +45,10 @@ fn stored_delivered_unacked_and_store_latency_are_exported() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let (server, client, bind, _dir) = setup("tcp");
             let mut opts = fast();
             opts.metrics_interval(Duration::from_millis(10));
-            let a = ReliableSocket::open_with_socket_options(
-                pid("a"),
-                opts.clone(),
-                server,
-                MemoryBackend::new(),
-            )
-            .await
-            .unwrap();
-            let b = ReliableSocket::open_with_socket_options(
-                pid("b"),
-                opts,
-                client,
-                MemoryBackend::new(),
-            )
-            .await
-            .unwrap();
-            let endpoint = a.bind(&bind).await.unwrap();
-            b.connect(&endpoint.to_string()).unwrap();
+            let (a, b, bind, _dir) = memory_pair("tcp", opts).await;
+            link(&a, &b, &bind).await;
             send_all(&a, "a", "b", 1, 10).await;
             receive_all(&b, "a", "b", 1, 10).await;
             a.wait_acked(&pid("b"), 10).await.unwrap();

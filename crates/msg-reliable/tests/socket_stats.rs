@@ -5,29 +5,19 @@
 use std::time::Duration;
 
 use crate::support::*;
-use msg_reliable::{MemoryBackend, ReliableSocket};
 
 const COUNT: u64 = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_count_what_each_side_stored_sent_delivered_and_acknowledged() {
-    let (server, client, bind, _dir) = setup("tcp");
-    let a =
-        ReliableSocket::open_with_socket_options(pid("a"), fast(), server, MemoryBackend::new())
-            .await
-            .unwrap();
-    let b =
-        ReliableSocket::open_with_socket_options(pid("b"), fast(), client, MemoryBackend::new())
-            .await
-            .unwrap();
+    let (a, b, bind, _dir) = memory_pair("tcp", fast()).await;
     let fresh = a.stats().await.unwrap();
     assert_eq!(
         (fresh.peers, fresh.stored_outgoing, fresh.delivered),
         (0, 0, 0)
     );
 
-    let endpoint = a.bind(&bind).await.unwrap();
-    b.connect(&endpoint.to_string()).unwrap();
+    link(&a, &b, &bind).await;
     tokio::join!(
         send_all(&a, "a", "b", 1, COUNT),
         receive_all(&b, "a", "b", 1, COUNT),

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::*;
-use msg_reliable::{MemoryBackend, ReliableSocket};
 
 /// A writer into a shared buffer, for the subscriber under test.
 #[derive(Clone, Default)]
@@ -55,25 +54,8 @@ fn a_message_s_life_from_send_to_to_acknowledgement_at_trace_level() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let (server, client, bind, _dir) = setup("tcp");
-            let a = ReliableSocket::open_with_socket_options(
-                pid("a"),
-                fast(),
-                server,
-                MemoryBackend::new(),
-            )
-            .await
-            .unwrap();
-            let b = ReliableSocket::open_with_socket_options(
-                pid("b"),
-                fast(),
-                client,
-                MemoryBackend::new(),
-            )
-            .await
-            .unwrap();
-            let endpoint = a.bind(&bind).await.unwrap();
-            b.connect(&endpoint.to_string()).unwrap();
+            let (a, b, bind, _dir) = memory_pair("tcp", fast()).await;
+            link(&a, &b, &bind).await;
             let seq = a.send_to(&pid("b"), "traced").await.unwrap();
             assert_eq!(seq, 1);
             let delivery = next(&b).await;

@@ -99,3 +99,37 @@ pub fn setup(transport: &str) -> (SocketOptions, SocketOptions, String, tempfile
     };
     (server, client, bind, dir)
 }
+
+/// Reliable sockets `a` (the binding side) and `b` (the connecting side)
+/// over `transport`, each with `opts` and an in-memory store, not yet
+/// connected (see [`link`]); the endpoint for `a` to bind, and the
+/// temporary directory that must outlive them.
+pub async fn memory_pair(
+    transport: &str,
+    opts: ReliableOptions,
+) -> (ReliableSocket, ReliableSocket, String, tempfile::TempDir) {
+    let (server, client, bind, dir) = setup(transport);
+    let a = ReliableSocket::open_with_socket_options(
+        pid("a"),
+        opts.clone(),
+        server,
+        msg_reliable::MemoryBackend::new(),
+    )
+    .await
+    .unwrap();
+    let b = ReliableSocket::open_with_socket_options(
+        pid("b"),
+        opts,
+        client,
+        msg_reliable::MemoryBackend::new(),
+    )
+    .await
+    .unwrap();
+    (a, b, bind, dir)
+}
+
+/// Binds `a` on `bind` and connects `b` to it.
+pub async fn link(a: &ReliableSocket, b: &ReliableSocket, bind: &str) {
+    let endpoint = a.bind(bind).await.unwrap();
+    b.connect(&endpoint.to_string()).unwrap();
+}
