@@ -29,12 +29,7 @@ fn a_router_echoes_each_dealer_message_and_names_its_sender() {
     .ok();
     answers.sort();
     assert_eq!(answers, ["", "job 1", "job 2"]);
-    let seen: Vec<serde_json::Value> = router
-        .finish()
-        .ok()
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let seen = router.finish().json();
     assert_eq!(
         seen,
         [

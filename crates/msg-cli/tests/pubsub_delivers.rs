@@ -42,11 +42,7 @@ fn pub_waits_for_a_subscriber_before_publishing() {
     let endpoint = publisher.listening();
     let sub = Proc::start(&["sub", &endpoint, "--count", "2", "--format", "json"]);
     publisher.finish().ok();
-    let lines = sub.finish().ok();
-    let mut messages: Vec<serde_json::Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut messages = sub.finish().json();
     // One connection, named by its id in each record.
     let conns: Vec<serde_json::Value> = messages
         .iter_mut()

@@ -31,12 +31,7 @@ fn push_sends_each_argument_as_a_message_over_ipc() {
         b"",
     )
     .ok();
-    let messages: Vec<serde_json::Value> = pull
-        .finish()
-        .ok()
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let messages = pull.finish().json();
     assert_eq!(
         messages,
         [

@@ -79,12 +79,7 @@ fn lines_sent_over_tcp_arrive_once_in_order_and_are_acknowledged() {
             .any(|l| l == "msg: bob acknowledged every message"),
         "{sent:#?}"
     );
-    let received: Vec<serde_json::Value> = recv
-        .finish()
-        .ok()
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let received = recv.finish().json();
     assert_eq!(
         received,
         [

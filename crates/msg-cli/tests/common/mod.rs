@@ -55,6 +55,16 @@ impl Finished {
         self.stdout
     }
 
+    /// Asserts success and returns stdout parsed as JSON lines (for
+    /// `--format json`).
+    #[track_caller]
+    pub fn json(self) -> Vec<serde_json::Value> {
+        self.ok()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// Asserts a failure reported the way every error is: exit status 1
     /// and exactly one `msg: error: ...` line on stderr. Returns the line.
     #[track_caller]
