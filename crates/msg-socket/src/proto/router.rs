@@ -183,7 +183,7 @@ impl Protocol for RouterProto {
         head: Vec<Bytes>,
         last: Frame,
     ) -> Result<(), Violation> {
-        let Some(c) = self.conns.get(conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return Ok(());
         };
         if self.routes.is_refused(conn) {
@@ -205,7 +205,7 @@ impl Protocol for RouterProto {
                 ));
             }
         };
-        if let (Some((_, id)), Some(c)) = (request, self.conns.get_mut(conn)) {
+        if let Some((_, id)) = request {
             let unanswered = &mut c.state;
             if unanswered.ids.len() < MAX_UNANSWERED {
                 unanswered.ids.insert(id);
@@ -213,9 +213,6 @@ impl Protocol for RouterProto {
                 unanswered.overflowed = true;
             }
         }
-        let Some(c) = self.conns.get(conn) else {
-            return Ok(());
-        };
         let route = Route::new(c.peer.identity.clone(), request);
         let message = Message::from_wire(head, payload);
         let size = message.size();
