@@ -5,7 +5,8 @@
 //! queue to one committer, here a tokio task that owns one database
 //! connection. It takes the first waiting request and everything else that
 //! is already queued (up to [`MAX_BATCH`]), sends all their writes in ONE
-//! transaction, pipelined (the statements go out back to back, without
+//! transaction (writes of one kind for one peer merged into one statement,
+//! see [`plan`]), pipelined (the statements go out back to back, without
 //! waiting for each answer), commits it (one `COMMIT`, one WAL flush with
 //! `synchronous_commit = on`), and only then answers every caller. While it
 //! waits for the commit, new requests pile up and become the next batch:
@@ -65,7 +66,7 @@
 //! cumulative ack covers it, and an incoming row when the application has
 //! acknowledged each of its messages (`acked` lists those it has).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,7 +83,7 @@ use crate::backend::queue::{
 };
 use crate::error::{StorageError, StorageErrorKind};
 use crate::peer::PeerId;
-use crate::proto::{IncomingState, OutgoingState};
+use crate::proto::{IncomingState, OutgoingState, StoreBatch};
 
 /// Most requests applied in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -1128,7 +1129,7 @@ async fn transaction(
 ) -> Result<(Vec<Outcome>, i64), TxnError> {
     let (client, st) = (&conn.client, &conn.st);
     // Encode first: a payload that cannot be stored fails alone.
-    let ops: Vec<Result<Op, StorageError>> = writes.iter().map(Op::new).collect();
+    let (ops, routes) = plan(writes);
     let fence_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&owner, &token, &lease];
     // `join4` polls its futures in order on its first poll, and each sends
     // its request on its first poll: the requests go out in this order.
@@ -1160,7 +1161,11 @@ async fn transaction(
         lost.get_or_insert_with(|| e.to_string());
     }
     if let Some(lost) = lost {
-        let known = outcomes.into_iter().collect::<Result<Vec<_>, _>>().ok();
+        let known = outcomes
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .map(|o| route(&o, &routes));
         return Err(TxnError::InDoubt {
             outcomes: known.filter(|_| fence.is_ok()),
             error: StorageError::new(StorageErrorKind::Io, lost),
@@ -1171,7 +1176,7 @@ async fn transaction(
         .and_then(|row| row.try_get::<_, i64>(0).map_err(io));
     let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
     match txn_no {
-        Ok(txn_no) => Ok((outcomes, txn_no)),
+        Ok(txn_no) => Ok((route(&outcomes, &routes), txn_no)),
         Err(e) => Err(TxnError::Committed(e)),
     }
 }
@@ -1204,23 +1209,173 @@ enum Op {
     },
 }
 
-impl Op {
-    fn new(w: &Write) -> Result<Self, StorageError> {
-        Ok(match w {
-            Write::Append { peer, payloads, .. } if payloads.is_empty() => Op::AppendEmpty {
-                peer: peer.as_bytes().to_vec(),
+/// Most payload bytes that appends of one group merge into one row.
+const MERGED_ROW: usize = 256 * 1024;
+
+/// Where a write's outcome comes from: the statement at index `op` of the
+/// plan, and the position of the write's first message in that
+/// statement's batch (added to the number the statement returns).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Route {
+    op: usize,
+    offset: u64,
+}
+
+/// A statement being planned: writes that merge are gathered here before
+/// they are encoded.
+enum Draft<'a> {
+    Append {
+        peer: &'a PeerId,
+        payloads: Vec<Bytes>,
+        bytes: usize,
+    },
+    AckOutgoing {
+        peer: &'a PeerId,
+        up_to: u64,
+    },
+    AckIncoming {
+        peer: &'a PeerId,
+        seqs: Vec<u64>,
+    },
+    /// An empty append: asks for the next number.
+    AppendEmpty {
+        peer: &'a PeerId,
+    },
+    Store {
+        peer: &'a PeerId,
+        batch: &'a StoreBatch,
+    },
+}
+
+/// The statements for a group of writes, in order, and where each write's
+/// outcome comes from.
+///
+/// Writes of the same kind for the same peer merge into one statement, so
+/// a group costs the server a few statements however many callers it
+/// carries: appends into one row (numbered in order, up to [`MERGED_ROW`]
+/// bytes), cumulative acknowledgements into the highest, the
+/// application's acknowledgements into one list. A merged statement runs
+/// where its first write stood. A write that would be ordered differently
+/// by that ends the merge: an empty append (which asks for the next
+/// number) ends its peer's appends, a stored incoming batch its peer's
+/// application acknowledgements.
+fn plan(writes: &[Write]) -> (Vec<Result<Op, StorageError>>, Vec<Route>) {
+    #[derive(PartialEq, Eq, Hash)]
+    enum Kind {
+        Append,
+        AckOutgoing,
+        AckIncoming,
+    }
+    let mut drafts: Vec<Draft<'_>> = Vec::new();
+    let mut routes = Vec::with_capacity(writes.len());
+    let mut open: HashMap<(Kind, &PeerId), usize> = HashMap::new();
+    for w in writes {
+        let key = match w {
+            Write::Append { peer, payloads, .. } if payloads.is_empty() => {
+                open.remove(&(Kind::Append, peer));
+                None
+            }
+            Write::Append { peer, .. } => Some((Kind::Append, peer)),
+            Write::AckOutgoing { peer, .. } => Some((Kind::AckOutgoing, peer)),
+            Write::AckIncoming { peer, .. } => Some((Kind::AckIncoming, peer)),
+            Write::StoreIncoming { peer, .. } => {
+                open.remove(&(Kind::AckIncoming, peer));
+                None
+            }
+        };
+        let into = key.as_ref().and_then(|k| open.get(k).copied());
+        let merged = into.and_then(|i| {
+            let offset = match (&mut drafts[i], w) {
+                (
+                    Draft::Append {
+                        payloads, bytes, ..
+                    },
+                    Write::Append { payloads: more, .. },
+                ) => {
+                    let size: usize = more.iter().map(Bytes::len).sum();
+                    if *bytes + size > MERGED_ROW {
+                        return None;
+                    }
+                    let offset = payloads.len() as u64;
+                    payloads.extend(more.iter().cloned());
+                    *bytes += size;
+                    offset
+                }
+                (Draft::AckOutgoing { up_to, .. }, Write::AckOutgoing { up_to: more, .. }) => {
+                    *up_to = (*up_to).max(*more);
+                    0
+                }
+                (Draft::AckIncoming { seqs, .. }, Write::AckIncoming { seqs: more, .. }) => {
+                    seqs.extend_from_slice(more);
+                    0
+                }
+                _ => return None,
+            };
+            Some(Route { op: i, offset })
+        });
+        if let Some(r) = merged {
+            routes.push(r);
+            continue;
+        }
+        let draft = match w {
+            Write::Append { peer, payloads, .. } if !payloads.is_empty() => Draft::Append {
+                peer,
+                payloads: payloads.clone(),
+                bytes: payloads.iter().map(Bytes::len).sum(),
             },
-            Write::Append { peer, payloads, .. } => Op::Append {
+            Write::AckOutgoing { peer, up_to, .. } => Draft::AckOutgoing {
+                peer,
+                up_to: *up_to,
+            },
+            Write::Append { peer, .. } => Draft::AppendEmpty { peer },
+            Write::AckIncoming { peer, seqs, .. } => Draft::AckIncoming {
+                peer,
+                seqs: seqs.clone(),
+            },
+            Write::StoreIncoming { peer, batch, .. } => Draft::Store { peer, batch },
+        };
+        if let Some(k) = key {
+            open.insert(k, drafts.len());
+        }
+        routes.push(Route {
+            op: drafts.len(),
+            offset: 0,
+        });
+        drafts.push(draft);
+    }
+    (drafts.into_iter().map(Op::new).collect(), routes)
+}
+
+/// Each write's outcome from its statement's: the number a merged append
+/// returned, moved on by the write's place in the row.
+fn route(outcomes: &[Outcome], routes: &[Route]) -> Vec<Outcome> {
+    routes
+        .iter()
+        .map(|r| outcomes[r.op].clone().map(|n| n + r.offset))
+        .collect()
+}
+
+impl Op {
+    fn new(d: Draft<'_>) -> Result<Self, StorageError> {
+        Ok(match d {
+            Draft::Append { peer, payloads, .. } => Op::Append {
                 peer: peer.as_bytes().to_vec(),
                 n: seq_to(payloads.len() as u64)?,
-                batch: encode_batch(payloads)?,
+                batch: encode_batch(&payloads)?,
             },
-            Write::AckOutgoing { peer, up_to, .. } => Op::AckOutgoing {
+            Draft::AckOutgoing { peer, up_to } => Op::AckOutgoing {
                 peer: peer.as_bytes().to_vec(),
-                up_to: seq_to(*up_to)?,
+                up_to: seq_to(up_to)?,
             },
-            Write::StoreIncoming { batch, .. } if batch.is_empty() => Op::StoreEmpty,
-            Write::StoreIncoming { peer, batch, .. } => Op::Store {
+            Draft::AckIncoming { peer, seqs } => Op::AckIncoming {
+                peer: peer.as_bytes().to_vec(),
+                seqs: seqs.iter().filter_map(|&s| i64::try_from(s).ok()).collect(),
+            },
+            Draft::AppendEmpty { peer } => Op::AppendEmpty {
+                peer: peer.as_bytes().to_vec(),
+            },
+            Draft::Store { batch, .. } if batch.is_empty() => Op::StoreEmpty,
+            Draft::Store { peer, batch } => Op::Store {
                 peer: peer.as_bytes().to_vec(),
                 first: seq_to(batch.first_seq())?,
                 last: seq_to(batch.last_seq())?,
@@ -1230,10 +1385,6 @@ impl Op {
                     Vec::new()
                 },
                 persist: batch.persist_payloads(),
-            },
-            Write::AckIncoming { peer, seqs, .. } => Op::AckIncoming {
-                peer: peer.as_bytes().to_vec(),
-                seqs: seqs.iter().filter_map(|&s| i64::try_from(s).ok()).collect(),
             },
         })
     }
@@ -1497,4 +1648,142 @@ fn poisoned() -> StorageError {
         "the store stopped after the connection broke during a commit whose outcome \
          or answers could not be learned; reopen the store",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+
+    fn peer(name: &str) -> PeerId {
+        name.parse().unwrap()
+    }
+
+    fn append(to: &str, sizes: &[usize]) -> Write {
+        Write::Append {
+            peer: peer(to),
+            payloads: sizes.iter().map(|&n| Bytes::from(vec![7; n])).collect(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn ack_out(to: &str, up_to: u64) -> Write {
+        Write::AckOutgoing {
+            peer: peer(to),
+            up_to,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn ack_in(from: &str, seqs: &[u64]) -> Write {
+        Write::AckIncoming {
+            peer: peer(from),
+            seqs: seqs.to_vec(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn store(from: &str, first: u64) -> Write {
+        Write::StoreIncoming {
+            peer: peer(from),
+            batch: StoreBatch::new(first, vec![Bytes::from_static(b"x")], true),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn at(op: usize, offset: u64) -> Route {
+        Route { op, offset }
+    }
+
+    #[test]
+    fn appends_to_one_peer_share_a_row_numbered_in_order() {
+        let writes = [
+            append("a", &[1, 1]),
+            append("b", &[1]),
+            append("a", &[1]),
+            append("a", &[1, 1, 1]),
+        ];
+        let (ops, routes) = plan(&writes);
+        assert_eq!(routes, [at(0, 0), at(1, 0), at(0, 2), at(0, 3)]);
+        assert_eq!(ops.len(), 2);
+        let Ok(Op::Append { n, batch, .. }) = &ops[0] else {
+            panic!("the first statement is a's append");
+        };
+        assert_eq!(*n, 6);
+        assert_eq!(decode_batch(Bytes::from(batch.clone())).unwrap().len(), 6);
+        // The row's first number is 10: each write gets its own first.
+        let outcomes = route(&[Ok(10), Ok(40)], &routes);
+        let firsts: Vec<u64> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert_eq!(firsts, [10, 40, 12, 13]);
+    }
+
+    #[test]
+    fn a_full_row_or_an_empty_append_starts_a_new_row() {
+        let big = MERGED_ROW / 2 + 1;
+        let writes = [
+            append("a", &[big]),
+            append("a", &[big]),
+            append("a", &[1]),
+            append("a", &[]),
+            append("a", &[1]),
+        ];
+        let (ops, routes) = plan(&writes);
+        // The second does not fit with the first and starts the row that
+        // the third joins; the empty append stands alone and closes that
+        // row, so the last append's number comes after the one it reported.
+        assert_eq!(routes, [at(0, 0), at(1, 0), at(1, 1), at(2, 0), at(3, 0)]);
+        assert!(matches!(ops[2], Ok(Op::AppendEmpty { .. })));
+        assert_eq!(ops.len(), 4);
+    }
+
+    #[test]
+    fn acknowledgements_merge_per_peer() {
+        let writes = [
+            ack_out("a", 5),
+            ack_in("a", &[1, 2]),
+            ack_out("a", 9),
+            ack_out("a", 7),
+            ack_in("a", &[3]),
+            ack_out("b", 2),
+        ];
+        let (ops, routes) = plan(&writes);
+        assert_eq!(
+            routes,
+            [at(0, 0), at(1, 0), at(0, 0), at(0, 0), at(1, 0), at(2, 0)]
+        );
+        assert!(matches!(ops[0], Ok(Op::AckOutgoing { up_to: 9, .. })));
+        let Ok(Op::AckIncoming { seqs, .. }) = &ops[1] else {
+            panic!("the second statement is a's application acks");
+        };
+        assert_eq!(seqs, &[1, 2, 3]);
+        assert!(matches!(ops[2], Ok(Op::AckOutgoing { up_to: 2, .. })));
+    }
+
+    #[test]
+    fn a_stored_batch_ends_the_merge_of_application_acks() {
+        let writes = [ack_in("a", &[1]), store("a", 2), ack_in("a", &[2])];
+        let (ops, routes) = plan(&writes);
+        assert_eq!(routes, [at(0, 0), at(1, 0), at(2, 0)]);
+        assert!(matches!(ops[1], Ok(Op::Store { first: 2, .. })));
+    }
+
+    #[test]
+    fn a_failed_statement_fails_every_write_merged_into_it() {
+        let writes = [append("a", &[1]), append("a", &[1]), ack_out("a", 1)];
+        let (_, routes) = plan(&writes);
+        let e = StorageError::from_kind(StorageErrorKind::Conflict);
+        let outcomes = route(&[Err(e), Ok(0)], &routes);
+        let kinds: Vec<_> = outcomes
+            .iter()
+            .map(|o| o.as_ref().err().map(|e| e.kind()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                Some(StorageErrorKind::Conflict),
+                Some(StorageErrorKind::Conflict),
+                None
+            ]
+        );
+    }
 }
