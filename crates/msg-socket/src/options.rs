@@ -199,7 +199,13 @@ impl SocketOptions {
     /// A Rep socket stops reading from its clients while the queue is full
     /// (they feel TCP backpressure); a Sub socket drops the newest message
     /// and counts it; Pull, Dealer, Router and Pair stop reading only the
-    /// connection that is at its mark. Default: 1,000.
+    /// connection that is at its mark.
+    ///
+    /// A Sub, Pull, Dealer, Router or Pair handle takes up to 32 waiting
+    /// messages (64 KiB of payload, or one larger message) from the queue
+    /// at a time and hands them out one by one without locking the socket;
+    /// those belong to the application and no longer count here, so up to
+    /// that many more can be held by a receiving socket. Default: 1,000.
     pub fn recv_hwm(&mut self, messages: usize) -> &mut Self {
         self.recv_hwm = messages;
         self

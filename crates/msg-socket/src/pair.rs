@@ -84,7 +84,7 @@ impl Socket<PairProto> {
 
     /// The next message from the peer; `None` once the socket is closed.
     pub async fn recv(&mut self) -> Option<Message> {
-        flow::recv(&self.shared).await
+        flow::recv(&self.shared, &mut self.taken).await
     }
 
     /// Second connections refused so far because the socket had its peer.
@@ -96,7 +96,8 @@ impl Socket<PairProto> {
 impl Stream for Socket<PairProto> {
     type Item = Message;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        flow::poll_recv(&self.shared, cx)
+        let this = self.get_mut();
+        flow::poll_recv(&this.shared, &mut this.taken, cx)
     }
 }
 

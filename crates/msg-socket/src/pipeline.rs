@@ -111,14 +111,15 @@ pub type PullSocket = Socket<PullProto>;
 impl Socket<PullProto> {
     /// The next message; `None` once the socket is closed.
     pub async fn recv(&mut self) -> Option<Message> {
-        flow::recv(&self.shared).await
+        flow::recv(&self.shared, &mut self.taken).await
     }
 }
 
 impl Stream for Socket<PullProto> {
     type Item = Message;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        flow::poll_recv(&self.shared, cx)
+        let this = self.get_mut();
+        flow::poll_recv(&this.shared, &mut this.taken, cx)
     }
 }
 

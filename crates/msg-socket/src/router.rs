@@ -182,7 +182,7 @@ pub type RouterSocket = Socket<RouterProto>;
 impl Socket<RouterProto> {
     /// The next message and its route; `None` once the socket is closed.
     pub async fn recv(&mut self) -> Option<(Route, Message)> {
-        flow::recv(&self.shared).await
+        flow::recv(&self.shared, &mut self.taken).await
     }
 
     /// Sends `message` to the peer `route` names (an answer when the route
@@ -285,6 +285,7 @@ fn outcome(route: &Route, status: RouteStatus) -> Result<(), RouteError> {
 impl Stream for Socket<RouterProto> {
     type Item = (Route, Message);
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<(Route, Message)>> {
-        flow::poll_recv(&self.shared, cx)
+        let this = self.get_mut();
+        flow::poll_recv(&this.shared, &mut this.taken, cx)
     }
 }

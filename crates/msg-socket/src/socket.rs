@@ -3,6 +3,7 @@
 //! [`Socket`] carries them once for every pattern: its type parameter is
 //! the pattern's state machine (a [`Protocol`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -56,6 +57,9 @@ pub struct Socket<P: Protocol> {
     /// A message handed to the socket's `Sink::start_send` that had no room
     /// yet: offered again by `poll_ready` and `poll_flush`.
     pub(crate) unsent: Option<Encoded>,
+    /// Deliveries taken from the socket and not yet handed out (see
+    /// `flow::poll_recv`).
+    pub(crate) taken: VecDeque<P::Delivery>,
 }
 
 impl<P: Protocol> Socket<P> {
@@ -76,6 +80,7 @@ impl<P: Protocol> Socket<P> {
         Ok(Self {
             shared: Shared::new(core, proto),
             unsent: None,
+            taken: VecDeque::new(),
         })
     }
 

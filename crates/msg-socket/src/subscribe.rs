@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 use crate::driver::conn::PeerInfo;
+use crate::flow;
 use crate::message::Message;
 use crate::proto::subscribe::SubProto;
 use crate::socket::Socket;
@@ -224,26 +225,14 @@ impl Socket<SubProto> {
 
     /// The next message; `None` once the socket is closed.
     pub async fn recv(&mut self) -> Option<PubMessage> {
-        poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<PubMessage>> {
-        self.shared.with_state(|state| {
-            if let Some(msg) = state.proto.poll_delivery() {
-                return Poll::Ready(Some(msg));
-            }
-            if self.shared.core.is_closing() {
-                return Poll::Ready(None);
-            }
-            state.wait_for_delivery(cx.waker());
-            Poll::Pending
-        })
+        flow::recv(&self.shared, &mut self.taken).await
     }
 }
 
 impl Stream for Socket<SubProto> {
     type Item = PubMessage;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PubMessage>> {
-        self.poll_recv(cx)
+        let this = self.get_mut();
+        flow::poll_recv(&this.shared, &mut this.taken, cx)
     }
 }

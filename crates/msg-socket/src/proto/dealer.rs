@@ -45,6 +45,7 @@ impl DealerProto {
 
 impl Protocol for DealerProto {
     type ConnState = ();
+    type Delivery = crate::message::Message;
 
     const SOCKET_TYPE: SocketType = SocketType::Dealer;
 

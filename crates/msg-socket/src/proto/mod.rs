@@ -93,6 +93,10 @@ pub trait Protocol: Send + 'static {
     /// What the pattern keeps per connection.
     type ConnState: Send;
 
+    /// What the application takes from the socket's receiving handle
+    /// (`()` for the patterns whose handle receives nothing this way).
+    type Delivery: Send + std::fmt::Debug;
+
     /// The socket type announced in the handshake.
     const SOCKET_TYPE: SocketType;
 

@@ -53,6 +53,7 @@ impl PairProto {
 
 impl Protocol for PairProto {
     type ConnState = ();
+    type Delivery = crate::message::Message;
 
     const SOCKET_TYPE: SocketType = SocketType::Pair;
 

@@ -117,6 +117,7 @@ impl PeerProto {
 
 impl Protocol for PeerProto {
     type ConnState = ();
+    type Delivery = ();
 
     const SOCKET_TYPE: SocketType = SocketType::Peer;
 

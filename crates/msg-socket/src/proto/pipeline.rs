@@ -33,6 +33,7 @@ impl PushProto {
 
 impl Protocol for PushProto {
     type ConnState = ();
+    type Delivery = ();
 
     const SOCKET_TYPE: SocketType = SocketType::Push;
 
@@ -138,6 +139,7 @@ pub(crate) fn one_way(
 
 impl Protocol for PullProto {
     type ConnState = ();
+    type Delivery = Message;
 
     const SOCKET_TYPE: SocketType = SocketType::Pull;
 

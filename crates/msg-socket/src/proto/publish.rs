@@ -106,6 +106,7 @@ impl PubProto {
 
 impl Protocol for PubProto {
     type ConnState = Subscriber;
+    type Delivery = ();
 
     const SOCKET_TYPE: SocketType = SocketType::Pub;
 

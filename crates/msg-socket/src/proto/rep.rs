@@ -122,6 +122,7 @@ impl RepProto {
 
 impl Protocol for RepProto {
     type ConnState = ();
+    type Delivery = ();
 
     const SOCKET_TYPE: SocketType = SocketType::Rep;
 

@@ -139,6 +139,7 @@ impl ReqProto {
 
 impl Protocol for ReqProto {
     type ConnState = ();
+    type Delivery = ();
 
     const SOCKET_TYPE: SocketType = SocketType::Req;
 

@@ -126,6 +126,7 @@ impl RouterProto {
 
 impl Protocol for RouterProto {
     type ConnState = Unanswered;
+    type Delivery = (crate::router::Route, crate::message::Message);
 
     const SOCKET_TYPE: SocketType = SocketType::Router;
 

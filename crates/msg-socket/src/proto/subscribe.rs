@@ -118,6 +118,7 @@ impl SubProto {
 
 impl Protocol for SubProto {
     type ConnState = Publisher;
+    type Delivery = crate::subscribe::PubMessage;
 
     const SOCKET_TYPE: SocketType = SocketType::Sub;
 
