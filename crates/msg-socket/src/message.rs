@@ -179,9 +179,19 @@ impl Message {
         // reference-count traffic here.
         let mut head = Vec::with_capacity(self.head.len());
         for payload in self.head {
-            head.push(encode_frame(codec, &Frame::Part { payload }, compression)?);
+            head.push(match codec.encode_small_part(false, payload, compression) {
+                Ok(small) => small,
+                Err(payload) => encode_frame(codec, &Frame::Part { payload }, compression)?,
+            });
         }
-        let last = encode_frame(codec, &frame(self.last), compression)?;
+        let last = match frame(self.last) {
+            Frame::Message { payload } => match codec.encode_small_part(true, payload, compression)
+            {
+                Ok(small) => small,
+                Err(payload) => encode_frame(codec, &Frame::Message { payload }, compression)?,
+            },
+            other => encode_frame(codec, &other, compression)?,
+        };
         Ok(Encoded { head, last })
     }
 }

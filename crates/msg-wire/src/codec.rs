@@ -242,6 +242,41 @@ impl FrameCodec {
         })
     }
 
+    /// Encodes a [`Frame::Message`] (`last`) or [`Frame::Part`] of `payload`
+    /// without touching the heap or any reference count when it can: a
+    /// payload under 2 KiB that goes uncompressed (no `compression`, or a
+    /// payload under [`compress_min_size`](WireOptions::compress_min_size))
+    /// gets its 7-byte header from a static table, and the payload moves
+    /// into the frame. The result is what
+    /// [`encode_parts`](Self::encode_parts) gives for the same frame.
+    ///
+    /// # Errors
+    ///
+    /// The payload, given back, when that does not apply: encode the frame
+    /// the general way, which also reports a payload over the frame limit
+    /// or an unavailable compression.
+    pub fn encode_small_part(
+        &self,
+        last: bool,
+        payload: Bytes,
+        compression: Compression,
+    ) -> Result<EncodedFrame, Bytes> {
+        let len = payload.len();
+        let plain = compression == Compression::None || len < self.opts.get_compress_min_size();
+        if len >= STATIC_HEADERS || !plain || len > self.opts.get_max_frame_size() {
+            return Err(payload);
+        }
+        let table = if last {
+            &MESSAGE_HEADERS
+        } else {
+            &PART_HEADERS
+        };
+        Ok(EncodedFrame {
+            header: Bytes::from_static(&table[len]),
+            payload,
+        })
+    }
+
     /// Validate `frame`, decide on compression and work out the lengths.
     fn plan(&self, frame: &Frame, compression: Compression) -> Result<Plan, WireError> {
         if !compression.is_available() {
@@ -326,6 +361,38 @@ impl FrameCodec {
             payload: wire_payload,
         })
     }
+}
+
+/// Payload lengths below this have static headers for their `Message` and
+/// `Part` frames ([`FrameCodec::encode_small_part`]).
+const STATIC_HEADERS: usize = 2048;
+
+/// The uncompressed `Message` frame header for each payload length.
+static MESSAGE_HEADERS: [[u8; HEADER_LEN]; STATIC_HEADERS] = headers(FrameKind::Message);
+
+/// The uncompressed `Part` frame header for each payload length.
+static PART_HEADERS: [[u8; HEADER_LEN]; STATIC_HEADERS] = headers(FrameKind::Part);
+
+/// The header of an uncompressed frame of `kind` (one without fixed fields)
+/// for every payload length below [`STATIC_HEADERS`], as [`write_header`]
+/// writes it.
+const fn headers(kind: FrameKind) -> [[u8; HEADER_LEN]; STATIC_HEADERS] {
+    let mut out = [[0; HEADER_LEN]; STATIC_HEADERS];
+    let mut len = 0;
+    while len < STATIC_HEADERS {
+        let body = (len as u32).to_be_bytes();
+        out[len] = [
+            body[0],
+            body[1],
+            body[2],
+            body[3],
+            PROTOCOL_VERSION,
+            kind.code(),
+            Compression::None.id(),
+        ];
+        len += 1;
+    }
+    out
 }
 
 /// What [`FrameCodec::plan`] decided for one frame.
@@ -809,6 +876,76 @@ mod tests {
         assert!(matches!(err, WireError::UnknownKind(0x42)));
         // Incomplete but fine so far.
         assert!(check_header(&[0, 0, 0, 8, 1, 6], 1024).unwrap().is_none());
+    }
+
+    #[test]
+    fn small_parts_get_the_header_the_general_path_writes() {
+        let mut codec = FrameCodec::new();
+        for len in [0, 1, 64, 1000, STATIC_HEADERS - 1] {
+            let payload = Bytes::from(vec![9; len]);
+            for last in [true, false] {
+                let frame = if last {
+                    Frame::Message {
+                        payload: payload.clone(),
+                    }
+                } else {
+                    Frame::Part {
+                        payload: payload.clone(),
+                    }
+                };
+                let general = codec.encode_parts(&frame, Compression::None).unwrap();
+                let fast = codec
+                    .encode_small_part(last, payload.clone(), Compression::None)
+                    .unwrap();
+                assert_eq!(fast, general, "len {len}, last {last}");
+                // Below the compression threshold, compression changes nothing.
+                #[cfg(feature = "lz4")]
+                if len < codec.options().get_compress_min_size() {
+                    let fast = codec.encode_small_part(last, payload.clone(), Compression::Lz4);
+                    assert_eq!(fast.unwrap(), general);
+                }
+                let mut bytes = BytesMut::new();
+                codec
+                    .encode_with(&frame, Compression::None, &mut bytes)
+                    .unwrap();
+                assert_eq!(fast.to_bytes(), bytes.freeze());
+            }
+        }
+    }
+
+    #[test]
+    fn small_parts_that_do_not_fit_the_table_go_back() {
+        let codec = FrameCodec::new();
+        let big = Bytes::from(vec![1; STATIC_HEADERS]);
+        assert_eq!(
+            codec.encode_small_part(true, big.clone(), Compression::None),
+            Err(big)
+        );
+        // Over the frame limit: the general path reports it.
+        let mut opts = WireOptions::new();
+        opts.max_frame_size(10);
+        let small_limit = FrameCodec::with_options(opts);
+        let eleven = Bytes::from(vec![1; 11]);
+        assert!(
+            small_limit
+                .encode_small_part(true, eleven.clone(), Compression::None)
+                .is_err()
+        );
+        assert!(
+            small_limit
+                .encode_parts(&Frame::Message { payload: eleven }, Compression::None)
+                .is_err()
+        );
+        // Worth compressing: not for the table.
+        let mut opts = WireOptions::new();
+        opts.compress_min_size(16);
+        let eager = FrameCodec::with_options(opts);
+        let compressible = Bytes::from(vec![0; 1024]);
+        assert!(
+            eager
+                .encode_small_part(true, compressible, Compression::Zstd)
+                .is_err()
+        );
     }
 
     #[test]
