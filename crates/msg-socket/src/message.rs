@@ -179,19 +179,9 @@ impl Message {
         // reference-count traffic here.
         let mut head = Vec::with_capacity(self.head.len());
         for payload in self.head {
-            head.push(match codec.encode_small_part(false, payload, compression) {
-                Ok(small) => small,
-                Err(payload) => encode_frame(codec, &Frame::Part { payload }, compression)?,
-            });
+            head.push(encode_frame(codec, Frame::Part { payload }, compression)?);
         }
-        let last = match frame(self.last) {
-            Frame::Message { payload } => match codec.encode_small_part(true, payload, compression)
-            {
-                Ok(small) => small,
-                Err(payload) => encode_frame(codec, &Frame::Message { payload }, compression)?,
-            },
-            other => encode_frame(codec, &other, compression)?,
-        };
+        let last = encode_frame(codec, frame(self.last), compression)?;
         Ok(Encoded { head, last })
     }
 }
@@ -211,23 +201,28 @@ thread_local! {
     static HEADERS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// Encodes `frame` with its header in this thread's header chunk, not an
-/// allocation of its own.
+/// Encodes `frame`: with a static header where the codec has one
+/// ([`FrameCodec::encode_small`]), otherwise with its header in this
+/// thread's header chunk, not an allocation of its own.
 fn encode_frame(
     codec: &FrameCodec,
-    frame: &Frame,
+    frame: Frame,
     compression: Compression,
 ) -> Result<EncodedFrame, WireError> {
+    let frame = match codec.encode_small(frame, compression) {
+        Ok(small) => return Ok(small),
+        Err(frame) => frame,
+    };
     HEADERS
         .try_with(|chunk| {
             let mut chunk = chunk.borrow_mut();
             if chunk.capacity() < HEADER_ROOM {
                 *chunk = BytesMut::with_capacity(HEADER_CHUNK);
             }
-            codec.encode_parts_in(frame, compression, &mut chunk)
+            codec.encode_parts_in(&frame, compression, &mut chunk)
         })
         // The thread is exiting and its chunk is gone.
-        .unwrap_or_else(|_| codec.encode_parts(frame, compression))
+        .unwrap_or_else(|_| codec.encode_parts(&frame, compression))
 }
 
 /// A message encoded for the wire: the frames of its parts, queued on one

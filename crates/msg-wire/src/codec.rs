@@ -242,39 +242,50 @@ impl FrameCodec {
         })
     }
 
-    /// Encodes a [`Frame::Message`] (`last`) or [`Frame::Part`] of `payload`
-    /// without touching the heap or any reference count when it can: a
-    /// payload under 2 KiB that goes uncompressed (no `compression`, or a
-    /// payload under [`compress_min_size`](WireOptions::compress_min_size))
-    /// gets its 7-byte header from a static table, and the payload moves
-    /// into the frame. The result is what
-    /// [`encode_parts`](Self::encode_parts) gives for the same frame.
+    /// Encodes `frame` without touching the heap or any reference count
+    /// when it can: a [`Frame::Message`], a [`Frame::Part`] or a
+    /// [`Frame::Request`] with id 0 (as DEALER and REQ sockets first encode
+    /// theirs) whose payload is under 2 KiB and goes uncompressed (no
+    /// `compression`, or a payload under
+    /// [`compress_min_size`](WireOptions::compress_min_size)) gets its header
+    /// from a static table, and the payload moves into the result. That is
+    /// what [`encode_parts`](Self::encode_parts) gives for the same frame.
     ///
     /// # Errors
     ///
-    /// The payload, given back, when that does not apply: encode the frame
-    /// the general way, which also reports a payload over the frame limit
-    /// or an unavailable compression.
-    pub fn encode_small_part(
+    /// The frame, given back, when that does not apply: encode it the
+    /// general way, which also reports a payload over the frame limit or an
+    /// unavailable compression.
+    pub fn encode_small(
         &self,
-        last: bool,
-        payload: Bytes,
+        frame: Frame,
         compression: Compression,
-    ) -> Result<EncodedFrame, Bytes> {
-        let len = payload.len();
-        let plain = compression == Compression::None || len < self.opts.get_compress_min_size();
-        if len >= STATIC_HEADERS || !plain || len > self.opts.get_max_frame_size() {
-            return Err(payload);
-        }
-        let table = if last {
-            &MESSAGE_HEADERS
-        } else {
-            &PART_HEADERS
+    ) -> Result<EncodedFrame, Frame> {
+        let (header, payload): (&'static [u8], Bytes) = match frame {
+            Frame::Message { payload } if self.small(&payload, 0, compression) => {
+                (&MESSAGE_HEADERS[payload.len()], payload)
+            }
+            Frame::Part { payload } if self.small(&payload, 0, compression) => {
+                (&PART_HEADERS[payload.len()], payload)
+            }
+            Frame::Request { id: 0, payload } if self.small(&payload, 8, compression) => {
+                (&REQUEST_HEADERS[payload.len()], payload)
+            }
+            other => return Err(other),
         };
         Ok(EncodedFrame {
-            header: Bytes::from_static(&table[len]),
+            header: Bytes::from_static(header),
             payload,
         })
+    }
+
+    /// Whether a `payload` after `fixed` bytes of fixed fields has a static
+    /// header: short, uncompressed, and within the frame limit.
+    fn small(&self, payload: &Bytes, fixed: usize, compression: Compression) -> bool {
+        let len = payload.len();
+        len < STATIC_HEADERS
+            && (compression == Compression::None || len < self.opts.get_compress_min_size())
+            && len + fixed <= self.opts.get_max_frame_size()
     }
 
     /// Validate `frame`, decide on compression and work out the lengths.
@@ -363,8 +374,8 @@ impl FrameCodec {
     }
 }
 
-/// Payload lengths below this have static headers for their `Message` and
-/// `Part` frames ([`FrameCodec::encode_small_part`]).
+/// Payload lengths below this have static headers
+/// ([`FrameCodec::encode_small`]).
 const STATIC_HEADERS: usize = 2048;
 
 /// The uncompressed `Message` frame header for each payload length.
@@ -373,23 +384,25 @@ static MESSAGE_HEADERS: [[u8; HEADER_LEN]; STATIC_HEADERS] = headers(FrameKind::
 /// The uncompressed `Part` frame header for each payload length.
 static PART_HEADERS: [[u8; HEADER_LEN]; STATIC_HEADERS] = headers(FrameKind::Part);
 
-/// The header of an uncompressed frame of `kind` (one without fixed fields)
-/// for every payload length below [`STATIC_HEADERS`], as [`write_header`]
-/// writes it.
-const fn headers(kind: FrameKind) -> [[u8; HEADER_LEN]; STATIC_HEADERS] {
-    let mut out = [[0; HEADER_LEN]; STATIC_HEADERS];
+/// The uncompressed `Request` frame header with id 0 (the 7-byte header and
+/// the 8-byte id) for each payload length.
+static REQUEST_HEADERS: [[u8; HEADER_LEN + 8]; STATIC_HEADERS] = headers(FrameKind::Request);
+
+/// The header of an uncompressed frame of `kind` whose fixed fields (the
+/// `N - HEADER_LEN` bytes after the 7-byte header) are all zero, for every
+/// payload length below [`STATIC_HEADERS`], as [`write_header`] writes it.
+const fn headers<const N: usize>(kind: FrameKind) -> [[u8; N]; STATIC_HEADERS] {
+    let mut out = [[0; N]; STATIC_HEADERS];
     let mut len = 0;
     while len < STATIC_HEADERS {
-        let body = (len as u32).to_be_bytes();
-        out[len] = [
-            body[0],
-            body[1],
-            body[2],
-            body[3],
-            PROTOCOL_VERSION,
-            kind.code(),
-            Compression::None.id(),
-        ];
+        let body = ((len + N - HEADER_LEN) as u32).to_be_bytes();
+        out[len][0] = body[0];
+        out[len][1] = body[1];
+        out[len][2] = body[2];
+        out[len][3] = body[3];
+        out[len][4] = PROTOCOL_VERSION;
+        out[len][5] = kind.code();
+        out[len][6] = Compression::None.id();
         len += 1;
     }
     out
@@ -878,30 +891,35 @@ mod tests {
         assert!(check_header(&[0, 0, 0, 8, 1, 6], 1024).unwrap().is_none());
     }
 
+    /// The frames with static headers, with `payload`.
+    fn small_frames(payload: &Bytes) -> [Frame; 3] {
+        let payload = payload.clone();
+        [
+            Frame::Message {
+                payload: payload.clone(),
+            },
+            Frame::Part {
+                payload: payload.clone(),
+            },
+            Frame::Request { id: 0, payload },
+        ]
+    }
+
     #[test]
-    fn small_parts_get_the_header_the_general_path_writes() {
+    fn small_frames_get_the_header_the_general_path_writes() {
         let mut codec = FrameCodec::new();
         for len in [0, 1, 64, 1000, STATIC_HEADERS - 1] {
             let payload = Bytes::from(vec![9; len]);
-            for last in [true, false] {
-                let frame = if last {
-                    Frame::Message {
-                        payload: payload.clone(),
-                    }
-                } else {
-                    Frame::Part {
-                        payload: payload.clone(),
-                    }
-                };
+            for frame in small_frames(&payload) {
                 let general = codec.encode_parts(&frame, Compression::None).unwrap();
                 let fast = codec
-                    .encode_small_part(last, payload.clone(), Compression::None)
+                    .encode_small(frame.clone(), Compression::None)
                     .unwrap();
-                assert_eq!(fast, general, "len {len}, last {last}");
+                assert_eq!(fast, general, "len {len}, {frame:?}");
                 // Below the compression threshold, compression changes nothing.
                 #[cfg(feature = "lz4")]
                 if len < codec.options().get_compress_min_size() {
-                    let fast = codec.encode_small_part(last, payload.clone(), Compression::Lz4);
+                    let fast = codec.encode_small(frame.clone(), Compression::Lz4);
                     assert_eq!(fast.unwrap(), general);
                 }
                 let mut bytes = BytesMut::new();
@@ -914,38 +932,58 @@ mod tests {
     }
 
     #[test]
-    fn small_parts_that_do_not_fit_the_table_go_back() {
+    fn other_frames_go_back_for_the_general_path() {
         let codec = FrameCodec::new();
         let big = Bytes::from(vec![1; STATIC_HEADERS]);
-        assert_eq!(
-            codec.encode_small_part(true, big.clone(), Compression::None),
-            Err(big)
-        );
-        // Over the frame limit: the general path reports it.
+        for frame in small_frames(&big) {
+            assert_eq!(
+                codec.encode_small(frame.clone(), Compression::None),
+                Err(frame)
+            );
+        }
+        let small = Bytes::from_static(b"hi");
+        for frame in [
+            Frame::Request {
+                id: 7,
+                payload: small.clone(),
+            },
+            Frame::Reply {
+                id: 0,
+                payload: small.clone(),
+            },
+            Frame::Ping { nonce: 0 },
+        ] {
+            assert_eq!(
+                codec.encode_small(frame.clone(), Compression::None),
+                Err(frame)
+            );
+        }
+        // Over the frame limit (the id counts): the general path reports it.
         let mut opts = WireOptions::new();
         opts.max_frame_size(10);
         let small_limit = FrameCodec::with_options(opts);
-        let eleven = Bytes::from(vec![1; 11]);
+        let request = Frame::Request {
+            id: 0,
+            payload: Bytes::from_static(b"xyz"),
+        };
         assert!(
             small_limit
-                .encode_small_part(true, eleven.clone(), Compression::None)
+                .encode_small(request.clone(), Compression::None)
                 .is_err()
         );
         assert!(
             small_limit
-                .encode_parts(&Frame::Message { payload: eleven }, Compression::None)
+                .encode_parts(&request, Compression::None)
                 .is_err()
         );
         // Worth compressing: not for the table.
         let mut opts = WireOptions::new();
         opts.compress_min_size(16);
         let eager = FrameCodec::with_options(opts);
-        let compressible = Bytes::from(vec![0; 1024]);
-        assert!(
-            eager
-                .encode_small_part(true, compressible, Compression::Zstd)
-                .is_err()
-        );
+        let compressible = Frame::Message {
+            payload: Bytes::from(vec![0; 1024]),
+        };
+        assert!(eager.encode_small(compressible, Compression::Zstd).is_err());
     }
 
     #[test]
